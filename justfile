@@ -1,0 +1,38 @@
+# Zero Latency: project tasks. Run through `python3 dev.py <recipe>` on a fresh machine,
+# or `just <recipe>` inside the activated .venv.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+python := justfile_directory() / ".venv/bin/python"
+
+# List the recipes.
+default:
+    @just --list
+
+# Make .venv and install the project with its dev tools.
+setup:
+    python3 dev.py --version
+
+# Run the whole test suite (the README's test command runs this).
+test *args:
+    {{python}} -m pytest {{args}}
+
+# Format check, lint, types (strict) and the layer contracts.
+check:
+    {{python}} -m ruff format --check .
+    {{python}} -m ruff check .
+    {{python}} -m mypy
+    .venv/bin/lint-imports
+
+# Rewrite files to the project's format and fix what the linter can.
+fmt:
+    {{python}} -m ruff format .
+    {{python}} -m ruff check --fix .
+
+# Run every benchmark; each prints one JSON object on its last line.
+bench *args:
+    {{python}} -m bench.actors {{args}}
+
+# Benchmark the actor runtime against bare Trio channels.
+bench-actors *args:
+    {{python}} -m bench.actors {{args}}

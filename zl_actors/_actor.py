@@ -1,0 +1,171 @@
+"""Actors: a class with a bounded mailbox whose ``handle`` sees one message at a time."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
+
+import trio
+
+from . import _lifecycle
+from ._cell import Cell, CellState, Fault, StopMode
+from ._errors import ActorStopped, DuplicateName
+from ._ref import ActorRef, SupervisorRef, ref_of
+from ._spec import ActorSpec, Restart, SupervisorSpec
+
+if TYPE_CHECKING:
+    from ._lifecycle import StartFlag
+    from ._spec import ChildSpec
+    from ._system import ActorSystem
+
+M = TypeVar("M")
+N = TypeVar("N")
+
+# on_stop runs even when the actor is being cancelled; it gets this long, shielded.
+ON_STOP_TIMEOUT_S = 1.0
+
+
+class Actor(Generic[M]):
+    """Subclass this and implement ``handle``.
+
+    The runtime calls ``on_start`` before the actor counts as started (a spawn returns
+    after it), then ``handle`` for each message in order, never two at once, then
+    ``on_stop``. An exception from any of them is a failure that the supervisor sees.
+    For a ``Request`` sent with ``ask``, the value ``handle`` returns is the answer.
+
+    ``mailbox_capacity`` is a decision, not a default: how many messages may wait before
+    senders are made to wait (``send``) or refused (``send_nowait``).
+    """
+
+    mailbox_capacity: ClassVar[int] = 64
+
+    async def on_start(self, ctx: ActorContext[M]) -> None:
+        """Start-up work (open resources, start background tasks in ``ctx.nursery``)."""
+
+    async def handle(self, message: M, ctx: ActorContext[M]) -> Any:
+        """Handle one message; for a ``Request``, return the answer."""
+        raise NotImplementedError(f"{type(self).__name__} must implement handle()")
+
+    async def on_stop(self, ctx: ActorContext[M]) -> None:
+        """Clean-up; runs shielded for at most ``ON_STOP_TIMEOUT_S`` seconds."""
+
+
+class ActorContext(Generic[M]):
+    """What an actor's callbacks can reach: itself, the system, its task group and its children.
+
+    ``nursery`` belongs to this incarnation: tasks started there are cancelled when the
+    actor stops or restarts, and a task that raises makes the actor fail.
+    """
+
+    __slots__ = ("_cell", "nursery", "self_ref")
+
+    def __init__(self, cell: Cell, nursery: trio.Nursery) -> None:
+        self._cell = cell
+        self.nursery = nursery
+        self.self_ref: ActorRef[M] = ActorRef(cell)
+
+    @property
+    def path(self) -> str:
+        return self._cell.path
+
+    @property
+    def system(self) -> ActorSystem:
+        return self._cell.system
+
+    def stop(self) -> None:
+        """Stop this actor for good after the messages already queued; returns at once."""
+        self._cell.stop_mode = StopMode.FINAL
+        self._cell.mailbox_send.close()
+
+    @overload
+    async def start_child(self, spec: ActorSpec[N]) -> ActorRef[N]: ...
+    @overload
+    async def start_child(self, spec: SupervisorSpec) -> SupervisorRef: ...
+    async def start_child(self, spec: ChildSpec) -> ActorRef[Any] | SupervisorRef:
+        """Start a temporary child that lives at most as long as this incarnation.
+
+        Use it for work an actor owns (a session's turn, a tool call). The child is never
+        restarted; its failure is recorded in the tree but does not fail this actor, so
+        the child should report its outcome by message. Children are stopped, in reverse
+        order, before ``on_stop`` runs.
+
+        Raises:
+            ValueError: the spec's restart type is not TEMPORARY.
+            DuplicateName: a running child has that name.
+        """
+        if spec.restart is not Restart.TEMPORARY:
+            raise ValueError("children of an actor are temporary; use a supervisor otherwise")
+        cell = self._cell
+        if cell.stop_mode is not StopMode.NONE or cell.scope is None:
+            raise ActorStopped(cell.path)
+        if any(child.name == spec.name for child in cell.children):
+            raise DuplicateName(f"{cell.path} already has a child named {spec.name!r}")
+        child = _lifecycle.new_cell(spec, cell, cell.system)
+        cell.children.append(child)
+        try:
+            await _lifecycle.start_incarnation(child, self.nursery, _forget_child)
+        except BaseException:
+            _forget_child(child, child.incarnation, None)
+            raise
+        return ref_of(child)
+
+
+def _forget_child(child: Cell, _incarnation: int, _failure: BaseException | None) -> None:
+    parent = child.parent
+    if parent is not None and child in parent.children:
+        parent.children.remove(child)
+    child.retire()
+
+
+async def run_actor(cell: Cell, flag: StartFlag) -> None:
+    """One incarnation of an actor: on_start, the mailbox loop, children, on_stop."""
+    spec = cell.spec
+    assert isinstance(spec, ActorSpec)
+    actor = spec.factory()
+    cell.actor_type = type(actor).__qualname__
+    async with trio.open_nursery() as nursery:
+        ctx: ActorContext[Any] = ActorContext(cell, nursery)
+        try:
+            await actor.on_start(ctx)
+            flag.ready(cell)
+            await _mailbox_loop(cell, actor, ctx)
+            # The mailbox is closed and drained: a graceful stop. Children go first.
+            cell.state = CellState.STOPPING
+            grace = _lifecycle.child_grace(cell)
+            for child in reversed(list(cell.children)):
+                await _lifecycle.stop_cell(child, grace)
+        finally:
+            nursery.cancel_scope.cancel()
+            for child in list(cell.children):
+                child.retire()
+            cell.children.clear()
+            with trio.move_on_after(ON_STOP_TIMEOUT_S, shield=True):
+                await actor.on_stop(ctx)
+
+
+async def _mailbox_loop(cell: Cell, actor: Actor[Any], ctx: ActorContext[Any]) -> None:
+    receive = cell.mailbox_recv.receive
+    handle = actor.handle
+    while True:
+        try:
+            message, reply = await receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            return
+        if cell.fault is not None:
+            await _apply_fault(cell)
+        if reply is None:
+            await handle(message, ctx)
+            continue
+        try:
+            result = await handle(message, ctx)
+        except BaseException as exc:
+            reply.crashed(exc)
+            raise
+        reply.resolve(result)
+
+
+async def _apply_fault(cell: Cell) -> None:
+    if cell.fault is Fault.HANG:
+        # Hangs until the actor is stopped or restarted (cancellation ends it).
+        await trio.sleep_forever()
+    elif cell.fault is Fault.SLOW:
+        await trio.sleep(cell.fault_delay_s)

@@ -1,0 +1,215 @@
+"""The runtime's record of one child: state that lives across restarts of the same child.
+
+A ``Cell`` is what a path names. Its mailbox outlives restarts, so refs stay valid and
+queued messages are handled by the next incarnation; only the message being handled
+when an actor failed is lost (and its asker gets ``ActorCrashed``).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import outcome
+import trio
+
+from ._errors import ActorCrashed, ActorStopped, describe
+
+if TYPE_CHECKING:
+    from ._spec import ChildSpec
+    from ._supervisor import SupervisorRuntime
+    from ._system import ActorSystem
+
+
+class Kind(enum.Enum):
+    ACTOR = "actor"
+    SUPERVISOR = "supervisor"
+
+
+class CellState(enum.Enum):
+    STARTING = "starting"
+    RUNNING = "running"
+    RESTARTING = "restarting"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+class StopMode(enum.Enum):
+    NONE = "none"
+    # Stopped for good: the mailbox is closed, queued messages are drained within the grace.
+    FINAL = "final"
+    # Stopped by its supervisor's strategy so that it can be started again: the mailbox stays.
+    FOR_RESTART = "for_restart"
+
+
+@attrs.frozen(kw_only=True)
+class FailureInfo:
+    """The last failure of a cell: exception type, message and when (Trio clock)."""
+
+    type: str
+    message: str
+    at: float
+
+    @classmethod
+    def of(cls, exc: BaseException) -> FailureInfo:
+        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+            exc = exc.exceptions[0]
+        return cls(type=type(exc).__name__, message=str(exc), at=trio.current_time())
+
+
+class Fault(enum.Enum):
+    HANG = "hang"
+    SLOW = "slow"
+
+
+Envelope = tuple[Any, "Reply | None"]
+
+
+class Cell:
+    """One node of the live tree (see module docstring)."""
+
+    __slots__ = (
+        "actor_type",
+        "children",
+        "created_at",
+        "done",
+        "fault",
+        "fault_delay_s",
+        "incarnation",
+        "kind",
+        "last_failure",
+        "mailbox_capacity",
+        "mailbox_recv",
+        "mailbox_send",
+        "name",
+        "parent",
+        "path",
+        "pending_crash",
+        "restarts",
+        "scope",
+        "spec",
+        "started_at",
+        "state",
+        "stop_mode",
+        "supervisor",
+        "system",
+    )
+
+    def __init__(
+        self,
+        *,
+        spec: ChildSpec,
+        parent: Cell | None,
+        system: ActorSystem,
+        kind: Kind,
+        mailbox_capacity: int,
+    ) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.parent = parent
+        self.path = f"{parent.path}/{spec.name}" if parent is not None else f"/{spec.name}"
+        self.system = system
+        self.kind = kind
+        self.state = CellState.STARTING
+        self.stop_mode = StopMode.NONE
+        self.restarts = 0
+        self.incarnation = 0
+        self.created_at = trio.current_time()
+        self.started_at = self.created_at
+        self.last_failure: FailureInfo | None = None
+        self.children: list[Cell] = []
+        self.actor_type = ""
+        self.scope: trio.CancelScope | None = None
+        self.done = trio.Event()
+        self.pending_crash = False
+        self.fault: Fault | None = None
+        self.fault_delay_s = 0.0
+        self.supervisor: SupervisorRuntime | None = None
+        self.mailbox_capacity = mailbox_capacity
+        send, recv = trio.open_memory_channel[Envelope](mailbox_capacity)
+        self.mailbox_send = send
+        self.mailbox_recv = recv
+
+    @property
+    def mailbox_depth(self) -> int:
+        return self.mailbox_recv.statistics().current_buffer_used
+
+    def retire(self) -> None:
+        """Close the mailbox for good and fail every queued ask with ``ActorStopped``.
+
+        Called once the cell will never run again. Senders waiting on a full mailbox
+        get ``ActorStopped`` too (through ``BrokenResourceError``).
+        """
+        while True:
+            try:
+                _, reply = self.mailbox_recv.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
+            if reply is not None:
+                reply.fail(ActorStopped(self.path))
+        self.mailbox_send.close()
+        self.mailbox_recv.close()
+
+
+class Reply:
+    """A one-shot answer slot for ``ask``, parked on the asking task (no channel per ask).
+
+    The answer may arrive before the asker starts waiting (the actor can run while the
+    asker's ``send`` yields), so it is stored until ``wait`` collects it. An asker that
+    gave up (timeout, cancellation) abandons the slot and later answers are dropped.
+    """
+
+    __slots__ = ("_path", "_result", "_task", "_waiting")
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._task: trio.lowlevel.Task | None = trio.lowlevel.current_task()
+        self._result: outcome.Outcome[Any] | None = None
+        self._waiting = False
+
+    def resolve(self, value: object) -> None:
+        self._deliver(outcome.Value(value))
+
+    def fail(self, error: Exception) -> None:
+        self._deliver(outcome.Error(error))
+
+    def crashed(self, cause: BaseException) -> None:
+        """The actor raised while handling this request."""
+        if isinstance(cause, Exception):
+            error: Exception = ActorCrashed(self._path, cause)
+            error.__cause__ = cause
+        else:
+            # Cancellation or another BaseException: from the asker's side it simply stopped.
+            error = ActorStopped(self._path)
+        self.fail(error)
+
+    def _deliver(self, result: outcome.Outcome[Any]) -> None:
+        task = self._task
+        if task is None or self._result is not None:
+            return
+        if self._waiting:
+            self._task = None
+            trio.lowlevel.reschedule(task, result)
+        else:
+            self._result = result
+
+    async def wait(self) -> Any:
+        if self._result is not None:
+            self._task = None
+            return self._result.unwrap()
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            self._task = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        self._waiting = True
+        return await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def abandon(self) -> None:
+        self._task = None
+
+
+def failure_text(exc: BaseException) -> str:
+    return describe(exc)
