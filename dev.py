@@ -34,7 +34,7 @@ def _run(*argv: str | Path) -> None:
 
 
 def ensure_environment() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may be started by an older python3
         sys.exit(f"Python >= 3.11 is required; this is {sys.version.split()[0]}.")
     if not (BIN / "python").exists():
         print(f"dev.py: creating {VENV.relative_to(ROOT)}/ ...", flush=True)
@@ -52,7 +52,8 @@ def ensure_environment() -> None:
 def main() -> None:
     args = sys.argv[1:] or ["--list"]
     ensure_environment()
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", VIRTUAL_ENV=str(VENV))
+    path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = dict(os.environ, PATH=path, VIRTUAL_ENV=str(VENV))
     just = BIN / ("just.exe" if os.name == "nt" else "just")
     completed = subprocess.run([str(just), *args], cwd=ROOT, env=env)
     sys.exit(completed.returncode)

@@ -13,6 +13,10 @@ default:
 setup:
     python3 dev.py --version
 
+# See the system work.
+demo:
+    {{python}} examples/supervised_counter.py
+
 # Run the whole test suite (the README's test command runs this).
 test *args:
     {{python}} -m pytest {{args}}
@@ -22,7 +26,20 @@ check:
     {{python}} -m ruff format --check .
     {{python}} -m ruff check .
     {{python}} -m mypy
+    {{python}} -m mypy scripts/gen_proto.py
     .venv/bin/lint-imports
+
+# Regenerate protobuf code from contracts/api (`--check`: fail if stale or not additive).
+proto *args:
+    {{python}} scripts/gen_proto.py {{args}}
+
+# Make or refresh the development CA and certificates (default .zl/certs).
+dev-certs *args:
+    .venv/bin/zl dev-certs {{args}}
+
+# Serve fs.read over MCP stdio for the given roots.
+mcp-fs *roots:
+    {{python}} -m actors.mcp.fs_server {{roots}}
 
 # Rewrite files to the project's format and fix what the linter can.
 fmt:

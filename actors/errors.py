@@ -85,4 +85,6 @@ class RelayError(ZlError):
 
 def internal_error(exc: BaseException) -> WireError:
     """The wire form of an unexpected failure: the type is named, internals are not leaked."""
-    return WireError(code="internal", message=f"internal error ({type(exc).__name__})", retryable=True)
+    return WireError(
+        code="internal", message=f"internal error ({type(exc).__name__})", retryable=True
+    )

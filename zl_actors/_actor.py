@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 M = TypeVar("M")
 N = TypeVar("N")
 
+# Put in an idle actor's mailbox by ``ActorContext.stop`` to wake its loop; never handled.
+_WAKE: Any = object()
+
 # on_stop runs even when the actor is being cancelled; it gets this long, shielded.
 ON_STOP_TIMEOUT_S = 1.0
 
@@ -72,9 +75,16 @@ class ActorContext(Generic[M]):
         return self._cell.system
 
     def stop(self) -> None:
-        """Stop this actor for good after the messages already queued; returns at once."""
-        self._cell.stop_mode = StopMode.FINAL
-        self._cell.mailbox_send.close()
+        """End this incarnation normally after the current message; returns at once.
+
+        Whether it is started again is its supervisor's decision (a permanent child is,
+        a transient or temporary one is not). Queued messages stay in the mailbox for a
+        next incarnation, or get ``ActorStopped`` if there is none.
+        """
+        cell = self._cell
+        cell.exit_requested = True
+        # If the loop is parked on an empty mailbox, wake it so that it sees the request.
+        cell.mailbox.wake_receiver((_WAKE, None))
 
     @overload
     async def start_child(self, spec: ActorSpec[N]) -> ActorRef[N]: ...
@@ -97,10 +107,10 @@ class ActorContext(Generic[M]):
         cell = self._cell
         if cell.stop_mode is not StopMode.NONE or cell.scope is None:
             raise ActorStopped(cell.path)
-        if any(child.name == spec.name for child in cell.children):
+        if spec.name in cell.children:
             raise DuplicateName(f"{cell.path} already has a child named {spec.name!r}")
         child = _lifecycle.new_cell(spec, cell, cell.system)
-        cell.children.append(child)
+        cell.children[child.name] = child
         try:
             await _lifecycle.start_incarnation(child, self.nursery, _forget_child)
         except BaseException:
@@ -111,8 +121,8 @@ class ActorContext(Generic[M]):
 
 def _forget_child(child: Cell, _incarnation: int, _failure: BaseException | None) -> None:
     parent = child.parent
-    if parent is not None and child in parent.children:
-        parent.children.remove(child)
+    if parent is not None and parent.children.get(child.name) is child:
+        del parent.children[child.name]
     child.retire()
 
 
@@ -123,6 +133,9 @@ async def run_actor(cell: Cell, flag: StartFlag) -> None:
     actor = spec.factory()
     cell.actor_type = type(actor).__qualname__
     async with trio.open_nursery() as nursery:
+        # The nursery's scope is the incarnation's: stop, restart and injected crashes cancel
+        # it (one scope per actor keeps idle actors small).
+        cell.scope = nursery.cancel_scope
         ctx: ActorContext[Any] = ActorContext(cell, nursery)
         try:
             await actor.on_start(ctx)
@@ -131,11 +144,11 @@ async def run_actor(cell: Cell, flag: StartFlag) -> None:
             # The mailbox is closed and drained: a graceful stop. Children go first.
             cell.state = CellState.STOPPING
             grace = _lifecycle.child_grace(cell)
-            for child in reversed(list(cell.children)):
+            for child in reversed(list(cell.children.values())):
                 await _lifecycle.stop_cell(child, grace)
         finally:
             nursery.cancel_scope.cancel()
-            for child in list(cell.children):
+            for child in list(cell.children.values()):
                 child.retire()
             cell.children.clear()
             with trio.move_on_after(ON_STOP_TIMEOUT_S, shield=True):
@@ -143,13 +156,15 @@ async def run_actor(cell: Cell, flag: StartFlag) -> None:
 
 
 async def _mailbox_loop(cell: Cell, actor: Actor[Any], ctx: ActorContext[Any]) -> None:
-    receive = cell.mailbox_recv.receive
+    receive = cell.mailbox.get
     handle = actor.handle
-    while True:
+    while not cell.exit_requested:
         try:
             message, reply = await receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
+        except trio.EndOfChannel:
             return
+        if message is _WAKE:
+            continue
         if cell.fault is not None:
             await _apply_fault(cell)
         if reply is None:

@@ -15,6 +15,7 @@ import outcome
 import trio
 
 from ._errors import ActorCrashed, ActorStopped, describe
+from ._mailbox import Mailbox
 
 if TYPE_CHECKING:
     from ._spec import ChildSpec
@@ -64,9 +65,6 @@ class Fault(enum.Enum):
     SLOW = "slow"
 
 
-Envelope = tuple[Any, "Reply | None"]
-
-
 class Cell:
     """One node of the live tree (see module docstring)."""
 
@@ -74,15 +72,15 @@ class Cell:
         "actor_type",
         "children",
         "created_at",
-        "done",
+        "done_event",
+        "exit_requested",
         "fault",
         "fault_delay_s",
+        "finished",
         "incarnation",
         "kind",
         "last_failure",
-        "mailbox_capacity",
-        "mailbox_recv",
-        "mailbox_send",
+        "mailbox",
         "name",
         "parent",
         "path",
@@ -109,7 +107,7 @@ class Cell:
         self.spec = spec
         self.name = spec.name
         self.parent = parent
-        self.path = f"{parent.path}/{spec.name}" if parent is not None else f"/{spec.name}"
+        self.path: str = f"{parent.path}/{spec.name}" if parent is not None else f"/{spec.name}"
         self.system = system
         self.kind = kind
         self.state = CellState.STARTING
@@ -119,22 +117,44 @@ class Cell:
         self.created_at = trio.current_time()
         self.started_at = self.created_at
         self.last_failure: FailureInfo | None = None
-        self.children: list[Cell] = []
+        # By name, in start order (dicts keep insertion order): O(1) lookups for big supervisors.
+        self.children: dict[str, Cell] = {}
         self.actor_type = ""
         self.scope: trio.CancelScope | None = None
-        self.done = trio.Event()
+        self.exit_requested = False
+        # Whether the current incarnation has ended; the event is made only if someone waits.
+        self.finished = True
+        self.done_event: trio.Event | None = None
         self.pending_crash = False
         self.fault: Fault | None = None
         self.fault_delay_s = 0.0
         self.supervisor: SupervisorRuntime | None = None
-        self.mailbox_capacity = mailbox_capacity
-        send, recv = trio.open_memory_channel[Envelope](mailbox_capacity)
-        self.mailbox_send = send
-        self.mailbox_recv = recv
+        self.mailbox = Mailbox(mailbox_capacity)
+
+    def begin_incarnation(self) -> None:
+        self.finished = False
+        self.done_event = None
+
+    def end_incarnation(self) -> None:
+        self.finished = True
+        if self.done_event is not None:
+            self.done_event.set()
+
+    async def wait_finished(self) -> None:
+        """Wait until the current incarnation has ended (returns at once if it has)."""
+        if self.finished:
+            return
+        if self.done_event is None:
+            self.done_event = trio.Event()
+        await self.done_event.wait()
+
+    @property
+    def mailbox_capacity(self) -> int:
+        return self.mailbox.capacity
 
     @property
     def mailbox_depth(self) -> int:
-        return self.mailbox_recv.statistics().current_buffer_used
+        return len(self.mailbox)
 
     def retire(self) -> None:
         """Close the mailbox for good and fail every queued ask with ``ActorStopped``.
@@ -142,15 +162,9 @@ class Cell:
         Called once the cell will never run again. Senders waiting on a full mailbox
         get ``ActorStopped`` too (through ``BrokenResourceError``).
         """
-        while True:
-            try:
-                _, reply = self.mailbox_recv.receive_nowait()
-            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                break
+        for _, reply in self.mailbox.drain():
             if reply is not None:
                 reply.fail(ActorStopped(self.path))
-        self.mailbox_send.close()
-        self.mailbox_recv.close()
 
 
 class Reply:

@@ -50,7 +50,9 @@ def new_cell(spec: ChildSpec, parent: Cell | None, system: ActorSystem) -> Cell:
             # Declared on the actor class; reading it does not construct an actor.
             factory_type = getattr(spec.factory, "mailbox_capacity", None)
             capacity = factory_type if isinstance(factory_type, int) else DEFAULT_MAILBOX_CAPACITY
-        return Cell(spec=spec, parent=parent, system=system, kind=Kind.ACTOR, mailbox_capacity=capacity)
+        return Cell(
+            spec=spec, parent=parent, system=system, kind=Kind.ACTOR, mailbox_capacity=capacity
+        )
     # A supervisor takes no messages: its mailbox is a zero-capacity channel nobody sends on.
     return Cell(spec=spec, parent=parent, system=system, kind=Kind.SUPERVISOR, mailbox_capacity=0)
 
@@ -64,9 +66,10 @@ async def start_incarnation(cell: Cell, nursery: trio.Nursery, on_exit: ExitHook
     cell.incarnation += 1
     cell.stop_mode = StopMode.NONE
     cell.pending_crash = False
+    cell.exit_requested = False
     if cell.fault is Fault.HANG:
         cell.fault = None  # A hang lasts one incarnation; a restart is how it ends.
-    cell.done = trio.Event()
+    cell.begin_incarnation()
     await nursery.start(_run_incarnation, cell, cell.incarnation, on_exit)
 
 
@@ -79,24 +82,24 @@ async def _run_incarnation(
     flag = StartFlag(task_status)
     failure: BaseException | None = None
     try:
-        with trio.CancelScope() as scope:
-            cell.scope = scope
-            try:
-                if cell.kind is Kind.ACTOR:
-                    await _actor.run_actor(cell, flag)
-                else:
-                    await _supervisor.run_supervisor(cell, flag)
-            except Exception as exc:
-                if not flag.started:
-                    cell.state = CellState.FAILED
-                    cell.last_failure = FailureInfo.of(exc)
-                    raise
-                failure = exc
+        # The body sets cell.scope to its nursery's scope before its first checkpoint, and
+        # that scope absorbs the cancellation of a stop, a restart or an injected crash.
+        try:
+            if cell.kind is Kind.ACTOR:
+                await _actor.run_actor(cell, flag)
+            else:
+                await _supervisor.run_supervisor(cell, flag)
+        except Exception as exc:
+            if not flag.started:
+                cell.state = CellState.FAILED
+                cell.last_failure = FailureInfo.of(exc)
+                raise
+            failure = exc
         if failure is None and cell.pending_crash:
             failure = InjectedCrash(f"fault injection crashed {cell.path}")
     finally:
         cell.scope = None
-        cell.done.set()
+        cell.end_incarnation()
     if failure is not None:
         cell.state = CellState.FAILED
         cell.last_failure = FailureInfo.of(failure)
@@ -113,7 +116,7 @@ async def stop_cell(cell: Cell, grace_s: float, mode: StopMode = StopMode.FINAL)
     is cancelled when ``grace_s`` runs out; a FOR_RESTART stop cancels it at once (its
     ``on_stop`` still runs, bounded) and keeps the mailbox for the next incarnation.
     """
-    if cell.done.is_set() and cell.scope is None:
+    if cell.finished:
         cell.stop_mode = mode
         return
     cell.stop_mode = mode
@@ -124,11 +127,11 @@ async def stop_cell(cell: Cell, grace_s: float, mode: StopMode = StopMode.FINAL)
     scope = cell.scope
     if scope is not None:
         if cell.kind is Kind.ACTOR and mode is StopMode.FINAL:
-            cell.mailbox_send.close()
+            cell.mailbox.close_for_senders()
             scope.deadline = min(scope.deadline, trio.current_time() + grace_s)
         else:
             scope.cancel()
-    await cell.done.wait()
+    await cell.wait_finished()
 
 
 def child_grace(cell: Cell) -> float:

@@ -58,8 +58,8 @@ class ActorRef(Generic[M]):
         On cancellation the message is not sent.
         """
         try:
-            await self._cell.mailbox_send.send((message, None))
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            await self._cell.mailbox.put((message, None))
+        except trio.ClosedResourceError:
             raise ActorStopped(self._cell.path) from None
 
     def send_nowait(self, message: M) -> None:
@@ -70,10 +70,10 @@ class ActorRef(Generic[M]):
             ActorStopped: the actor is stopped for good.
         """
         try:
-            self._cell.mailbox_send.send_nowait((message, None))
+            self._cell.mailbox.put_nowait((message, None))
         except trio.WouldBlock:
             raise MailboxFull(self._cell.path, self._cell.mailbox_capacity) from None
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
+        except trio.ClosedResourceError:
             raise ActorStopped(self._cell.path) from None
 
     async def ask(self, request: Request[T], *, timeout: float = DEFAULT_ASK_TIMEOUT_S) -> T:
@@ -92,8 +92,8 @@ class ActorRef(Generic[M]):
         reply = Reply(cell.path)
         with trio.move_on_after(timeout):
             try:
-                await cell.mailbox_send.send((request, reply))
-            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                await cell.mailbox.put((request, reply))
+            except trio.ClosedResourceError:
                 raise ActorStopped(cell.path) from None
             result: T = await reply.wait()
             return result
@@ -158,7 +158,7 @@ class SupervisorRef:
 
     def children(self) -> list[str]:
         """Names of the current children, in start order."""
-        return [child.name for child in self._cell.children]
+        return list(self._cell.children)
 
 
 def ref_of(cell: Cell) -> ActorRef[Any] | SupervisorRef:

@@ -78,7 +78,7 @@ def snapshot_of(cell: Cell) -> ActorSnapshot:
         else FailureSnapshot(
             type=failure.type, message=failure.message, seconds_ago=round(now - failure.at, 3)
         ),
-        children=tuple(snapshot_of(child) for child in list(cell.children)),
+        children=tuple(snapshot_of(child) for child in list(cell.children.values())),
     )
 
 

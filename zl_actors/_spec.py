@@ -43,7 +43,7 @@ class Strategy(enum.Enum):
 
 @attrs.frozen(kw_only=True)
 class RestartIntensity:
-    """At most ``max_restarts`` restarts within ``within_s`` seconds; one more and the supervisor gives up."""
+    """At most ``max_restarts`` restarts within ``within_s`` seconds; one more and it gives up."""
 
     max_restarts: int = attrs.field(default=3, validator=attrs.validators.ge(0))
     within_s: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
@@ -51,18 +51,20 @@ class RestartIntensity:
 
 @attrs.frozen(kw_only=True)
 class Backoff:
-    """Delay before a restart: ``initial_s * 2**(n-1)`` for the n-th restart in the window, capped, jittered."""
+    """Delay before the n-th restart in the window: ``initial_s * 2**(n-1)``, capped, jittered."""
 
     initial_s: float = attrs.field(default=0.01, validator=attrs.validators.ge(0))
     max_s: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
     # The delay is multiplied by a uniform factor in [1 - jitter, 1 + jitter] so that many
     # children failing together do not restart in lockstep.
-    jitter: float = attrs.field(default=0.2, validator=[attrs.validators.ge(0), attrs.validators.le(1)])
+    jitter: float = attrs.field(
+        default=0.2, validator=[attrs.validators.ge(0), attrs.validators.le(1)]
+    )
 
     def delay(self, nth_restart: int, rng: random.Random) -> float:
         if nth_restart <= 0 or self.initial_s == 0:
             return 0.0
-        base = min(self.initial_s * 2 ** (nth_restart - 1), self.max_s)
+        base = min(self.initial_s * 2.0 ** (nth_restart - 1), self.max_s)
         return base * rng.uniform(1 - self.jitter, 1 + self.jitter)
 
 

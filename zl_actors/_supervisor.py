@@ -63,7 +63,9 @@ class SupervisorRuntime:
 
     def on_child_exit(self, cell: Cell, incarnation: int, failure: BaseException | None) -> None:
         try:
-            self.exits_send.send_nowait(ChildExit(cell=cell, incarnation=incarnation, failure=failure))
+            self.exits_send.send_nowait(
+                ChildExit(cell=cell, incarnation=incarnation, failure=failure)
+            )
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             # This supervisor is itself ending; nothing is left to restart the child.
             cell.retire()
@@ -72,16 +74,17 @@ class SupervisorRuntime:
         children = self.cell.children
         if len(children) >= self.spec.max_children:
             raise TooManyChildren(
-                f"{self.cell.path} has {len(children)} children (max_children={self.spec.max_children})"
+                f"{self.cell.path} has {len(children)} children "
+                f"(max_children={self.spec.max_children})"
             )
-        if any(child.name == spec.name for child in children):
+        if spec.name in children:
             raise DuplicateName(f"{self.cell.path} already has a child named {spec.name!r}")
         child = _lifecycle.new_cell(spec, self.cell, self.cell.system)
-        children.append(child)
+        children[child.name] = child
         try:
             await _lifecycle.start_incarnation(child, self.nursery, self.on_child_exit)
         except Exception as exc:
-            children.remove(child)
+            del children[child.name]
             child.retire()
             raise SpawnError(f"could not start {child.path}: {describe(exc)}") from exc
         return child
@@ -94,11 +97,11 @@ class SupervisorRuntime:
 
     async def stop_dynamic_child(self, name: str) -> None:
         async with self.lock:
-            for child in self.cell.children:
-                if child.name == name:
-                    await _lifecycle.stop_cell(child, self.spec.stop_grace_s)
-                    self._forget(child)
-                    return
+            child = self.cell.children.get(name)
+            if child is not None:
+                await _lifecycle.stop_cell(child, self.spec.stop_grace_s)
+                self._forget(child)
+                return
         raise NoSuchActor(f"{self.cell.path}/{name}")
 
     async def stop_all_children(self) -> None:
@@ -106,13 +109,13 @@ class SupervisorRuntime:
         if self.backoff_scope is not None:
             self.backoff_scope.cancel()
         async with self.lock:
-            for child in reversed(list(self.cell.children)):
+            for child in reversed(list(self.cell.children.values())):
                 await _lifecycle.stop_cell(child, self.spec.stop_grace_s)
                 self._forget(child)
 
     def _forget(self, child: Cell) -> None:
-        if child in self.cell.children:
-            self.cell.children.remove(child)
+        if self.cell.children.get(child.name) is child:
+            del self.cell.children[child.name]
         child.retire()
 
     # -- restarts -------------------------------------------------------------------------
@@ -124,12 +127,12 @@ class SupervisorRuntime:
             SupervisorGaveUp: one restart too many within the window; every child is stopped.
         """
         cell = exit_.cell
-        if exit_.incarnation != cell.incarnation or cell not in self.cell.children:
+        if exit_.incarnation != cell.incarnation or self.cell.children.get(cell.name) is not cell:
             return  # An older incarnation that this supervisor already replaced or stopped.
         if cell.stop_mode is StopMode.FINAL or not needs_restart(cell.spec.restart, exit_.failure):
             self._forget(cell)
             return
-        children = self.cell.children
+        children = list(self.cell.children.values())
         index = children.index(cell)
         if self.spec.strategy is Strategy.ONE_FOR_ONE:
             group = [cell]
@@ -146,25 +149,33 @@ class SupervisorRuntime:
             else:
                 await _lifecycle.stop_cell(sibling, self.spec.stop_grace_s, StopMode.FOR_RESTART)
         failure_text = describe(exit_.failure) if exit_.failure is not None else "exited normally"
+        # One failure is one restart in the intensity count, however many children it restarts.
+        self._count_restart(failure_text)
+        delay = self.spec.backoff.delay(len(self.restart_times), self.cell.system.rng)
         for member in group:
-            if member in children:
-                await self._restart(member, failure_text)
+            member.state = CellState.RESTARTING
+        await self._sleep_backoff(delay)
+        for member in group:
+            if self.cell.children.get(member.name) is member:
+                await self._restart(member)
 
-    async def _restart(self, cell: Cell, failure_text: str) -> None:
-        while True:
-            self._count_restart(failure_text)
-            cell.state = CellState.RESTARTING
-            delay = self.spec.backoff.delay(len(self.restart_times), self.cell.system.rng)
-            with trio.CancelScope() as self.backoff_scope:
-                await trio.sleep(delay)
-            self.backoff_scope = None
-            if self.cell.stop_mode is not StopMode.NONE or cell.stop_mode is StopMode.FINAL:
-                return
+    async def _sleep_backoff(self, delay: float) -> None:
+        # Cancelled by stop_all_children, so a stopping supervisor never waits out a backoff.
+        with trio.CancelScope() as self.backoff_scope:
+            await trio.sleep(delay)
+        self.backoff_scope = None
+
+    async def _restart(self, cell: Cell) -> None:
+        """Start ``cell`` again; a failed start counts as another restart (with its backoff)."""
+        while self.cell.stop_mode is StopMode.NONE and cell.stop_mode is not StopMode.FINAL:
             try:
                 await _lifecycle.start_incarnation(cell, self.nursery, self.on_child_exit)
             except Exception as exc:
                 cell.last_failure = FailureInfo.of(exc)
-                failure_text = f"restart failed: {describe(exc)}"
+                self._count_restart(f"restart of {cell.path} failed: {describe(exc)}")
+                await self._sleep_backoff(
+                    self.spec.backoff.delay(len(self.restart_times), self.cell.system.rng)
+                )
                 continue
             cell.restarts += 1
             return
@@ -189,6 +200,7 @@ async def run_supervisor(cell: Cell, flag: StartFlag) -> None:
     start_error: Exception | None = None
     try:
         async with trio.open_nursery() as nursery:
+            cell.scope = nursery.cancel_scope
             runtime = SupervisorRuntime(cell, nursery)
             cell.supervisor = runtime
             try:
@@ -212,6 +224,10 @@ async def run_supervisor(cell: Cell, flag: StartFlag) -> None:
             nursery.cancel_scope.cancel()
     finally:
         cell.supervisor = None
+        # Children cancelled with this incarnation (a crash) will not come back as they were.
+        for child in cell.children.values():
+            child.retire()
+        cell.children.clear()
     if start_error is not None:
         raise start_error
     if gave_up is not None:

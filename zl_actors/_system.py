@@ -15,7 +15,7 @@ from ._errors import ActorSystemCrashed, FaultInjectionDisabled, NoSuchActor, de
 from ._faults import FaultInjector
 from ._ref import ActorRef, SupervisorRef, ref_of
 from ._snapshot import ActorSnapshot, snapshot_of
-from ._spec import ActorSpec, ChildSpec, RestartIntensity, Strategy, SupervisorSpec
+from ._spec import ActorSpec, Backoff, ChildSpec, RestartIntensity, Strategy, SupervisorSpec
 
 M = TypeVar("M")
 
@@ -57,7 +57,7 @@ class ActorSystem:
     @overload
     async def spawn(self, spec: SupervisorSpec) -> SupervisorRef: ...
     async def spawn(self, spec: ChildSpec) -> ActorRef[Any] | SupervisorRef:
-        """Start ``spec`` as a child of the root and return once it is ready (see ``start_child``)."""
+        """Start ``spec`` under the root and return once it is ready (see ``start_child``)."""
         return await self.root.start_child(spec)
 
     def lookup(self, path: str) -> ActorRef[Any] | SupervisorRef:
@@ -79,7 +79,7 @@ class ActorSystem:
         if not parts or parts[0] != cell.name:
             return None
         for name in parts[1:]:
-            cell = next((child for child in cell.children if child.name == name), None)
+            cell = cell.children.get(name)
             if cell is None:
                 return None
         return cell
@@ -108,6 +108,7 @@ async def open_actor_system(
     *,
     stop_grace_s: float = DEFAULT_STOP_GRACE_S,
     root_intensity: RestartIntensity | None = None,
+    root_backoff: Backoff | None = None,
     max_children: int = 1024,
     faults: bool = False,
     seed: int | None = None,
@@ -122,6 +123,7 @@ async def open_actor_system(
         name: the root's name; every path starts with ``/name``.
         stop_grace_s: time each actor gets to drain and stop at shutdown.
         root_intensity: restart intensity of the root supervisor.
+        root_backoff: restart backoff of the root supervisor.
         max_children: how many children the root may have.
         faults: enable fault injection (``system.faults``); for tests and chaos runs.
         seed: seed for restart-backoff jitter (deterministic tests).
@@ -135,6 +137,7 @@ async def open_actor_system(
         name=name,
         strategy=Strategy.ONE_FOR_ONE,
         intensity=root_intensity or RestartIntensity(),
+        backoff=root_backoff or Backoff(),
         max_children=max_children,
         stop_grace_s=stop_grace_s,
     )

@@ -1,0 +1,34 @@
+"""MCP: JSON-RPC framing and both protocol eras (shared by clients and servers); fs.read server."""
+
+from ._eras import LEGACY_VERSION as LEGACY_VERSION
+from ._eras import MODERN_VERSION as MODERN_VERSION
+from ._eras import PROTOCOL_VERSION_META_KEY as PROTOCOL_VERSION_META_KEY
+from ._eras import SUPPORTED_VERSIONS as SUPPORTED_VERSIONS
+from ._eras import Admitted as Admitted
+from ._eras import CacheHint as CacheHint
+from ._eras import Era as Era
+from ._eras import EraGate as EraGate
+from ._eras import Implementation as Implementation
+from ._eras import has_modern_envelope as has_modern_envelope
+from ._eras import request_meta as request_meta
+from ._jsonrpc import INTERNAL_ERROR as INTERNAL_ERROR
+from ._jsonrpc import INVALID_PARAMS as INVALID_PARAMS
+from ._jsonrpc import INVALID_REQUEST as INVALID_REQUEST
+from ._jsonrpc import MAX_LINE_BYTES as MAX_LINE_BYTES
+from ._jsonrpc import METHOD_NOT_FOUND as METHOD_NOT_FOUND
+from ._jsonrpc import PARSE_ERROR as PARSE_ERROR
+from ._jsonrpc import UNSUPPORTED_PROTOCOL_VERSION as UNSUPPORTED_PROTOCOL_VERSION
+from ._jsonrpc import ErrorObject as ErrorObject
+from ._jsonrpc import ErrorResponse as ErrorResponse
+from ._jsonrpc import JsonRpcError as JsonRpcError
+from ._jsonrpc import LineSplitter as LineSplitter
+from ._jsonrpc import McpError as McpError
+from ._jsonrpc import Message as Message
+from ._jsonrpc import Notification as Notification
+from ._jsonrpc import OversizedLine as OversizedLine
+from ._jsonrpc import Request as Request
+from ._jsonrpc import RequestId as RequestId
+from ._jsonrpc import Response as Response
+from ._jsonrpc import encode_message as encode_message
+from ._jsonrpc import message_to_json as message_to_json
+from ._jsonrpc import parse_message as parse_message

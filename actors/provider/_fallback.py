@@ -1,0 +1,121 @@
+"""A provider that tries a chain of providers, skipping those whose breaker is open.
+
+Errors: the chain's own failure is ``ProviderError("provider.unavailable")`` naming why each
+provider was skipped or failed. A provider's error that comes after it already forwarded an
+event is re-raised as it is: falling back then would repeat or contradict text the user saw.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import attrs
+import trio
+
+from actors.errors import ProviderError
+
+from ._breaker import BreakerConfig, BreakerSnapshot, CircuitBreaker
+from ._types import CompletionRequest, LlmProvider, ProviderEvent
+
+# Events pass through one unbuffered hop so the chain can tell whether a provider forwarded
+# anything before it failed; 0 keeps the caller's back-pressure intact.
+RELAY_CAPACITY = 0
+
+
+@attrs.define
+class _Relay:
+    forwarded: bool = False
+
+
+class FallbackProvider:
+    """An ``LlmProvider`` over ``[primary, fallback, ...]``, each behind its own breaker.
+
+    Args:
+        chain: the providers in order of preference (at least one).
+        breaker_config: thresholds shared by every provider's breaker.
+        clock: the breakers' clock (``trio.current_time`` makes them follow Trio's clock).
+        name: this provider's name.
+
+    Raises:
+        ValueError: if ``chain`` is empty.
+    """
+
+    def __init__(
+        self,
+        chain: Sequence[LlmProvider],
+        *,
+        breaker_config: BreakerConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        name: str = "fallback",
+    ) -> None:
+        if not chain:
+            raise ValueError("a fallback chain needs at least one provider")
+        self.name = name
+        self._chain = tuple(
+            (provider, CircuitBreaker(provider.name, breaker_config, clock=clock))
+            for provider in chain
+        )
+
+    def breakers(self) -> tuple[BreakerSnapshot, ...]:
+        """Each provider's breaker, in chain order, for introspection."""
+        return tuple(breaker.snapshot() for _, breaker in self._chain)
+
+    async def stream(
+        self, request: CompletionRequest, events: trio.MemorySendChannel[ProviderEvent]
+    ) -> None:
+        """Stream from the first provider whose breaker lets the call through and that answers.
+
+        Raises:
+            ProviderError: ``provider.unavailable`` when every provider was open or failed
+                before forwarding anything; a provider's own error when it failed after.
+
+        Cancellation: the running provider is cancelled (and closes its upstream); its
+        breaker slot is released without counting a failure.
+        """
+        reasons: list[str] = []
+        for provider, breaker in self._chain:
+            if not breaker.try_acquire():
+                reasons.append(f"{provider.name}: circuit open")
+                continue
+            relay = _Relay()
+            try:
+                error = await self._run(provider, request, events, relay)
+            except BaseException:
+                breaker.release()
+                raise
+            if error is None:
+                breaker.record_success()
+                return
+            breaker.record_failure()
+            if relay.forwarded:
+                raise error
+            reasons.append(f"{provider.name}: {error.code}")
+        raise ProviderError(
+            "provider.unavailable", "no provider answered (" + "; ".join(reasons) + ")"
+        )
+
+    @staticmethod
+    async def _run(
+        provider: LlmProvider,
+        request: CompletionRequest,
+        events: trio.MemorySendChannel[ProviderEvent],
+        relay: _Relay,
+    ) -> ProviderError | None:
+        send, receive = trio.open_memory_channel[ProviderEvent](RELAY_CAPACITY)
+
+        async def pump() -> None:
+            async with receive:
+                async for event in receive:
+                    await events.send(event)
+                    relay.forwarded = True
+
+        error: ProviderError | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pump)
+            async with send:
+                try:
+                    await provider.stream(request, send)
+                except ProviderError as exc:
+                    error = exc
+        return error

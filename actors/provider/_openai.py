@@ -1,0 +1,416 @@
+"""The OpenAI-compatible adapter: one streamed chat completion per ``stream`` call.
+
+It posts to ``{base_url}/chat/completions`` over ``httpx.AsyncClient`` (running on Trio), parses
+the server-sent events with ``httpx-sse``, forwards every text piece as a ``TextDelta`` the
+moment it is parsed, assembles tool-call fragments, and ends with one ``Finished``.
+
+Every failure leaves as ``actors.errors.ProviderError`` with one of these codes::
+
+    ProviderError
+     ├── provider.timeout        connect timeout, first-token timeout, idle timeout, total timeout
+     ├── provider.unavailable    connection refused/reset/cut, 5xx, 4xx other than 429,
+     │                           an ``error`` object inside the stream, missing API key
+     ├── provider.rate_limited   429 (after retries, or when Retry-After exceeds the cap)
+     └── provider.bad_response   a chunk that is not JSON or not a chunk, a body that is not an
+                                 event stream, a stream that ends without finish_reason
+
+Retries: only while nothing has been forwarded to the caller, only for connection errors,
+connect timeouts, 5xx and 429 (waiting ``Retry-After`` when given), with exponential backoff
+and full jitter, within ``total_timeout``. A first-token timeout is not retried: the caller's
+wait is already spent. Once an event was forwarded, any failure is final (a retry would
+repeat text the user already saw).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+import attrs
+import httpx
+import httpx_sse
+import trio
+
+from actors.errors import ProviderError
+
+from ._credentials import ApiKey, load_api_key
+from ._openai_config import OpenAIProviderConfig
+from ._openai_wire import ChunkAssembler, ToolNames, build_request_body, make_usage
+from ._retry import backoff_delay, parse_retry_after
+from ._types import (
+    CompletionRequest,
+    Finished,
+    ProviderEvent,
+    TextDelta,
+    ToolCallRequested,
+    Usage,
+)
+
+logger = logging.getLogger(__name__)
+
+# How much of an error body is read to quote the upstream's message; the rest is dropped.
+_ERROR_BODY_LIMIT = 16_384
+# How much of the upstream's error message goes into ours.
+_ERROR_QUOTE_LIMIT = 200
+# How long closing a response and unwinding its iterators may hold off a cancellation: the
+# socket is closed first, so this is a bound on local work, not on the network.
+_DRAIN_GRACE = 0.05
+# Statuses that mean "try again": overloaded or briefly broken upstreams.
+_RETRYABLE_STATUS = frozenset({408, 500, 502, 503, 504})
+
+Outcome = Literal["finished", "cancelled", "failed"]
+UsageObserver = Callable[[Outcome, Usage], None]
+
+
+class _Retryable(Exception):
+    """Internal: an attempt failed in a way a new attempt may fix."""
+
+    def __init__(self, error: ProviderError, retry_after: float | None = None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.retry_after = retry_after
+
+
+@attrs.define
+class _Progress:
+    """What one ``stream`` call has done so far, across attempts."""
+
+    forwarded: bool = False
+    assembler: ChunkAssembler | None = None
+
+
+class OpenAICompatibleProvider:
+    """An ``LlmProvider`` for any OpenAI-compatible chat-completions endpoint.
+
+    Made by :func:`open_openai_provider`, which owns the HTTP client; construct it directly
+    only with a client you close yourself.
+
+    Args:
+        config: endpoint, deadlines, retries and prices.
+        client: the HTTP client (its connection pool is shared by all calls).
+        api_key: the bearer token, or None for a keyless server.
+        rng: the jitter source (seeded in tests).
+        usage_observer: called once per ``stream`` call that reached the upstream, with the
+            outcome and the usage (upstream figures, or estimated ones for a cancelled or
+            failed call), so usage already spent is recorded even when the turn is cancelled.
+    """
+
+    def __init__(
+        self,
+        config: OpenAIProviderConfig,
+        client: httpx.AsyncClient,
+        api_key: ApiKey | None,
+        *,
+        rng: random.Random | None = None,
+        usage_observer: UsageObserver | None = None,
+    ) -> None:
+        self.name = config.name
+        self.config = config
+        self._client = client
+        self._api_key = api_key
+        self._rng = rng if rng is not None else random.Random()
+        self._usage_observer = usage_observer
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatibleProvider(name={self.name!r}, base_url={self.config.base_url!r})"
+
+    async def stream(
+        self, request: CompletionRequest, events: trio.MemorySendChannel[ProviderEvent]
+    ) -> None:
+        """Stream one completion into ``events``; see ``LlmProvider``.
+
+        Args:
+            request: the conversation, tools and model.
+            events: the caller's channel; ``send`` waiting on it (back-pressure) does not count
+                against the idle or first-token deadlines, only against the total one.
+
+        Raises:
+            ProviderError: with the codes listed in this module's docstring.
+
+        Cancellation: the upstream HTTP response is closed at once (its connection is dropped,
+        not pooled), the usage observer gets the usage so far, and ``trio.Cancelled`` re-raises.
+        """
+        names = ToolNames(tuple(t.name for t in request.tools))
+        body = build_request_body(request, names)
+        progress = _Progress()
+        outcome: Outcome = "failed"
+        finished_usage: Usage | None = None
+        try:
+            with trio.move_on_after(self.config.total_timeout) as total:
+                finished_usage = await self._attempts(request, body, names, events, progress)
+                outcome = "finished"
+            if total.cancelled_caught:
+                raise ProviderError(
+                    "provider.timeout",
+                    f"{self.name}: no complete answer within the total timeout "
+                    f"({self.config.total_timeout:g}s)",
+                )
+        except trio.Cancelled:
+            outcome = "cancelled"
+            raise
+        finally:
+            self._observe(outcome, finished_usage, progress, request)
+
+    def _observe(
+        self,
+        outcome: Outcome,
+        usage: Usage | None,
+        progress: _Progress,
+        request: CompletionRequest,
+    ) -> None:
+        if self._usage_observer is None or progress.assembler is None:
+            return
+        if usage is None:
+            price = self.config.prices.get(request.model)
+            usage = make_usage(progress.assembler, request, price)
+        self._usage_observer(outcome, usage)
+
+    async def _attempts(
+        self,
+        request: CompletionRequest,
+        body: dict[str, Any],
+        names: ToolNames,
+        events: trio.MemorySendChannel[ProviderEvent],
+        progress: _Progress,
+    ) -> Usage:
+        retry = self.config.retry
+        deadline = trio.current_time() + self.config.total_timeout
+        attempt = 1
+        while True:
+            try:
+                return await self._attempt(request, body, names, events, progress)
+            except _Retryable as failure:
+                error = failure.error
+                if progress.forwarded or attempt >= retry.max_attempts:
+                    raise error from None
+                delay = failure.retry_after
+                if delay is None:
+                    delay = backoff_delay(retry, attempt, self._rng)
+                if trio.current_time() + delay >= deadline:
+                    raise error from None
+                logger.warning(
+                    "%s: attempt %d failed (%s); retrying in %.3fs",
+                    self.name,
+                    attempt,
+                    error.code,
+                    delay,
+                )
+                await trio.sleep(delay)
+                attempt += 1
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"accept": "text/event-stream", "cache-control": "no-store"}
+        if self._api_key is not None:
+            headers["authorization"] = f"Bearer {self._api_key.reveal()}"
+        return headers
+
+    def _redact(self, text: str) -> str:
+        return self._api_key.redact(text) if self._api_key is not None else text
+
+    async def _attempt(
+        self,
+        request: CompletionRequest,
+        body: dict[str, Any],
+        names: ToolNames,
+        events: trio.MemorySendChannel[ProviderEvent],
+        progress: _Progress,
+    ) -> Usage:
+        assembler = ChunkAssembler(names)
+        progress.assembler = assembler
+        done = False
+        calls_sent = False
+        # One scope is the watchdog for both waits: until content arrives its deadline is the
+        # first-token one; after that it moves forward by idle_timeout on every event. While
+        # the caller's channel is full it is lifted, so a slow reader is not an idle upstream.
+        with trio.CancelScope(
+            deadline=trio.current_time() + self.config.first_token_timeout
+        ) as watchdog:
+            try:
+                async with self._client.stream(
+                    "POST", self.config.completions_url, json=body, headers=self._headers()
+                ) as response:
+                    if response.status_code != 200:
+                        await self._refuse(response)
+                    sse_events = httpx_sse.EventSource(response).aiter_sse()
+                    try:
+                        async for sse in sse_events:
+                            if done:
+                                # Only the body's end may follow [DONE]; reading to it lets
+                                # the connection go back to the pool.
+                                continue
+                            if sse.data == "[DONE]":
+                                done = True
+                                continue
+                            text = self._feed(assembler, sse.data)
+                            if assembler.got_content:
+                                watchdog.deadline = trio.current_time() + self.config.idle_timeout
+                            if text:
+                                await self._forward(TextDelta(text=text), events, watchdog)
+                                progress.forwarded = True
+                            if assembler.finish_reason is not None and not calls_sent:
+                                calls_sent = True
+                                for call in assembler.tool_calls():
+                                    await self._forward(
+                                        ToolCallRequested(call=call), events, watchdog
+                                    )
+                                    progress.forwarded = True
+                    finally:
+                        await _close_and_drain(response, sse_events)
+            except httpx.TimeoutException as exc:
+                raise _Retryable(
+                    ProviderError(
+                        "provider.timeout", f"{self.name}: {type(exc).__name__} to the upstream"
+                    )
+                ) from None
+            except httpx.TransportError as exc:
+                raise _Retryable(
+                    ProviderError(
+                        "provider.unavailable",
+                        f"{self.name}: connection failed ({type(exc).__name__})",
+                    )
+                ) from None
+            except (httpx_sse.SSEError, httpx.DecodingError) as exc:
+                raise ProviderError(
+                    "provider.bad_response",
+                    f"{self.name}: the response is not an event stream ({type(exc).__name__})",
+                ) from None
+        if watchdog.cancelled_caught:
+            if assembler.got_content:
+                what = f"no chunk for the idle timeout ({self.config.idle_timeout:g}s)"
+            else:
+                what = f"no first token within {self.config.first_token_timeout:g}s"
+            raise ProviderError("provider.timeout", f"{self.name}: {what}")
+        if assembler.finish_reason is None:
+            ending = "[DONE]" if done else "the end of the body"
+            raise ProviderError(
+                "provider.bad_response", f"{self.name}: {ending} came before any finish_reason"
+            )
+        price = self.config.prices.get(request.model)
+        usage = make_usage(assembler, request, price)
+        await events.send(Finished(finish_reason=assembler.finish_reason, usage=usage))
+        progress.forwarded = True
+        return usage
+
+    def _feed(self, assembler: ChunkAssembler, data: str) -> str:
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise ProviderError(
+                "provider.bad_response", f"{self.name}: a stream chunk is not valid JSON"
+            ) from None
+        try:
+            return assembler.feed(chunk)
+        except ProviderError as exc:
+            raise ProviderError(exc.code, f"{self.name}: {self._redact(exc.message)}") from None
+
+    async def _forward(
+        self,
+        event: ProviderEvent,
+        events: trio.MemorySendChannel[ProviderEvent],
+        watchdog: trio.CancelScope,
+    ) -> None:
+        watchdog.deadline = math.inf
+        await events.send(event)
+        # The idle clock restarts once the caller took the event: its slowness is not ours.
+        watchdog.deadline = trio.current_time() + self.config.idle_timeout
+
+    async def _refuse(self, response: httpx.Response) -> None:
+        """Turn a non-200 answer into the right error; always raises."""
+        quoted = await self._error_message(response)
+        status = response.status_code
+        what = f"{self.name}: upstream answered {status}{quoted}"
+        if status == 429:
+            error = ProviderError("provider.rate_limited", what)
+            wait = parse_retry_after(response.headers.get("retry-after"))
+            if wait is not None and wait > self.config.retry.max_retry_after:
+                # Waiting longer than the cap would hold the turn hostage; report it now.
+                raise error
+            raise _Retryable(error, wait)
+        error = ProviderError("provider.unavailable", what)
+        if status in _RETRYABLE_STATUS or status >= 500:
+            raise _Retryable(error)
+        raise error
+
+    async def _error_message(self, response: httpx.Response) -> str:
+        raw = bytearray()
+        pieces = response.aiter_bytes()
+        try:
+            async for piece in pieces:
+                raw += piece
+                if len(raw) >= _ERROR_BODY_LIMIT:
+                    break
+        finally:
+            await _close_and_drain(response, pieces)
+        try:
+            parsed = json.loads(bytes(raw))
+            message = parsed["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            return ""
+        if not isinstance(message, str) or not message:
+            return ""
+        return f" ({self._redact(message)[:_ERROR_QUOTE_LIMIT]})"
+
+
+async def _close_and_drain(response: httpx.Response, chain: AsyncIterator[object]) -> None:
+    """Close the response, then run its generator chain to its end.
+
+    httpx's body iterators are nested async generators (SSE events over text over bytes over
+    the transport's stream) and none closes the one it iterates. Closing only the outermost
+    would leave the inner ones suspended for the garbage collector, which Trio reports as
+    abandoned. Closing the response first makes the next read fail at once, so resuming the
+    chain ends every generator in it by running; leftover buffered events are discarded.
+
+    Only ever awaited from a ``finally`` block (it is cleanup).
+
+    Cancellation: shielded for at most ``_DRAIN_GRACE``; past it the shield's own cancel
+    ends the chain the same way.
+    """
+    with trio.move_on_after(_DRAIN_GRACE, shield=True):
+        await response.aclose()
+        with contextlib.suppress(Exception):
+            async for _ in chain:
+                pass
+
+
+@asynccontextmanager
+async def open_openai_provider(
+    config: OpenAIProviderConfig,
+    *,
+    rng: random.Random | None = None,
+    usage_observer: UsageObserver | None = None,
+) -> AsyncIterator[OpenAICompatibleProvider]:
+    """Open the adapter with its own connection pool; closing it closes every connection.
+
+    Args:
+        config: the adapter's configuration; the API key is resolved here.
+        rng: the jitter source for retries (seed it in tests).
+        usage_observer: see :class:`OpenAICompatibleProvider`.
+
+    Yields:
+        The provider, usable from any number of concurrent tasks.
+
+    Raises:
+        ProviderError: ``provider.unavailable`` when a configured key source is missing.
+
+    Cancellation: the pool is closed on the way out.
+    """
+    api_key = load_api_key(key=config.api_key, env_var=config.api_key_env, file=config.api_key_file)
+    client = httpx.AsyncClient(
+        # Only the connect timeout is httpx's; the stream's deadlines are Trio scopes above,
+        # which (unlike per-read timeouts) also bound a server that trickles keep-alive bytes.
+        timeout=httpx.Timeout(connect=config.connect_timeout, read=None, write=None, pool=None),
+        limits=httpx.Limits(
+            max_connections=config.max_connections,
+            max_keepalive_connections=config.max_keepalive_connections,
+        ),
+    )
+    async with client:
+        yield OpenAICompatibleProvider(
+            config, client, api_key, rng=rng, usage_observer=usage_observer
+        )

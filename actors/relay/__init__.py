@@ -1,0 +1,88 @@
+"""The tool relay's domain: frames and their codec, bearer tokens, shard choice.
+
+Pure logic only so far (no Trio, no sockets); the connection actors build on it.
+"""
+
+from ._errors import BadFrame as BadFrame
+from ._errors import Forbidden as Forbidden
+from ._errors import KeyFileError as KeyFileError
+from ._errors import Unauthenticated as Unauthenticated
+from ._frames import DEFAULT_MAX_FRAME_BYTES as DEFAULT_MAX_FRAME_BYTES
+from ._frames import FRAME_CLASSES as FRAME_CLASSES
+from ._frames import SUBPROTOCOL as SUBPROTOCOL
+from ._frames import Caps as Caps
+from ._frames import DeviceHello as DeviceHello
+from ._frames import DeviceHelloAck as DeviceHelloAck
+from ._frames import ErrorFrame as ErrorFrame
+from ._frames import Frame as Frame
+from ._frames import Ping as Ping
+from ._frames import Pong as Pong
+from ._frames import Redirect as Redirect
+from ._frames import Tool as Tool
+from ._frames import ToolCall as ToolCall
+from ._frames import ToolCancel as ToolCancel
+from ._frames import ToolProgress as ToolProgress
+from ._frames import ToolResult as ToolResult
+from ._frames import decode_frame as decode_frame
+from ._frames import encode_frame as encode_frame
+from ._shards import Shard as Shard
+from ._shards import redirect_for as redirect_for
+from ._shards import shard_for as shard_for
+from ._tokens import DEFAULT_AUDIENCE as DEFAULT_AUDIENCE
+from ._tokens import Claims as Claims
+from ._tokens import DeviceClaims as DeviceClaims
+from ._tokens import HostClaims as HostClaims
+from ._tokens import authorize as authorize
+from ._tokens import generate_signing_key as generate_signing_key
+from ._tokens import key_id as key_id
+from ._tokens import load_private_key as load_private_key
+from ._tokens import load_public_key as load_public_key
+from ._tokens import mint_device_token as mint_device_token
+from ._tokens import mint_host_token as mint_host_token
+from ._tokens import save_private_key as save_private_key
+from ._tokens import save_public_key as save_public_key
+from ._tokens import token_main as token_main
+from ._tokens import verify_token as verify_token
+
+__all__ = [
+    "DEFAULT_AUDIENCE",
+    "DEFAULT_MAX_FRAME_BYTES",
+    "FRAME_CLASSES",
+    "SUBPROTOCOL",
+    "BadFrame",
+    "Caps",
+    "Claims",
+    "DeviceClaims",
+    "DeviceHello",
+    "DeviceHelloAck",
+    "ErrorFrame",
+    "Forbidden",
+    "Frame",
+    "HostClaims",
+    "KeyFileError",
+    "Ping",
+    "Pong",
+    "Redirect",
+    "Shard",
+    "Tool",
+    "ToolCall",
+    "ToolCancel",
+    "ToolProgress",
+    "ToolResult",
+    "Unauthenticated",
+    "authorize",
+    "decode_frame",
+    "encode_frame",
+    "generate_signing_key",
+    "key_id",
+    "load_private_key",
+    "load_public_key",
+    "mint_device_token",
+    "mint_host_token",
+    "redirect_for",
+    "save_private_key",
+    "save_public_key",
+    "shard_for",
+    "token_main",
+    "verify_token",
+]

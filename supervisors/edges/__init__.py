@@ -1,0 +1,1 @@
+"""The network edges of the processes (gRPC server, WebSocket servers and clients)."""

@@ -1,0 +1,1 @@
+"""Tests of the LLM provider adapters, the fake upstream and the circuit breaker."""
