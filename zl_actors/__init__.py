@@ -5,6 +5,7 @@ The public surface is re-exported here; the modules behind it are private.
 
 from ._actor import Actor as Actor
 from ._actor import ActorContext as ActorContext
+from ._actor import DeferredReply as DeferredReply
 from ._errors import ActorCrashed as ActorCrashed
 from ._errors import ActorError as ActorError
 from ._errors import ActorStopped as ActorStopped
@@ -53,6 +54,7 @@ __all__ = [
     "AskTimeout",
     "Backoff",
     "ChildSpec",
+    "DeferredReply",
     "DuplicateName",
     "FailureSnapshot",
     "FaultInjectionDisabled",

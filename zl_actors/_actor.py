@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 import trio
 
 from . import _lifecycle
-from ._cell import Cell, CellState, Fault, StopMode
+from ._cell import Cell, CellState, Fault, Reply, StopMode
 from ._errors import ActorStopped, DuplicateName
 from ._ref import ActorRef, SupervisorRef, ref_of
 from ._spec import ActorSpec, Restart, SupervisorSpec
@@ -86,6 +86,27 @@ class ActorContext(Generic[M]):
         # If the loop is parked on an empty mailbox, wake it so that it sees the request.
         cell.mailbox.wake_receiver((_WAKE, None))
 
+    def defer_reply(self) -> DeferredReply:
+        """Take the answer slot of the request being handled, to answer it later.
+
+        Use it when a request starts work that must not block the mailbox (a tool call,
+        a stream): start the work in ``nursery`` and call ``resolve`` or ``fail`` on the
+        returned handle when it is done. If this incarnation ends first, the asker gets
+        ``ActorStopped`` (or ``ActorCrashed`` when it failed): an asker never hangs.
+
+        Raises:
+            RuntimeError: not called from ``handle`` of a request sent with ``ask``.
+        """
+        cell = self._cell
+        reply = cell.current_reply
+        if reply is None:
+            raise RuntimeError("defer_reply() is only for a request being handled (ask)")
+        cell.current_reply = None
+        if cell.deferred_replies is None:
+            cell.deferred_replies = set()
+        cell.deferred_replies.add(reply)
+        return DeferredReply(cell, reply)
+
     @overload
     async def start_child(self, spec: ActorSpec[N]) -> ActorRef[N]: ...
     @overload
@@ -119,6 +140,43 @@ class ActorContext(Generic[M]):
         return ref_of(child)
 
 
+class DeferredReply:
+    """The answer slot of a request an actor answers later (see ``ActorContext.defer_reply``)."""
+
+    __slots__ = ("_cell", "_reply")
+
+    def __init__(self, cell: Cell, reply: Reply) -> None:
+        self._cell = cell
+        self._reply = reply
+
+    @property
+    def answered(self) -> bool:
+        return self._reply.answered
+
+    def resolve(self, value: object) -> None:
+        """Answer with ``value`` (what ``ask`` returns); later calls do nothing."""
+        self._done()
+        self._reply.resolve(value)
+
+    def fail(self, error: Exception) -> None:
+        """Make ``ask`` raise ``error``; later calls do nothing."""
+        self._done()
+        self._reply.fail(error)
+
+    def _done(self) -> None:
+        if self._cell.deferred_replies is not None:
+            self._cell.deferred_replies.discard(self._reply)
+
+
+def _fail_deferred(cell: Cell, failure: BaseException | None) -> None:
+    replies, cell.deferred_replies = cell.deferred_replies, None
+    for reply in replies or ():
+        if failure is not None:
+            reply.crashed(failure)
+        else:
+            reply.fail(ActorStopped(cell.path))
+
+
 def _forget_child(child: Cell, _incarnation: int, _failure: BaseException | None) -> None:
     parent = child.parent
     if parent is not None and parent.children.get(child.name) is child:
@@ -132,6 +190,7 @@ async def run_actor(cell: Cell, flag: StartFlag) -> None:
     assert isinstance(spec, ActorSpec)
     actor = spec.factory()
     cell.actor_type = type(actor).__qualname__
+    failure: BaseException | None = None
     async with trio.open_nursery() as nursery:
         # The nursery's scope is the incarnation's: stop, restart and injected crashes cancel
         # it (one scope per actor keeps idle actors small).
@@ -146,8 +205,12 @@ async def run_actor(cell: Cell, flag: StartFlag) -> None:
             grace = _lifecycle.child_grace(cell)
             for child in reversed(list(cell.children.values())):
                 await _lifecycle.stop_cell(child, grace)
+        except BaseException as exc:
+            failure = exc
+            raise
         finally:
             nursery.cancel_scope.cancel()
+            _fail_deferred(cell, failure if isinstance(failure, Exception) else None)
             for child in list(cell.children.values()):
                 child.retire()
             cell.children.clear()
@@ -170,12 +233,18 @@ async def _mailbox_loop(cell: Cell, actor: Actor[Any], ctx: ActorContext[Any]) -
         if reply is None:
             await handle(message, ctx)
             continue
+        cell.current_reply = reply
         try:
             result = await handle(message, ctx)
         except BaseException as exc:
-            reply.crashed(exc)
+            if cell.current_reply is not None:
+                reply.crashed(exc)
             raise
-        reply.resolve(result)
+        finally:
+            taken = cell.current_reply is None
+            cell.current_reply = None
+        if not taken:
+            reply.resolve(result)
 
 
 async def _apply_fault(cell: Cell) -> None:

@@ -72,6 +72,8 @@ class Cell:
         "actor_type",
         "children",
         "created_at",
+        "current_reply",
+        "deferred_replies",
         "done_event",
         "exit_requested",
         "fault",
@@ -129,6 +131,10 @@ class Cell:
         self.fault: Fault | None = None
         self.fault_delay_s = 0.0
         self.supervisor: SupervisorRuntime | None = None
+        # The reply slot of the request being handled, and replies an actor took to answer
+        # later (ctx.defer_reply): failed for the asker if the incarnation ends first.
+        self.current_reply: Reply | None = None
+        self.deferred_replies: set[Reply] | None = None
         self.mailbox = Mailbox(mailbox_capacity)
 
     def begin_incarnation(self) -> None:
@@ -182,6 +188,10 @@ class Reply:
         self._task: trio.lowlevel.Task | None = trio.lowlevel.current_task()
         self._result: outcome.Outcome[Any] | None = None
         self._waiting = False
+
+    @property
+    def answered(self) -> bool:
+        return self._result is not None or self._task is None
 
     def resolve(self, value: object) -> None:
         self._deliver(outcome.Value(value))

@@ -191,3 +191,96 @@ class TestAsk:
                     await trio.sleep(0.01)
             with pytest.raises(ActorStopped):
                 await ref.send(Add(n=1))
+
+
+class TestDeferredReplies:
+    """An actor can answer a request later without blocking its mailbox."""
+
+    async def test_answers_out_of_order_while_the_mailbox_keeps_flowing(self) -> None:
+        from typing import Any
+
+        import attrs
+
+        from zl_actors import Actor, ActorContext, Request
+
+        @attrs.frozen(kw_only=True)
+        class Slow(Request[str]):
+            gate: trio.Event
+            label: str
+
+        class Worker(Actor[Any]):
+            async def handle(self, message: Any, ctx: ActorContext[Any]) -> Any:
+                if isinstance(message, Slow):
+                    reply = ctx.defer_reply()
+
+                    async def finish() -> None:
+                        await message.gate.wait()
+                        reply.resolve(message.label)
+
+                    ctx.nursery.start_soon(finish)
+                    return None
+                return "quick"
+
+        async with open_actor_system("t") as system:
+            ref = await system.spawn(ActorSpec(name="w", factory=Worker))
+            first, second = trio.Event(), trio.Event()
+            answers: list[str] = []
+            async with trio.open_nursery() as nursery:
+
+                async def ask_slow(gate: trio.Event, label: str) -> None:
+                    answers.append(await ref.ask(Slow(gate=gate, label=label)))
+
+                nursery.start_soon(ask_slow, first, "first")
+                nursery.start_soon(ask_slow, second, "second")
+                await trio.testing.wait_all_tasks_blocked()
+                answers.append(await ref.ask(Total()))  # type: ignore[arg-type]
+                second.set()
+                await trio.testing.wait_all_tasks_blocked()
+                first.set()
+            assert answers == ["quick", "second", "first"]
+
+    async def test_deferred_replies_fail_when_the_actor_crashes(self) -> None:
+        from typing import Any
+
+        import attrs
+
+        from zl_actors import Actor, ActorContext, Request
+
+        @attrs.frozen(kw_only=True)
+        class Later(Request[str]):
+            pass
+
+        class Worker(Actor[Any]):
+            async def handle(self, message: Any, ctx: ActorContext[Any]) -> Any:
+                if isinstance(message, Later):
+                    ctx.defer_reply()
+                    return None
+                raise Boom("worker fails")
+
+        async with open_actor_system("t") as system:
+            ref = await system.spawn(ActorSpec(name="w", factory=Worker))
+            outcome: list[BaseException] = []
+            async with trio.open_nursery() as nursery:
+
+                async def ask_later() -> None:
+                    try:
+                        await ref.ask(Later(), timeout=5)
+                    except Exception as exc:
+                        outcome.append(exc)
+
+                nursery.start_soon(ask_later)
+                await trio.testing.wait_all_tasks_blocked()
+                await ref.send("fail")  # type: ignore[arg-type]
+            assert len(outcome) == 1
+            assert isinstance(outcome[0], ActorCrashed)
+            with pytest.raises(RuntimeError, match="defer_reply"):
+                ActorContextProbe.defer_outside_handle(system)
+
+
+class ActorContextProbe:
+    @staticmethod
+    def defer_outside_handle(system: object) -> None:
+        from zl_actors._actor import ActorContext
+
+        cell = system.find_cell("/t/w")  # type: ignore[attr-defined]
+        ActorContext(cell, None).defer_reply()  # type: ignore[arg-type]
