@@ -8,7 +8,8 @@ import trio
 
 from . import _lifecycle
 from ._cell import Cell, CellState, Fault, Reply, StopMode
-from ._errors import ActorStopped, DuplicateName
+from ._errors import ActorStopped, DuplicateName, NoSuchActor
+from ._mailbox import Mailbox
 from ._ref import ActorRef, SupervisorRef, ref_of
 from ._spec import ActorSpec, Restart, SupervisorSpec
 
@@ -107,6 +108,18 @@ class ActorContext(Generic[M]):
         cell.deferred_replies.add(reply)
         return DeferredReply(cell, reply)
 
+    async def stop_child(self, name: str) -> None:
+        """Stop this actor's child ``name`` for good (its children first) and forget it.
+
+        Raises:
+            NoSuchActor: no running child has that name.
+        """
+        await _stop_child(self._cell, name)
+
+    def children(self) -> list[str]:
+        """Names of this actor's running children, in start order."""
+        return list(self._cell.children)
+
     @overload
     async def start_child(self, spec: ActorSpec[N]) -> ActorRef[N]: ...
     @overload
@@ -177,6 +190,14 @@ def _fail_deferred(cell: Cell, failure: BaseException | None) -> None:
             reply.fail(ActorStopped(cell.path))
 
 
+async def _stop_child(owner: Cell, name: str) -> None:
+    child = owner.children.get(name)
+    if child is None:
+        raise NoSuchActor(f"{owner.path}/{name}")
+    await _lifecycle.stop_cell(child, _lifecycle.child_grace(owner))
+    _forget_child(child, child.incarnation, None)
+
+
 def _forget_child(child: Cell, _incarnation: int, _failure: BaseException | None) -> None:
     parent = child.parent
     if parent is not None and parent.children.get(child.name) is child:
@@ -190,6 +211,8 @@ async def run_actor(cell: Cell, flag: StartFlag) -> None:
     assert isinstance(spec, ActorSpec)
     actor = spec.factory()
     cell.actor_type = type(actor).__qualname__
+    if cell.incarnation == 1 and spec.mailbox_capacity is None:
+        cell.mailbox = Mailbox(type(actor).mailbox_capacity)
     failure: BaseException | None = None
     async with trio.open_nursery() as nursery:
         # The nursery's scope is the incarnation's: stop, restart and injected crashes cancel

@@ -104,7 +104,7 @@ class Cell:
         parent: Cell | None,
         system: ActorSystem,
         kind: Kind,
-        mailbox_capacity: int,
+        mailbox_capacity: int | None,
     ) -> None:
         self.spec = spec
         self.name = spec.name
@@ -135,7 +135,8 @@ class Cell:
         # later (ctx.defer_reply): failed for the asker if the incarnation ends first.
         self.current_reply: Reply | None = None
         self.deferred_replies: set[Reply] | None = None
-        self.mailbox = Mailbox(mailbox_capacity)
+        # Made now when the capacity is known, else by the first incarnation (see run_actor).
+        self.mailbox = _UNSET_MAILBOX if mailbox_capacity is None else Mailbox(mailbox_capacity)
 
     def begin_incarnation(self) -> None:
         self.finished = False
@@ -171,6 +172,11 @@ class Cell:
         for _, reply in self.mailbox.drain():
             if reply is not None:
                 reply.fail(ActorStopped(self.path))
+
+
+# A cell whose capacity comes from its actor class has this until its first start; it holds
+# nothing, since no ref to the cell exists before its start returns.
+_UNSET_MAILBOX = Mailbox(0)
 
 
 class Reply:

@@ -23,9 +23,6 @@ if TYPE_CHECKING:
 # Called when an incarnation ends: (cell, incarnation number, failure or None).
 ExitHook = Callable[[Cell, int, BaseException | None], None]
 
-# An actor that declares no capacity gets this one.
-DEFAULT_MAILBOX_CAPACITY = 64
-
 
 class StartFlag:
     """Wraps ``task_status`` so the incarnation knows whether it reported ready."""
@@ -45,13 +42,14 @@ class StartFlag:
 
 def new_cell(spec: ChildSpec, parent: Cell | None, system: ActorSystem) -> Cell:
     if isinstance(spec, ActorSpec):
-        capacity = spec.mailbox_capacity
-        if capacity is None:
-            # Declared on the actor class; reading it does not construct an actor.
-            factory_type = getattr(spec.factory, "mailbox_capacity", None)
-            capacity = factory_type if isinstance(factory_type, int) else DEFAULT_MAILBOX_CAPACITY
+        # The spec's capacity, else the actor class's (read when the first incarnation has
+        # made the actor: a factory need not be the class itself).
         return Cell(
-            spec=spec, parent=parent, system=system, kind=Kind.ACTOR, mailbox_capacity=capacity
+            spec=spec,
+            parent=parent,
+            system=system,
+            kind=Kind.ACTOR,
+            mailbox_capacity=spec.mailbox_capacity,
         )
     # A supervisor takes no messages: its mailbox is a zero-capacity channel nobody sends on.
     return Cell(spec=spec, parent=parent, system=system, kind=Kind.SUPERVISOR, mailbox_capacity=0)

@@ -1,5 +1,8 @@
 """LLM providers: one interface, a scripted mock (the default) and an OpenAI-compatible adapter."""
 
+from ._mock import MockProviderConfig as MockProviderConfig
+from ._mock import ScriptedMockProvider as ScriptedMockProvider
+from ._mock import scripted_reply as scripted_reply
 from ._types import ChatMessage as ChatMessage
 from ._types import CompletionRequest as CompletionRequest
 from ._types import Finished as Finished
@@ -16,10 +19,13 @@ __all__ = [
     "CompletionRequest",
     "Finished",
     "LlmProvider",
+    "MockProviderConfig",
     "ProviderEvent",
+    "ScriptedMockProvider",
     "TextDelta",
     "ToolCallRequest",
     "ToolCallRequested",
     "ToolSpec",
     "Usage",
+    "scripted_reply",
 ]

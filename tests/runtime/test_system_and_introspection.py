@@ -133,7 +133,7 @@ class TestSnapshot:
         rendered = render_tree(snap)
         assert rendered.splitlines()[0].startswith("host [supervisor:Supervisor] running")
         assert "└─ sessions" in rendered
-        assert "   └─ s1 [actor:Counter] running  mailbox 0/64" in rendered
+        assert "   └─ s1 [actor:Counter] running  mailbox 0/8" in rendered
 
 
 class TestFaults:

@@ -1,0 +1,147 @@
+"""The scripted mock provider: the embedded default, deterministic and offline.
+
+It answers like a model would, token by token at a configured rate after a configured
+first-token delay, and follows a small script:
+
+- ``read <path>`` (anywhere in the user's message) makes the model request the tool
+  ``fs.read`` with ``{"path": <path>}``, if that tool is offered;
+- after a tool result, it answers with what the tool returned (or the tool's error);
+- otherwise it echoes the message and continues with filler text up to ``answer_tokens``.
+
+Usage is counted exactly (one token per streamed piece; input tokens by whitespace
+words), so budgets and accounting can be tested end to end.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import attrs
+import trio
+
+from ._types import (
+    ChatMessage,
+    CompletionRequest,
+    Finished,
+    ProviderEvent,
+    TextDelta,
+    ToolCallRequest,
+    ToolCallRequested,
+    Usage,
+)
+
+_FILLER_TEXT = (
+    "Zero Latency streams this answer token by token over gRPC, with back-pressure from the "
+    "client's socket to the model, a receipt for every tool call, and a supervisor for every "
+    "actor that does the work."
+)
+_FILLER = _FILLER_TEXT.split()
+
+_READ = re.compile(r"\bread\s+(\S+)", re.IGNORECASE)
+# How much of a file the scripted answer quotes.
+_QUOTE_CHARS = 300
+
+
+@attrs.frozen(kw_only=True)
+class MockProviderConfig:
+    """How the mock behaves: timing, length and the tool it asks for."""
+
+    first_token_delay_s: float = attrs.field(default=0.05, validator=attrs.validators.ge(0))
+    tokens_per_s: float = attrs.field(default=50.0, validator=attrs.validators.gt(0))
+    answer_tokens: int = attrs.field(default=24, validator=attrs.validators.ge(1))
+    tool_name: str = "fs.read"
+
+
+def _tokens(text: str) -> list[str]:
+    words = text.split()
+    return [word if index == 0 else " " + word for index, word in enumerate(words)]
+
+
+def _count_words(messages: tuple[ChatMessage, ...]) -> int:
+    return sum(len((message.content or "").split()) + 1 for message in messages)
+
+
+def scripted_reply(
+    request: CompletionRequest, config: MockProviderConfig
+) -> tuple[list[str], ToolCallRequest | None]:
+    """What the mock says to ``request``: the text tokens, or a tool call to make.
+
+    Pure and deterministic: the same request always gives the same answer.
+    """
+    last = request.messages[-1] if request.messages else ChatMessage(role="user", content="")
+    if last.role == "tool":
+        return _tokens(_describe_tool_result(last.content or "")), None
+    text = last.content or ""
+    match = _READ.search(text)
+    offered = {tool.name for tool in request.tools}
+    if match and config.tool_name in offered:
+        turn_calls = sum(len(m.tool_calls) for m in request.messages)
+        call = ToolCallRequest(
+            call_id=f"call_{turn_calls + 1}",
+            name=config.tool_name,
+            arguments_json=json.dumps({"path": match.group(1)}),
+        )
+        return [], call
+    lead = _tokens(f'You said: "{text.strip()}".')
+    filler = [" " + word for word in _FILLER]
+    tokens = lead[: config.answer_tokens]
+    while len(tokens) < config.answer_tokens:
+        tokens.extend(filler[: config.answer_tokens - len(tokens)])
+    if request.max_output_tokens is not None:
+        tokens = tokens[: max(0, request.max_output_tokens)]
+    return tokens, None
+
+
+def _describe_tool_result(content: str) -> str:
+    try:
+        payload = json.loads(content)
+    except ValueError:
+        return f"The tool answered: {content[:_QUOTE_CHARS]}"
+    if isinstance(payload, dict) and "error" in payload:
+        error = payload["error"]
+        code = error.get("code", "error") if isinstance(error, dict) else "error"
+        message = error.get("message", "") if isinstance(error, dict) else str(error)
+        return f"I could not read it ({code}): {message}"
+    if isinstance(payload, dict) and isinstance(payload.get("content"), str):
+        quoted = payload["content"][:_QUOTE_CHARS].strip()
+        size = payload.get("fileSize", len(payload["content"]))
+        cut = " (truncated)" if payload.get("truncated") else ""
+        return f"The file has {size} bytes{cut}. It says: {quoted}"
+    return f"The tool answered: {content[:_QUOTE_CHARS]}"
+
+
+class ScriptedMockProvider:
+    """An ``LlmProvider`` that follows the script above (see module docstring)."""
+
+    name = "mock"
+
+    def __init__(self, config: MockProviderConfig | None = None) -> None:
+        self.config = config or MockProviderConfig()
+
+    async def stream(
+        self, request: CompletionRequest, events: trio.MemorySendChannel[ProviderEvent]
+    ) -> None:
+        """Stream the scripted answer; cancellation stops it at the next token."""
+        config = self.config
+        tokens, call = scripted_reply(request, config)
+        input_tokens = _count_words(request.messages)
+        await trio.sleep(config.first_token_delay_s)
+        if call is not None:
+            await events.send(ToolCallRequested(call=call))
+            usage = Usage(input_tokens=input_tokens, output_tokens=1)
+            await events.send(Finished(finish_reason="tool_calls", usage=usage))
+            return
+        interval = 1.0 / config.tokens_per_s
+        # Tokens leave on a fixed schedule from the first one, so a slow consumer does not
+        # make the model's own pace drift (and a fast one does not speed it up).
+        start = trio.current_time()
+        for index, token in enumerate(tokens):
+            if index:
+                await trio.sleep_until(start + index * interval)
+            await events.send(TextDelta(text=token))
+        reason = "stop"
+        if request.max_output_tokens is not None and len(tokens) >= request.max_output_tokens:
+            reason = "length"
+        usage = Usage(input_tokens=input_tokens, output_tokens=len(tokens))
+        await events.send(Finished(finish_reason=reason, usage=usage))

@@ -1,0 +1,211 @@
+"""One turn of a session: ask the model, stream its answer, run its tool call, finish.
+
+A ``Turn`` is a temporary child of its ``Session``. It emits its events straight into the
+session's outbox (so its deltas meet back-pressure from the client's socket), and reports
+``TurnEnded`` to the session when it is done. When the session cancels it (client cancel or
+disconnect), the turn is stopped and its provider stream is cancelled with it; the session
+then reports what it knows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+import attrs
+import trio
+
+from actors.errors import GuardrailBreached, ProviderError, ZlError, internal_error
+from actors.provider import (
+    ChatMessage,
+    CompletionRequest,
+    Finished,
+    LlmProvider,
+    ProviderEvent,
+    TextDelta,
+    ToolCallRequested,
+    ToolSpec,
+    Usage,
+)
+from zl_actors import Actor, ActorContext, ActorRef
+
+from ._outbox import ClientGone, Outbox
+from .messages import (
+    AssistantDeltaEvent,
+    AssistantDoneEvent,
+    ErrorEvent,
+    SessionInbound,
+    SessionLimits,
+    TurnEnded,
+)
+from .tools import ToolRunner
+
+log = logging.getLogger("zl.session")
+
+# Provider events waiting for the turn: small, so a slow client stops the model quickly.
+PROVIDER_EVENT_CAPACITY = 8
+# The model may ask for at most this many tool calls per turn (the seed's max_tool_depth).
+MAX_TOOL_DEPTH = 1
+
+
+@attrs.define(kw_only=True)
+class TurnProgress:
+    """What a turn has done so far; the session reads it after cancelling the turn."""
+
+    text_parts: list[str] = attrs.Factory(list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    estimated: bool = False
+
+    def usage(self) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            estimated=self.estimated,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class TurnPlan:
+    """Everything one turn needs, decided by the session."""
+
+    turn_id: str
+    model: str
+    history: tuple[ChatMessage, ...]
+    limits: SessionLimits
+    budget_remaining: int
+    tools: tuple[ToolSpec, ...] = ()
+
+
+class Turn(Actor[Any]):
+    """Runs one turn in its own task; has no messages of its own to handle."""
+
+    mailbox_capacity = 1
+
+    def __init__(
+        self,
+        *,
+        plan: TurnPlan,
+        provider: LlmProvider,
+        outbox: Outbox,
+        session: ActorRef[SessionInbound],
+        progress: TurnProgress,
+        tool_runner: ToolRunner | None,
+    ) -> None:
+        self.plan = plan
+        self.provider = provider
+        self.outbox = outbox
+        self.session = session
+        self.progress = progress
+        self.tool_runner = tool_runner
+
+    async def on_start(self, ctx: ActorContext[Any]) -> None:
+        ctx.nursery.start_soon(self._run, ctx)
+
+    async def handle(self, message: Any, ctx: ActorContext[Any]) -> None:
+        return None
+
+    async def _run(self, ctx: ActorContext[Any]) -> None:
+        plan = self.plan
+        try:
+            with trio.move_on_after(plan.limits.max_turn_ms / 1000) as deadline:
+                await self._converse(ctx)
+            if deadline.cancelled_caught:
+                await self._fail(
+                    GuardrailBreached(
+                        "turn.timeout", f"the turn ran past its {plan.limits.max_turn_ms} ms limit"
+                    )
+                )
+        except ClientGone:
+            pass
+        except ZlError as exc:
+            await self._fail(exc)
+        except Exception as exc:
+            log.exception("turn %s failed", plan.turn_id)
+            await self._fail_wire(internal_error(exc))
+        text = "".join(self.progress.text_parts)
+        await self.session.send(
+            TurnEnded(turn_id=plan.turn_id, assistant_text=text, usage=self.progress.usage())
+        )
+        ctx.stop()
+
+    async def _fail(self, exc: ZlError) -> None:
+        await self._fail_wire(exc.to_wire())
+
+    async def _fail_wire(self, error: Any) -> None:
+        with contextlib.suppress(ClientGone):
+            await self.outbox.emit(ErrorEvent(turn_id=self.plan.turn_id, error=error))
+
+    async def _converse(self, ctx: ActorContext[Any]) -> None:
+        plan = self.plan
+        history = list(plan.history)
+        tool_calls = 0
+        while True:
+            tools = plan.tools if tool_calls < MAX_TOOL_DEPTH else ()
+            request = CompletionRequest(
+                model=plan.model,
+                messages=tuple(history),
+                tools=tools,
+                max_output_tokens=max(0, plan.budget_remaining - self.progress.output_tokens),
+            )
+            finished, call = await self._stream_once(request)
+            if call is None:
+                await self.outbox.emit(
+                    AssistantDoneEvent(
+                        turn_id=plan.turn_id,
+                        finish_reason=finished.finish_reason,
+                        usage=self.progress.usage(),
+                    )
+                )
+                return
+            tool_calls += 1
+            if self.tool_runner is None or tool_calls > MAX_TOOL_DEPTH:
+                raise GuardrailBreached(
+                    "tool.depth_exceeded",
+                    f"the model asked for more than {MAX_TOOL_DEPTH} tool call(s) in one turn",
+                )
+            result_json = await self.tool_runner.run(call, turn_id=plan.turn_id)
+            history.append(ChatMessage(role="assistant", content=None, tool_calls=(call,)))
+            history.append(ChatMessage(role="tool", content=result_json, tool_call_id=call.call_id))
+
+    async def _stream_once(self, request: CompletionRequest) -> tuple[Finished, Any]:
+        """One provider stream; returns its Finished and the tool call it asked for, if any."""
+        progress = self.progress
+        send, receive = trio.open_memory_channel[ProviderEvent](PROVIDER_EVENT_CAPACITY)
+        finished: Finished | None = None
+        call = None
+        before = progress.output_tokens
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._pump_provider, request, send)
+            async with receive:
+                async for event in receive:
+                    if isinstance(event, TextDelta):
+                        if progress.output_tokens >= self.plan.budget_remaining:
+                            nursery.cancel_scope.cancel()
+                            raise GuardrailBreached(
+                                "budget.exhausted", "the session's token budget is spent"
+                            )
+                        progress.output_tokens += 1
+                        progress.text_parts.append(event.text)
+                        await self.outbox.emit(
+                            AssistantDeltaEvent(turn_id=self.plan.turn_id, text=event.text)
+                        )
+                    elif isinstance(event, ToolCallRequested):
+                        call = event.call
+                    else:
+                        finished = event
+        if finished is None:
+            raise ProviderError("provider.bad_response", "the provider ended without finishing")
+        # The provider's own count replaces the running estimate when it reports one.
+        progress.input_tokens += finished.usage.input_tokens
+        streamed = progress.output_tokens - before
+        progress.output_tokens = before + max(streamed, finished.usage.output_tokens)
+        progress.estimated = progress.estimated or finished.usage.estimated
+        return finished, call
+
+    async def _pump_provider(
+        self, request: CompletionRequest, send: trio.MemorySendChannel[ProviderEvent]
+    ) -> None:
+        async with send:
+            await self.provider.stream(request, send)

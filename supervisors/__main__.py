@@ -1,0 +1,5 @@
+import sys
+
+from supervisors.cli import main
+
+sys.exit(main())

@@ -1,0 +1,102 @@
+"""``zl demo``: start a host on TLS with development certificates and chat with it.
+
+Everything is real: the host runs as its own process, the chat is the standard grpcio
+client over TLS, the tree comes from the host's debug endpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+
+from contracts.generated import agent_pb2
+from supervisors.chat_client import CONNECT_TIMEOUT_S, converse, open_channel
+from supervisors.tls import generate_dev_certs
+
+# How long the host may take to start listening.
+READY_TIMEOUT_S = 30.0
+# How long the host may take to drain and exit after SIGTERM.
+EXIT_TIMEOUT_S = 20.0
+
+DEMO_MESSAGES = ("Hello, Zero Latency!", "What makes this fast?")
+
+
+def _step(text: str) -> None:
+    print(f"\n== {text}", flush=True)
+
+
+def _wait_ready(ready: Path, host: subprocess.Popen[bytes]) -> dict[str, object]:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if host.poll() is not None:
+            raise SystemExit(f"zl demo: the host exited with {host.returncode} before serving")
+        if ready.exists() and ready.stat().st_size:
+            data: dict[str, object] = json.loads(ready.read_text())
+            return data
+        time.sleep(0.05)
+    raise SystemExit(f"zl demo: the host did not start within {READY_TIMEOUT_S:.0f} s")
+
+
+def demo_main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="zl demo", description=__doc__)
+    parser.add_argument("--certs", type=Path, default=Path(".zl/certs"))
+    args = parser.parse_args(argv)
+
+    _step(f"development certificates in {args.certs}")
+    certs = generate_dev_certs(args.certs)
+    for name in ("ca_cert", "server_cert", "client_cert"):
+        made = "made" if str(getattr(certs, name)) in certs.generated else "kept"
+        print(f"   {made}: {getattr(certs, name)}")
+
+    with tempfile.TemporaryDirectory(prefix="zl-demo-") as scratch:
+        ready = Path(scratch) / "ready.json"
+        env = dict(
+            os.environ,
+            ZL_GRPC__PORT="0",
+            ZL_GRPC__DEV_CERTS_DIR=str(args.certs),
+            ZL_PROVIDER__MOCK__TOKENS_PER_S="25",
+        )
+        _step("starting the host (its own process; mock model; TLS)")
+        host = subprocess.Popen(
+            [sys.executable, "-m", "supervisors", "host", "--ready-file", str(ready)],
+            env=env,
+        )
+        try:
+            addresses = _wait_ready(ready, host)
+            target = f"localhost:{addresses['grpc_port']}"
+            _step(f"chatting with {target} over TLS (tokens print as they stream)")
+            channel = open_channel(target, ca=certs.ca_cert, plaintext=False)
+            with channel:
+                grpc.channel_ready_future(channel).result(timeout=CONNECT_TIMEOUT_S)
+                status = converse(
+                    channel,
+                    agent_pb2.StartSession(tenant="demo-tenant", user="demo-user"),
+                    iter(DEMO_MESSAGES),
+                    out=sys.stdout,
+                    err=sys.stderr,
+                )
+            debug_url = addresses.get("debug_url")
+            if debug_url:
+                _step(f"the host's live actor tree ({debug_url}/debug/actors)")
+                from supervisors.tree_cli import tree_main
+
+                tree_main(["--url", str(debug_url)])
+        finally:
+            _step("stopping the host (SIGTERM: drain, then stop the tree)")
+            host.send_signal(signal.SIGTERM)
+            try:
+                host.wait(timeout=EXIT_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                host.kill()
+                host.wait()
+    return status

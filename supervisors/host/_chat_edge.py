@@ -1,0 +1,263 @@
+"""``StreamChat`` on the gRPC edge: protobuf in and out, one ``Session`` actor per stream.
+
+The handler validates each ``ChatRequest`` where it enters and hands the session a
+trusted message; it sends the session's events back as ``ChatEvent``s, numbering them and
+merging assistant deltas that queued up behind a slow client. When the client goes away
+(reset, dropped connection, deadline) the edge cancels this handler, and the ``finally``
+stops the session and everything under it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+import attrs
+import trio
+
+from actors.errors import WireError
+from actors.session import Outbox, Session, SessionDeps, open_outbox
+from actors.session.messages import (
+    AssistantDeltaEvent,
+    AssistantDoneEvent,
+    BadRequest,
+    CancelTurn,
+    ClientClosed,
+    ErrorEvent,
+    RequestedLimits,
+    SessionEvent,
+    SessionInbound,
+    SessionStartedEvent,
+    StartSession,
+    ToolCallDeltaEvent,
+    ToolCallStartedEvent,
+    UserMessage,
+)
+from contracts.generated import agent_pb2
+from supervisors.edges.grpc import (
+    BadMessage,
+    EndOfStream,
+    MessageTooLarge,
+    RpcError,
+    ServerStream,
+    StreamClosed,
+    StreamReset,
+)
+from zl_actors import ActorError, ActorRef, ActorSpec, Restart, SupervisorRef, TooManyChildren
+
+log = logging.getLogger("zl.host.chat")
+
+# Longest identifier fields we accept from a client.
+MAX_ID_CHARS = 256
+# Stopping a session on disconnect is shielded from the cancellation that caused it, but
+# bounded: a session that does not stop in time is cancelled by its supervisor's grace.
+SESSION_STOP_TIMEOUT_S = 2.0
+
+
+def _wire(code: str, message: str) -> WireError:
+    from contracts import error_catalog
+
+    return WireError(code=code, message=message, retryable=error_catalog()[code].retryable)
+
+
+def request_to_inbound(request: agent_pb2.ChatRequest) -> SessionInbound:
+    """Validate one request from the network and turn it into a session message."""
+    kind = request.WhichOneof("request")
+    if kind == "start_session":
+        start = request.start_session
+        for field in ("tenant", "user", "device_id", "model"):
+            if len(getattr(start, field)) > MAX_ID_CHARS:
+                return BadRequest(
+                    error=_wire(
+                        "invalid_request", f"start_session.{field} is over {MAX_ID_CHARS} chars"
+                    )
+                )
+        return StartSession(
+            tenant=start.tenant,
+            user=start.user,
+            device_id=start.device_id,
+            model=start.model,
+            limits=RequestedLimits(
+                max_turn_ms=start.limits.max_turn_ms,
+                token_budget=start.limits.token_budget,
+                max_message_bytes=start.limits.max_message_bytes,
+            ),
+        )
+    if kind == "user_message":
+        return UserMessage(text=request.user_message.text)
+    if kind == "cancel_turn":
+        return CancelTurn()
+    return BadRequest(
+        error=_wire("invalid_request", "empty or unknown request (no known oneof case is set)")
+    )
+
+
+def _usage(event: AssistantDoneEvent) -> agent_pb2.Usage:
+    return agent_pb2.Usage(
+        input_tokens=event.usage.input_tokens,
+        output_tokens=event.usage.output_tokens,
+        estimated=event.usage.estimated,
+    )
+
+
+def _error(error: WireError) -> agent_pb2.Error:
+    return agent_pb2.Error(code=error.code, message=error.message, retryable=error.retryable)
+
+
+def event_to_proto(event: SessionEvent, *, session_id: str, seq: int) -> agent_pb2.ChatEvent:
+    """One session event as the ``ChatEvent`` the client sees."""
+    out = agent_pb2.ChatEvent(session_id=session_id, seq=seq)
+    match event:
+        case SessionStartedEvent(limits=limits):
+            out.session_started.session_id = event.session_id
+            out.session_started.limits.max_turn_ms = limits.max_turn_ms
+            out.session_started.limits.token_budget = limits.token_budget
+            out.session_started.limits.max_message_bytes = limits.max_message_bytes
+        case AssistantDeltaEvent():
+            out.turn_id = event.turn_id
+            out.assistant_delta.text = event.text
+        case AssistantDoneEvent():
+            out.turn_id = event.turn_id
+            out.assistant_done.finish_reason = event.finish_reason
+            out.assistant_done.usage.CopyFrom(_usage(event))
+        case ToolCallStartedEvent():
+            out.turn_id = event.turn_id
+            started = out.tool_call_started
+            started.call_id = event.call_id
+            started.tool = event.tool
+            started.version = event.version
+            started.args_json = event.args_json
+            started.device_id = event.device_id
+        case ToolCallDeltaEvent():
+            out.turn_id = event.turn_id
+            delta = out.tool_call_delta
+            delta.call_id = event.call_id
+            delta.status = event.status
+            delta.result_json = event.result_json
+            if event.error is not None:
+                delta.error.CopyFrom(_error(event.error))
+        case ErrorEvent():
+            out.turn_id = event.turn_id
+            out.error.CopyFrom(_error(event.error))
+    return out
+
+
+@attrs.define
+class _Numbering:
+    session_id: str = ""
+    seq: int = 0
+
+
+async def send_events(
+    events: trio.MemoryReceiveChannel[SessionEvent],
+    stream: ServerStream[Any, Any],
+) -> None:
+    """Send the session's events in order, numbered; merge deltas that queued up.
+
+    Ends when the session closes its outbox. A slow client makes ``stream.send`` wait,
+    the outbox fill and the session's turn wait: back-pressure, not buffering.
+    """
+    numbering = _Numbering()
+    pending: SessionEvent | None = None
+    async with events:
+        while True:
+            if pending is not None:
+                event, pending = pending, None
+            else:
+                try:
+                    event = await events.receive()
+                except trio.EndOfChannel:
+                    return
+            if isinstance(event, AssistantDeltaEvent):
+                texts = [event.text]
+                while True:
+                    try:
+                        queued = events.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                    if isinstance(queued, AssistantDeltaEvent) and queued.turn_id == event.turn_id:
+                        texts.append(queued.text)
+                    else:
+                        pending = queued
+                        break
+                if len(texts) > 1:
+                    event = AssistantDeltaEvent(turn_id=event.turn_id, text="".join(texts))
+            if isinstance(event, SessionStartedEvent):
+                numbering.session_id = event.session_id
+            numbering.seq += 1
+            try:
+                await stream.send(
+                    event_to_proto(event, session_id=numbering.session_id, seq=numbering.seq)
+                )
+            except (StreamClosed, RpcError):
+                # The client is gone (or stopped reading for too long); closing ``events``
+                # tells the session (ClientGone).
+                return
+
+
+async def _receive_requests(
+    stream: ServerStream[Any, Any], session: ActorRef[SessionInbound]
+) -> None:
+    while True:
+        try:
+            request = await stream.receive()
+        except StreamReset:
+            return  # The edge cancels this call; the ``finally`` stops the session.
+        except EndOfStream:
+            await session.send(ClientClosed())
+            return
+        except MessageTooLarge as exc:
+            await session.send(BadRequest(error=_wire("message.too_large", str(exc))))
+            continue
+        except BadMessage as exc:
+            await session.send(BadRequest(error=_wire("invalid_request", str(exc))))
+            continue
+        await session.send(request_to_inbound(request))
+
+
+def make_stream_chat_handler(
+    sessions: SupervisorRef,
+    deps: SessionDeps,
+) -> Any:
+    """The ``StreamChat`` handler: one session under ``sessions`` per call."""
+
+    async def stream_chat(stream: ServerStream[Any, Any]) -> None:
+        session_id = uuid.uuid4().hex[:16]
+        outbox, events = open_outbox()
+        try:
+            session = await sessions.start_child(
+                ActorSpec(
+                    name=f"session-{session_id}",
+                    factory=lambda: Session(session_id=session_id, deps=deps, outbox=outbox),
+                    restart=Restart.TEMPORARY,
+                )
+            )
+        except TooManyChildren:
+            await _refuse(stream, outbox, events, _wire("overloaded", "too many sessions"))
+            return
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(send_events, events, stream)
+                # If the session ends under us (it failed), its events say why.
+                with contextlib.suppress(ActorError):
+                    await _receive_requests(stream, session)
+        finally:
+            with trio.move_on_after(SESSION_STOP_TIMEOUT_S, shield=True):
+                with contextlib.suppress(ActorError):
+                    await sessions.stop_child(f"session-{session_id}")
+            outbox.close()
+
+    return stream_chat
+
+
+async def _refuse(
+    stream: ServerStream[Any, Any],
+    outbox: Outbox,
+    events: trio.MemoryReceiveChannel[SessionEvent],
+    error: WireError,
+) -> None:
+    outbox.close()
+    events.close()
+    await stream.send(event_to_proto(ErrorEvent(turn_id="", error=error), session_id="", seq=1))

@@ -1,0 +1,94 @@
+"""The host's configuration (TOML + ``ZL_*`` environment; see ``supervisors._config``)."""
+
+from __future__ import annotations
+
+import attrs
+
+from actors.provider import MockProviderConfig
+from actors.session import LimitPolicy
+from actors.session.messages import SessionLimits
+
+
+@attrs.frozen(kw_only=True)
+class GrpcSection:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    #: PEM certificate and key for TLS.
+    tls_cert: str = ""
+    tls_key: str = ""
+    #: Make (or reuse) development certificates in this folder and serve with them.
+    dev_certs_dir: str = ""
+    #: Serve without TLS: development only, and the log says so.
+    insecure_dev_plaintext: bool = False
+    max_message_bytes: int = 4 * 1024 * 1024
+    shutdown_grace_s: float = 10.0
+
+
+@attrs.frozen(kw_only=True)
+class DebugSection:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    #: 0 picks a free port (printed at start-up).
+    port: int = 0
+    #: Required when ``host`` is not a loopback address.
+    token: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class MockSection:
+    first_token_delay_ms: float = 50.0
+    tokens_per_s: float = 50.0
+    answer_tokens: int = 24
+
+    def to_provider_config(self) -> MockProviderConfig:
+        return MockProviderConfig(
+            first_token_delay_s=self.first_token_delay_ms / 1000,
+            tokens_per_s=self.tokens_per_s,
+            answer_tokens=self.answer_tokens,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class ProviderSection:
+    #: "mock" (the embedded default).
+    kind: str = attrs.field(default="mock", validator=attrs.validators.in_(["mock"]))
+    default_model: str = "mock"
+    mock: MockSection = MockSection()
+
+
+@attrs.frozen(kw_only=True)
+class SessionsSection:
+    """Session caps: how many at once, and each limit's default and maximum."""
+
+    max_sessions: int = attrs.field(default=2000, validator=attrs.validators.gt(0))
+    stop_grace_s: float = 2.0
+    default_max_turn_ms: int = 60_000
+    max_max_turn_ms: int = 600_000
+    default_token_budget: int = 100_000
+    max_token_budget: int = 10_000_000
+    default_max_message_bytes: int = 64 * 1024
+    max_max_message_bytes: int = 1024 * 1024
+
+    def limit_policy(self) -> LimitPolicy:
+        return LimitPolicy(
+            default=SessionLimits(
+                max_turn_ms=self.default_max_turn_ms,
+                token_budget=self.default_token_budget,
+                max_message_bytes=self.default_max_message_bytes,
+            ),
+            maximum=SessionLimits(
+                max_turn_ms=self.max_max_turn_ms,
+                token_budget=self.max_token_budget,
+                max_message_bytes=self.max_max_message_bytes,
+            ),
+        )
+
+
+@attrs.frozen(kw_only=True)
+class HostConfig:
+    grpc: GrpcSection = GrpcSection()
+    debug: DebugSection = DebugSection()
+    provider: ProviderSection = ProviderSection()
+    sessions: SessionsSection = SessionsSection()
+    #: Enable fault injection (chaos runs only).
+    faults: bool = False

@@ -1,0 +1,151 @@
+"""The host process: its supervision tree, wired from a ``HostConfig``.
+
+::
+
+    host (one_for_one)
+    ├─ sessions        supervisor of one temporary Session per StreamChat (each with its Turn)
+    ├─ grpc_server     the gRPC edge (StreamChat, health, reflection)
+    └─ debug_http      /debug/actors
+
+Children start in that order and stop in reverse: at shutdown the gRPC edge drains first,
+then the sessions that remain are stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from pathlib import Path
+
+import attrs
+import trio
+
+from actors.provider import LlmProvider, ScriptedMockProvider
+from actors.session import SessionDeps
+from contracts.generated import agent_pb2
+from supervisors._config import ConfigError
+from supervisors.edges.debug_http import DebugHttpConfig
+from supervisors.edges.grpc import GrpcServerConfig, HealthService, service_from_descriptor
+from supervisors.tls import generate_dev_certs, server_ssl_context, warn_plaintext
+from zl_actors import ActorSpec, SupervisorSpec, open_actor_system
+
+from ._chat_edge import make_stream_chat_handler
+from ._config import HostConfig
+from ._edges import DebugHttpActor, DrainAndStop, GetAddress, GetBinding, GrpcServerActor
+
+log = logging.getLogger("zl.host")
+
+# The drain of the gRPC edge gets its grace plus this before the host stops regardless.
+DRAIN_MARGIN_S = 2.0
+AGENT_SERVICE = "zl.agent.v0.Agent"
+
+
+@attrs.frozen(kw_only=True)
+class HostAddresses:
+    """Where a running host listens (what ``zl host`` prints and writes to --ready-file)."""
+
+    grpc_host: str
+    grpc_port: int
+    tls: bool
+    ca_cert: str | None
+    debug_url: str | None
+
+
+def grpc_tls(config: HostConfig) -> tuple[ssl.SSLContext | None, str | None]:
+    """The gRPC edge's TLS context and the CA a client should trust (if we made it).
+
+    Raises:
+        ConfigError: no certificate, no dev-certs folder and no explicit plaintext flag.
+    """
+    section = config.grpc
+    if section.tls_cert and section.tls_key:
+        return server_ssl_context(section.tls_cert, section.tls_key), None
+    if section.dev_certs_dir:
+        certs = generate_dev_certs(Path(section.dev_certs_dir))
+        return server_ssl_context(certs.server_cert, certs.server_key), str(certs.ca_cert)
+    if section.insecure_dev_plaintext:
+        warn_plaintext("BFF -> host gRPC", flag="grpc.insecure_dev_plaintext")
+        return None, None
+    raise ConfigError(
+        "grpc: TLS is required; set grpc.tls_cert and grpc.tls_key, or grpc.dev_certs_dir for "
+        "development certificates, or grpc.insecure_dev_plaintext = true (development only)"
+    )
+
+
+def build_provider(config: HostConfig) -> LlmProvider:
+    return ScriptedMockProvider(config.provider.mock.to_provider_config())
+
+
+async def run_host(
+    config: HostConfig,
+    *,
+    shutdown: trio.Event,
+    task_status: trio.TaskStatus[HostAddresses] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the host until ``shutdown`` is set, then drain and stop.
+
+    Reports its addresses through ``task_status`` once every edge listens.
+
+    Raises:
+        ConfigError: a setting is unusable (checked before anything listens).
+    """
+    ssl_context, ca_cert = grpc_tls(config)
+    grpc_config = GrpcServerConfig(
+        host=config.grpc.host,
+        port=config.grpc.port,
+        allow_plaintext=ssl_context is None,
+        max_message_bytes=config.grpc.max_message_bytes,
+        shutdown_grace_s=config.grpc.shutdown_grace_s,
+    )
+    debug_config = DebugHttpConfig(
+        host=config.debug.host, port=config.debug.port, token=config.debug.token or None
+    )
+    deps = SessionDeps(
+        provider=build_provider(config),
+        limits=config.sessions.limit_policy(),
+        default_model=config.provider.default_model,
+    )
+    async with open_actor_system("host", faults=config.faults) as system:
+        sessions = await system.spawn(
+            SupervisorSpec(
+                name="sessions",
+                max_children=config.sessions.max_sessions,
+                stop_grace_s=config.sessions.stop_grace_s,
+            )
+        )
+        health = HealthService()
+        chat = service_from_descriptor(
+            agent_pb2.DESCRIPTOR.services_by_name["Agent"],
+            {"StreamChat": make_stream_chat_handler(sessions, deps)},
+        )
+        grpc_server = await system.spawn(
+            ActorSpec(
+                name="grpc_server",
+                factory=lambda: GrpcServerActor(
+                    services=[chat, health.service],
+                    config=grpc_config,
+                    ssl_context=ssl_context,
+                    health=health,
+                ),
+            )
+        )
+        grpc_host, grpc_port = await grpc_server.ask(GetAddress())
+        debug_url = None
+        if config.debug.enabled:
+            debug = await system.spawn(
+                ActorSpec(name="debug_http", factory=lambda: DebugHttpActor(config=debug_config))
+            )
+            debug_url = (await debug.ask(GetBinding())).url
+        task_status.started(
+            HostAddresses(
+                grpc_host=grpc_host,
+                grpc_port=grpc_port,
+                tls=ssl_context is not None,
+                ca_cert=ca_cert,
+                debug_url=debug_url,
+            )
+        )
+        await shutdown.wait()
+        grace = config.grpc.shutdown_grace_s
+        log.info("host: draining gRPC streams (grace %.1f s)", grace)
+        await grpc_server.ask(DrainAndStop(grace_s=grace), timeout=grace + DRAIN_MARGIN_S)
