@@ -3,8 +3,15 @@
 import attrs
 import trio
 
-from zl_actors import Actor, ActorContext, ActorSpec, Request, SupervisorSpec
-from zl_actors import open_actor_system, render_tree
+from zl_actors import (
+    Actor,
+    ActorContext,
+    ActorSpec,
+    Request,
+    SupervisorSpec,
+    open_actor_system,
+    render_tree,
+)
 
 
 @attrs.frozen(kw_only=True)

@@ -24,6 +24,7 @@ import urllib.parse
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+import attrs
 import httpx
 
 from supervisors.edges.debug_http import ACTORS_PATH
@@ -34,7 +35,8 @@ from zl_actors import ActorSnapshot, render_tree, snapshot_from_json
 #: the processes listen on by default.
 DEFAULT_URL = "http://127.0.0.1:7081"
 URL_ENV = "ZL_DEBUG_URL"
-TOKEN_ENV = "ZL_DEBUG_TOKEN"
+#: The same variable the processes read their debug token from, so one shell serves both.
+TOKEN_ENV = "ZL_DEBUG__TOKEN"
 #: Whole-request deadline (connect, send, first byte, body) unless ``--timeout`` says.
 DEFAULT_TIMEOUT_S = 5.0
 #: Largest body accepted from the endpoint: a tree of tens of thousands of actors fits.
@@ -143,8 +145,38 @@ def to_snapshot(data: dict[str, Any], url: str) -> ActorSnapshot:
         ) from error
 
 
+def _printable(text: str) -> str:
+    # Names and failure messages come from the process: a control character in them (an
+    # escape sequence, a bidi override, a newline) must be shown, not obeyed by the terminal.
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
+
+
+def _printable_tree(node: ActorSnapshot) -> ActorSnapshot:
+    failure = node.last_failure
+    return attrs.evolve(
+        node,
+        name=_printable(node.name),
+        actor_type=_printable(node.actor_type),
+        state=_printable(node.state),
+        last_failure=None
+        if failure is None
+        else attrs.evolve(
+            failure, type=_printable(failure.type), message=_printable(failure.message)
+        ),
+        children=tuple(_printable_tree(child) for child in node.children),
+    )
+
+
 def render_coloured(root: ActorSnapshot, *, colour: bool) -> str:
-    """``render_tree``, with failed nodes red and restarting ones yellow when ``colour``."""
+    """``render_tree``, with failed nodes red and restarting ones yellow when ``colour``.
+
+    Control characters in names and messages are shown escaped (``\\x1b``, ``\\n``), so
+    each node is exactly one line and nothing from the process can drive the terminal.
+    """
+    root = _printable_tree(root)
     text = render_tree(root)
     if not colour:
         return text

@@ -289,6 +289,7 @@ def verify_lines(
             reason = None if check_record is None else check_record(record)
         except BadRecord as exc:
             reason = str(exc)
+            seq = seq if seq is not None else _seq_of(line)
         if reason is not None:
             return stop(number, seq, reason)
         head = chain.head
@@ -301,3 +302,12 @@ def verify_lines(
         reason = f"the file ends before the anchor's record {anchor.seq} (records cut off?)"
         return stop(number + 1, None, reason)
     return VerifyReport(records=number, kinds=kinds, head=head, problem=None)
+
+
+def _seq_of(line: bytes) -> int | None:
+    """The ``seq`` a bad line claims, if it can be read at all (to say where it is)."""
+    try:
+        seq = json.loads(line)["seq"]
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError):
+        return None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else None

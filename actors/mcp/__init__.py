@@ -1,5 +1,14 @@
 """MCP: JSON-RPC framing and both protocol eras (shared by clients and servers); fs.read server."""
 
+from ._client import McpStdioClient as McpStdioClient
+from ._client import ServerUnavailable as ServerUnavailable
+from ._client_call import ASK_GRACE_S as ASK_GRACE_S
+from ._client_call import call_tool as call_tool
+from ._client_call import mcp_client_spec as mcp_client_spec
+from ._client_config import McpClientConfig as McpClientConfig
+from ._client_config import McpClientLimits as McpClientLimits
+from ._client_config import McpServerCommand as McpServerCommand
+from ._client_wire import HandshakeFailed as HandshakeFailed
 from ._eras import LEGACY_VERSION as LEGACY_VERSION
 from ._eras import MODERN_VERSION as MODERN_VERSION
 from ._eras import PROTOCOL_VERSION_META_KEY as PROTOCOL_VERSION_META_KEY
@@ -32,3 +41,12 @@ from ._jsonrpc import Response as Response
 from ._jsonrpc import encode_message as encode_message
 from ._jsonrpc import message_to_json as message_to_json
 from ._jsonrpc import parse_message as parse_message
+from .messages import CallTool as CallTool
+from .messages import CancelCall as CancelCall
+from .messages import ClientStatus as ClientStatus
+from .messages import GetClientStatus as GetClientStatus
+from .messages import ListTools as ListTools
+from .messages import McpClientMessage as McpClientMessage
+from .messages import ToolCatalog as ToolCatalog
+from .messages import ToolInfo as ToolInfo
+from .messages import ToolResult as ToolResult

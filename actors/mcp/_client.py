@@ -229,17 +229,33 @@ class McpStdioClient(Actor[McpClientMessage]):
         self._server_down(f"exited with status {process.returncode}")
 
     def _server_down(self, why: str) -> None:
-        """Answer every call in flight with ``tool.unavailable`` and fail the actor."""
+        """Answer every call in flight with ``tool.unavailable`` and fail the actor.
+
+        Several tasks see the same death (stdout EOF, the exit, a broken stdin); the first
+        raises ``ServerUnavailable`` and the others return, so the failure is one error.
+        """
+        if self._down is not None:
+            return
         text = f"mcp server {self._name} {why}{self._tail()}"
-        if self._down is None:
-            self._down = text
-            logger.warning("%s", text)
+        self._down = text
+        logger.warning("%s", text)
         error = ToolError("tool.unavailable", text)
         for call in self._calls.values():
             call.reply.fail(error)
         for pending in self._pending.values():
             pending.settle(error)
         raise ServerUnavailable(text)
+
+    async def _enqueue(self, line: bytes) -> None:
+        """Queue ``line`` for stdin, waiting for room (back-pressure).
+
+        Raises:
+            ServerUnavailable: the writer has ended (the server is down).
+        """
+        try:
+            await self._outbox_send.send(line)
+        except trio.BrokenResourceError:
+            raise ServerUnavailable(self._down or f"mcp server {self._name} is down") from None
 
     def _tail(self) -> str:
         return f"; last stderr: {' | '.join(self._stderr_tail)}" if self._stderr_tail else ""
@@ -359,6 +375,8 @@ class McpStdioClient(Actor[McpClientMessage]):
             self._outbox_send.send_nowait(encode_message(answer))
         except trio.WouldBlock:
             logger.warning("outbox full: dropped the answer to server request %r", request.id)
+        except trio.BrokenResourceError:
+            pass  # the writer has ended: the server is going down
 
     def _on_notification(self, notification: Notification) -> None:
         if notification.method == "notifications/tools/list_changed":
@@ -388,7 +406,7 @@ class McpStdioClient(Actor[McpClientMessage]):
         try:
             with trio.move_on_after(timeout_s):
                 params_out = None if params is None else dict(params)
-                await self._outbox_send.send(
+                await self._enqueue(
                     encode_message(Request(id=request_id, method=method, params=params_out))
                 )
                 await pending.event.wait()
@@ -427,9 +445,7 @@ class McpStdioClient(Actor[McpClientMessage]):
             raise HandshakeFailed(f"initialize failed: {_describe(answer)}")
         self._version, self._server_info = read_initialize(answer.result)
         self._era = Era.LEGACY
-        await self._outbox_send.send(
-            encode_message(Notification(method="notifications/initialized"))
-        )
+        await self._enqueue(encode_message(Notification(method="notifications/initialized")))
 
     async def _list_tools(self) -> ToolCatalog:
         tools: list[ToolInfo] = []
@@ -526,7 +542,7 @@ class McpStdioClient(Actor[McpClientMessage]):
         tool = call.request.tool
         try:
             with trio.move_on_after(call.timeout_s):
-                await self._outbox_send.send(call.line)
+                await self._enqueue(call.line)
                 await call.pending.event.wait()
             answer = call.pending.answer
             if answer is None:
@@ -548,6 +564,9 @@ class McpStdioClient(Actor[McpClientMessage]):
                     call.reply.fail(exc)
                 else:
                     call.reply.resolve(result)
+        except ServerUnavailable as exc:
+            # The task that saw the death fails the actor; this call only needs its answer.
+            call.reply.fail(ToolError("tool.unavailable", str(exc)))
         finally:
             self._pending.pop(call.request_id, None)
             if self._calls.get(call.request.call_id) is call:
@@ -557,7 +576,7 @@ class McpStdioClient(Actor[McpClientMessage]):
         params = self._params({"requestId": request_id, "reason": reason})
         line = encode_message(Notification(method="notifications/cancelled", params=params))
         with trio.move_on_after(self._limits.write_timeout_s) as scope:
-            await self._outbox_send.send(line)
+            await self._enqueue(line)
         if scope.cancelled_caught:
             logger.warning(
                 "mcp server %s: could not queue the cancel of %r", self._name, request_id

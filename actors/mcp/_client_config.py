@@ -73,7 +73,9 @@ class McpServerCommand:
     env: tuple[tuple[str, str], ...] | None = attrs.field(default=None, converter=_env)
     cwd: str | None = None
     name: str = attrs.field(
-        default=attrs.Factory(lambda self: os.path.basename(self.argv[0]), takes_self=True)
+        default=attrs.Factory(
+            lambda self: os.path.basename(self.argv[0]) if self.argv else "", takes_self=True
+        )
     )
 
     def environment(self) -> dict[str, str] | None:

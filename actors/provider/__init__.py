@@ -1,8 +1,21 @@
 """LLM providers: one interface, a scripted mock (the default) and an OpenAI-compatible adapter."""
 
+from ._breaker import BreakerConfig as BreakerConfig
+from ._breaker import BreakerSnapshot as BreakerSnapshot
+from ._breaker import BreakerState as BreakerState
+from ._breaker import CircuitBreaker as CircuitBreaker
+from ._credentials import ApiKey as ApiKey
+from ._credentials import load_api_key as load_api_key
+from ._fallback import FallbackProvider as FallbackProvider
 from ._mock import MockProviderConfig as MockProviderConfig
 from ._mock import ScriptedMockProvider as ScriptedMockProvider
 from ._mock import scripted_reply as scripted_reply
+from ._openai import OpenAICompatibleProvider as OpenAICompatibleProvider
+from ._openai import UsageObserver as UsageObserver
+from ._openai import open_openai_provider as open_openai_provider
+from ._openai_config import OpenAIProviderConfig as OpenAIProviderConfig
+from ._openai_wire import ModelPrice as ModelPrice
+from ._retry import RetryConfig as RetryConfig
 from ._types import ChatMessage as ChatMessage
 from ._types import CompletionRequest as CompletionRequest
 from ._types import Finished as Finished
@@ -15,17 +28,30 @@ from ._types import ToolSpec as ToolSpec
 from ._types import Usage as Usage
 
 __all__ = [
+    "ApiKey",
+    "BreakerConfig",
+    "BreakerSnapshot",
+    "BreakerState",
     "ChatMessage",
+    "CircuitBreaker",
     "CompletionRequest",
+    "FallbackProvider",
     "Finished",
     "LlmProvider",
     "MockProviderConfig",
+    "ModelPrice",
+    "OpenAICompatibleProvider",
+    "OpenAIProviderConfig",
     "ProviderEvent",
+    "RetryConfig",
     "ScriptedMockProvider",
     "TextDelta",
     "ToolCallRequest",
     "ToolCallRequested",
     "ToolSpec",
     "Usage",
+    "UsageObserver",
+    "load_api_key",
+    "open_openai_provider",
     "scripted_reply",
 ]

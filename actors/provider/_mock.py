@@ -118,6 +118,8 @@ class ScriptedMockProvider:
 
     def __init__(self, config: MockProviderConfig | None = None) -> None:
         self.config = config or MockProviderConfig()
+        #: Text tokens handed to consumers so far, over all streams (shows back-pressure).
+        self.tokens_streamed = 0
 
     async def stream(
         self, request: CompletionRequest, events: trio.MemorySendChannel[ProviderEvent]
@@ -140,6 +142,7 @@ class ScriptedMockProvider:
             if index:
                 await trio.sleep_until(start + index * interval)
             await events.send(TextDelta(text=token))
+            self.tokens_streamed += 1
         reason = "stop"
         if request.max_output_tokens is not None and len(tokens) >= request.max_output_tokens:
             reason = "length"

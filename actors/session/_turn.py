@@ -150,6 +150,15 @@ class Turn(Actor[Any]):
                 max_output_tokens=max(0, plan.budget_remaining - self.progress.output_tokens),
             )
             finished, call = await self._stream_once(request)
+            if finished.finish_reason == "length" and (
+                self.progress.output_tokens >= plan.budget_remaining
+            ):
+                # The model was cut off by the session's budget, not by its own limit.
+                raise GuardrailBreached(
+                    "budget.exhausted",
+                    f"the session's token budget ran out after {self.progress.output_tokens} "
+                    "tokens of this answer",
+                )
             if call is None:
                 await self.outbox.emit(
                     AssistantDoneEvent(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 
 import attrs
 from opentelemetry import trace
@@ -23,7 +24,7 @@ _FUTURE = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2}
 SAMPLED = 0x01
 
 
-def _hex_len(length: int) -> attrs._ValidatorType[str]:
+def _hex_len(length: int) -> Callable[[object, attrs.Attribute[str], str], None]:
     pattern = re.compile(rf"^[0-9a-f]{{{length}}}$")
 
     def check(_: object, attribute: attrs.Attribute[str], value: str) -> None:

@@ -16,7 +16,7 @@ import trio
 from supervisors._config import ConfigError, load_config
 
 from ._config import HostConfig
-from ._host import HostAddresses, run_host
+from ._host import HostAddresses, check_config, run_host
 
 log = logging.getLogger("zl.host")
 
@@ -71,6 +71,7 @@ def host_main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         config = load_config(HostConfig, args.config)
+        check_config(config)
         trio.run(_serve, config, args.ready_file)
     except ConfigError as exc:
         print(f"zl host: {exc}", file=sys.stderr)

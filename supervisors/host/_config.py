@@ -7,6 +7,7 @@ import attrs
 from actors.provider import MockProviderConfig
 from actors.session import LimitPolicy
 from actors.session.messages import SessionLimits
+from supervisors.edges.debug_http import DebugHttpConfig
 
 
 @attrs.frozen(kw_only=True)
@@ -28,10 +29,20 @@ class GrpcSection:
 class DebugSection:
     enabled: bool = True
     host: str = "127.0.0.1"
-    #: 0 picks a free port (printed at start-up).
-    port: int = 0
+    #: 0 picks a free port (printed at start-up); 7081 is where `zl tree` looks by default.
+    port: int = 7081
     #: Required when ``host`` is not a loopback address.
     token: str = ""
+    #: Serve without TLS off loopback (the token then crosses the network in clear).
+    allow_plaintext: bool = False
+
+    def to_edge_config(self) -> DebugHttpConfig:
+        return DebugHttpConfig(
+            host=self.host,
+            port=self.port,
+            token=self.token or None,
+            allow_plaintext=self.allow_plaintext,
+        )
 
 
 @attrs.frozen(kw_only=True)

@@ -24,7 +24,8 @@ from actors.provider import LlmProvider, ScriptedMockProvider
 from actors.session import SessionDeps
 from contracts.generated import agent_pb2
 from supervisors._config import ConfigError
-from supervisors.edges.debug_http import DebugHttpConfig
+from supervisors.edges.debug_http import DebugHttpConfigError
+from supervisors.edges.debug_http import check_config as check_debug_config
 from supervisors.edges.grpc import GrpcServerConfig, HealthService, service_from_descriptor
 from supervisors.tls import generate_dev_certs, server_ssl_context, warn_plaintext
 from zl_actors import ActorSpec, SupervisorSpec, open_actor_system
@@ -49,6 +50,28 @@ class HostAddresses:
     tls: bool
     ca_cert: str | None
     debug_url: str | None
+
+
+def check_config(config: HostConfig) -> None:
+    """Refuse unusable settings before anything starts.
+
+    Raises:
+        ConfigError: naming the setting.
+    """
+    section = config.grpc
+    if bool(section.tls_cert) != bool(section.tls_key):
+        raise ConfigError("grpc: set both grpc.tls_cert and grpc.tls_key, or neither")
+    if not (section.tls_cert or section.dev_certs_dir or section.insecure_dev_plaintext):
+        raise ConfigError(
+            "grpc: TLS is required; set grpc.tls_cert and grpc.tls_key, or grpc.dev_certs_dir "
+            "for development certificates, or grpc.insecure_dev_plaintext = true "
+            "(development only)"
+        )
+    if config.debug.enabled:
+        try:
+            check_debug_config(config.debug.to_edge_config(), tls=False)
+        except (DebugHttpConfigError, ValueError) as exc:
+            raise ConfigError(f"debug: {exc}") from None
 
 
 def grpc_tls(config: HostConfig) -> tuple[ssl.SSLContext | None, str | None]:
@@ -80,15 +103,18 @@ async def run_host(
     config: HostConfig,
     *,
     shutdown: trio.Event,
+    provider: LlmProvider | None = None,
     task_status: trio.TaskStatus[HostAddresses] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the host until ``shutdown`` is set, then drain and stop.
 
-    Reports its addresses through ``task_status`` once every edge listens.
+    Reports its addresses through ``task_status`` once every edge listens. ``provider``
+    replaces the configured one (for embedding the host and for tests that watch it).
 
     Raises:
         ConfigError: a setting is unusable (checked before anything listens).
     """
+    check_config(config)
     ssl_context, ca_cert = grpc_tls(config)
     grpc_config = GrpcServerConfig(
         host=config.grpc.host,
@@ -97,11 +123,9 @@ async def run_host(
         max_message_bytes=config.grpc.max_message_bytes,
         shutdown_grace_s=config.grpc.shutdown_grace_s,
     )
-    debug_config = DebugHttpConfig(
-        host=config.debug.host, port=config.debug.port, token=config.debug.token or None
-    )
+    debug_config = config.debug.to_edge_config()
     deps = SessionDeps(
-        provider=build_provider(config),
+        provider=provider if provider is not None else build_provider(config),
         limits=config.sessions.limit_policy(),
         default_model=config.provider.default_model,
     )

@@ -6,6 +6,8 @@ Loopback by default; any other address requires a bearer token (see ``DebugHttpC
 
 from ._app import ACTORS_PATH as ACTORS_PATH
 from ._app import HEALTH_PATH as HEALTH_PATH
+from ._config import PLAINTEXT_SETTING as PLAINTEXT_SETTING
+from ._config import TOKEN_ENV as TOKEN_ENV
 from ._config import TOKEN_SETTING as TOKEN_SETTING
 from ._config import DebugHttpConfig as DebugHttpConfig
 from ._config import is_loopback_host as is_loopback_host
@@ -20,6 +22,8 @@ from ._server import serve_debug_http as serve_debug_http
 __all__ = [
     "ACTORS_PATH",
     "HEALTH_PATH",
+    "PLAINTEXT_SETTING",
+    "TOKEN_ENV",
     "TOKEN_SETTING",
     "DebugHttpBindError",
     "DebugHttpBinding",

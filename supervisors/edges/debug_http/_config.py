@@ -6,9 +6,11 @@ import ipaddress
 
 import attrs
 
-#: Name of the token setting, as the host's config file spells it; error messages use it so
-#: an operator knows what to set.
-TOKEN_SETTING = "debug_http.token"
+#: The token and plaintext settings as the processes' config spells them (TOML key, and the
+#: ``ZL_*`` variable); error messages use them so an operator knows what to set.
+TOKEN_SETTING = "debug.token"
+TOKEN_ENV = "ZL_DEBUG__TOKEN"
+PLAINTEXT_SETTING = "debug.allow_plaintext"
 #: Shortest token accepted: a bearer token is the only thing guarding a non-loopback endpoint,
 #: so it must not be guessable (16 characters of a random string is at least ~80 bits).
 MIN_TOKEN_LENGTH = 16

@@ -42,8 +42,10 @@ from ._config import (
     MAX_BODY_BYTES,
     MAX_REJECTING_CONNECTIONS,
     MIN_TOKEN_LENGTH,
+    PLAINTEXT_SETTING,
     RECEIVE_CHUNK_BYTES,
     REJECT_DEADLINE_S,
+    TOKEN_ENV,
     TOKEN_SETTING,
     DebugHttpConfig,
     is_loopback_host,
@@ -85,12 +87,12 @@ def check_config(config: DebugHttpConfig, *, tls: bool) -> bool:
         raise DebugHttpConfigError(
             f"the debug HTTP endpoint is configured to listen on {config.host!r}, which is not "
             f"a loopback address, so it requires a bearer token: set {TOKEN_SETTING} "
-            f"(at least {MIN_TOKEN_LENGTH} random characters) or bind 127.0.0.1"
+            f"(or {TOKEN_ENV}) to at least {MIN_TOKEN_LENGTH} random characters, or bind 127.0.0.1"
         )
     if not loopback and not tls and not config.allow_plaintext:
         raise DebugHttpConfigError(
             f"the debug HTTP endpoint on non-loopback {config.host!r} would send its bearer "
-            "token in clear text: give it a TLS context, or set debug_http.allow_plaintext "
+            f"token in clear text: give it a TLS context, or set {PLAINTEXT_SETTING} "
             "(development only)"
         )
     return loopback
@@ -408,7 +410,7 @@ async def serve_debug_http(
         if ssl_context is None and not loopback:
             log.warning(
                 "PLAINTEXT (NO TLS): debug endpoint %s is not encrypted because "
-                "debug_http.allow_plaintext is set; its bearer token is readable on the "
+                f"{PLAINTEXT_SETTING} is set; its bearer token is readable on the "
                 "network. Development only.",
                 binding.url,
             )
