@@ -1,0 +1,84 @@
+"""Start a real host process for a benchmark and read its memory while it runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import attrs
+
+# How long a host may take to start listening.
+READY_TIMEOUT_S = 30.0
+# How long a host may take to drain and exit.
+EXIT_TIMEOUT_S = 30.0
+
+
+@attrs.frozen(kw_only=True)
+class HostProcess:
+    pid: int
+    grpc_port: int
+    debug_url: str | None
+
+    def rss_mb(self) -> float:
+        """Resident memory of the host process now, in MiB (Linux /proc)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+
+@contextmanager
+def host_process(settings: dict[str, str]) -> Iterator[HostProcess]:
+    """A plaintext loopback host configured by ``ZL_*`` settings; stopped with SIGTERM."""
+    with tempfile.TemporaryDirectory(prefix="zl-bench-") as scratch:
+        ready = Path(scratch) / "ready.json"
+        env = dict(
+            os.environ,
+            ZL_GRPC__PORT="0",
+            ZL_GRPC__INSECURE_DEV_PLAINTEXT="true",
+            ZL_DEBUG__PORT="0",
+            **settings,
+        )
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "supervisors",
+                "host",
+                "--ready-file",
+                str(ready),
+                "--log-level",
+                "WARNING",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while not (ready.exists() and ready.stat().st_size):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    _, err = process.communicate(timeout=EXIT_TIMEOUT_S)
+                    raise RuntimeError(f"the host did not start: {err.decode()[-2000:]}")
+                time.sleep(0.05)
+            addresses = json.loads(ready.read_text())
+            yield HostProcess(
+                pid=process.pid,
+                grpc_port=addresses["grpc_port"],
+                debug_url=addresses.get("debug_url"),
+            )
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=EXIT_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

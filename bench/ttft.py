@@ -1,0 +1,234 @@
+"""Time to first token and streaming smoothness of the host under concurrent sessions.
+
+    python -m bench.ttft [--quick]
+
+The host runs as its own process (mock provider, first-token delay 50 ms); this process
+is the load generator (the standard grpcio client, asyncio flavour). For each run, every
+session starts (ramped over one second); once all are open, each sends its turns one
+after another, the first at a random offset so the load is even. Per turn we record the
+time from sending the message to the first delta (TTFT) and the gaps between deltas. The mock's own
+delay and pace are subtracted, so ``added_*`` is what the host (and the client library)
+add. The last line is one JSON object with a ``runs`` list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import threading
+import time
+from typing import Any
+
+import attrs
+import grpc
+import grpc.aio
+
+from contracts.generated import agent_pb2
+
+from ._host_process import HostProcess, host_process
+from ._stats import emit, median, percentile, progress
+
+FIRST_TOKEN_DELAY_MS = 50.0
+STREAM_CHAT = "/zl.agent.v0.Agent/StreamChat"
+# Streams share a few HTTP/2 connections, as a BFF's pool would.
+CHANNELS = 4
+# Sessions start spread over this long, so that the run measures steady load, not a stampede.
+RAMP_S = 1.0
+
+
+@attrs.frozen(kw_only=True)
+class RunSpec:
+    concurrency: int
+    tokens_per_s: float
+    answer_tokens: int
+    turns: int
+
+
+@attrs.define
+class Samples:
+    ttft_ms: list[float] = attrs.Factory(list)
+    gaps_ms: list[float] = attrs.Factory(list)
+    tokens: int = 0
+    errors: int = 0
+
+
+async def one_session(
+    channel: grpc.aio.Channel,
+    spec: RunSpec,
+    samples: Samples,
+    start_delay: float,
+    all_started: asyncio.Barrier,
+    turn_offset: float,
+) -> None:
+    """Start a session (ramped), wait until every session has started, then run turns.
+
+    Only the turns are measured: with every session open, the host is at the run's
+    concurrency for the whole measurement.
+    """
+    await asyncio.sleep(start_delay)
+    call = channel.stream_stream(
+        STREAM_CHAT,
+        request_serializer=agent_pb2.ChatRequest.SerializeToString,
+        response_deserializer=agent_pb2.ChatEvent.FromString,
+    )(timeout=300)
+    try:
+        await call.write(
+            agent_pb2.ChatRequest(start_session=agent_pb2.StartSession(tenant="bench", user="u"))
+        )
+        started = await call.read()
+        ok = started.WhichOneof("event") == "session_started"
+        await all_started.wait()
+        if not ok:
+            samples.errors += 1
+            return
+        # Turns start spread over one turn's length, so that the load is even.
+        await asyncio.sleep(turn_offset)
+        for turn in range(spec.turns):
+            sent = time.perf_counter()
+            await call.write(
+                agent_pb2.ChatRequest(user_message=agent_pb2.UserMessage(text=f"turn {turn}"))
+            )
+            last: float | None = None
+            while True:
+                event = await call.read()
+                now = time.perf_counter()
+                kind = event.WhichOneof("event")
+                if kind == "assistant_delta":
+                    pieces = max(1, len(event.assistant_delta.text.split()))
+                    samples.tokens += pieces
+                    if last is None:
+                        samples.ttft_ms.append((now - sent) * 1000)
+                    else:
+                        # A merged delta carries several tokens: its gap covers them all.
+                        samples.gaps_ms.append((now - last) * 1000 / pieces)
+                    last = now
+                elif kind == "assistant_done":
+                    break
+                else:
+                    samples.errors += 1
+                    return
+        await call.done_writing()
+        while await call.read() is not grpc.aio.EOF:
+            pass
+    except grpc.aio.AioRpcError:
+        samples.errors += 1
+
+
+async def run_load(host: HostProcess, spec: RunSpec) -> tuple[Samples, float, float]:
+    samples = Samples()
+    peak_rss = [host.rss_mb()]
+    stop = threading.Event()
+
+    def watch_memory() -> None:
+        while not stop.wait(0.2):
+            peak_rss.append(host.rss_mb())
+
+    watcher = threading.Thread(target=watch_memory, daemon=True)
+    watcher.start()
+    channels = [
+        grpc.aio.insecure_channel(
+            f"127.0.0.1:{host.grpc_port}", options=[("grpc.use_local_subchannel_pool", 1)]
+        )
+        for _ in range(CHANNELS)
+    ]
+    all_started = asyncio.Barrier(spec.concurrency)
+    turn_s = FIRST_TOKEN_DELAY_MS / 1000 + spec.answer_tokens / spec.tokens_per_s
+    rng = random.Random(1)
+    began = time.perf_counter()
+    try:
+        await asyncio.gather(
+            *(
+                one_session(
+                    channels[index % CHANNELS],
+                    spec,
+                    samples,
+                    RAMP_S * index / max(1, spec.concurrency),
+                    all_started,
+                    rng.uniform(0, turn_s),
+                )
+                for index in range(spec.concurrency)
+            )
+        )
+    finally:
+        elapsed = time.perf_counter() - began
+        stop.set()
+        watcher.join()
+        for channel in channels:
+            await channel.close()
+    return samples, elapsed, max(peak_rss)
+
+
+def run(spec: RunSpec) -> dict[str, Any]:
+    settings = {
+        "ZL_PROVIDER__MOCK__FIRST_TOKEN_DELAY_MS": str(FIRST_TOKEN_DELAY_MS),
+        "ZL_PROVIDER__MOCK__TOKENS_PER_S": str(spec.tokens_per_s),
+        "ZL_PROVIDER__MOCK__ANSWER_TOKENS": str(spec.answer_tokens),
+        "ZL_SESSIONS__MAX_SESSIONS": str(max(2000, spec.concurrency * 2)),
+    }
+    with host_process(settings) as host:
+        samples, elapsed, rss = asyncio.run(run_load(host, spec))
+    pace_ms = 1000 / spec.tokens_per_s
+    added_gaps = [gap - pace_ms for gap in samples.gaps_ms]
+    expected_turns = spec.concurrency * spec.turns
+    return {
+        "concurrency": spec.concurrency,
+        "tokens_per_s": spec.tokens_per_s,
+        "turns": len(samples.ttft_ms),
+        "turns_expected": expected_turns,
+        "delivered_tokens_per_s": round(samples.tokens / elapsed, 1),
+        "ttft_ms_p50": round(median(samples.ttft_ms), 2),
+        "ttft_ms_p95": round(percentile(samples.ttft_ms, 95), 2),
+        "ttft_ms_p99": round(percentile(samples.ttft_ms, 99), 2),
+        "added_ttft_ms_p50": round(median(samples.ttft_ms) - FIRST_TOKEN_DELAY_MS, 2),
+        "added_ttft_ms_p95": round(percentile(samples.ttft_ms, 95) - FIRST_TOKEN_DELAY_MS, 2),
+        "added_gap_ms_p50": round(median(added_gaps), 2),
+        "added_gap_ms_p99": round(percentile(added_gaps, 99), 2),
+        "errors": samples.errors + (expected_turns - len(samples.ttft_ms)),
+        "server_rss_mb": round(rss, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="shorter runs; under 60 s")
+    parser.add_argument(
+        "--only", type=int, default=None, help="run just the run with this concurrency"
+    )
+    args = parser.parse_args()
+    if args.quick:
+        specs = [
+            RunSpec(concurrency=1, tokens_per_s=50, answer_tokens=10, turns=10),
+            RunSpec(concurrency=100, tokens_per_s=50, answer_tokens=10, turns=2),
+            RunSpec(concurrency=1000, tokens_per_s=5, answer_tokens=10, turns=1),
+        ]
+    else:
+        specs = [
+            RunSpec(concurrency=1, tokens_per_s=50, answer_tokens=25, turns=40),
+            RunSpec(concurrency=100, tokens_per_s=50, answer_tokens=25, turns=5),
+            RunSpec(concurrency=1000, tokens_per_s=5, answer_tokens=25, turns=2),
+        ]
+    if args.only is not None:
+        specs = [spec for spec in specs if spec.concurrency == args.only]
+    runs = []
+    for spec in specs:
+        progress(f"run: {spec.concurrency} sessions at {spec.tokens_per_s:g} tokens/s ...")
+        result = run(spec)
+        progress(
+            f"  ttft p50 {result['ttft_ms_p50']} ms, p95 {result['ttft_ms_p95']} ms; "
+            f"added gap p99 {result['added_gap_ms_p99']} ms; errors {result['errors']}; "
+            f"host RSS {result['server_rss_mb']} MB"
+        )
+        runs.append(result)
+    emit(
+        {
+            "bench": "ttft",
+            "quick": args.quick,
+            "first_token_delay_ms": FIRST_TOKEN_DELAY_MS,
+            "runs": runs,
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()
