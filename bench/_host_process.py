@@ -45,6 +45,7 @@ def host_process(settings: dict[str, str]) -> Iterator[HostProcess]:
             ZL_GRPC__PORT="0",
             ZL_GRPC__INSECURE_DEV_PLAINTEXT="true",
             ZL_DEBUG__PORT="0",
+            ZL_AUDIT__PATH=str(Path(scratch) / "audit.jsonl"),
             **settings,
         )
         process = subprocess.Popen(

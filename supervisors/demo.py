@@ -64,6 +64,7 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
             os.environ,
             ZL_GRPC__PORT="0",
             ZL_DEBUG__PORT="0",
+            ZL_AUDIT__PATH=str(Path(scratch) / "audit.jsonl"),
             ZL_GRPC__DEV_CERTS_DIR=str(args.certs),
             ZL_PROVIDER__MOCK__TOKENS_PER_S="25",
         )

@@ -4,13 +4,17 @@ from ._breaker import BreakerConfig as BreakerConfig
 from ._breaker import BreakerSnapshot as BreakerSnapshot
 from ._breaker import BreakerState as BreakerState
 from ._breaker import CircuitBreaker as CircuitBreaker
+from ._breaker import StateChangeObserver as StateChangeObserver
 from ._credentials import ApiKey as ApiKey
 from ._credentials import load_api_key as load_api_key
 from ._fallback import FallbackProvider as FallbackProvider
+from ._ledger import UsageLedger as UsageLedger
+from ._ledger import UsageTotals as UsageTotals
 from ._mock import MockProviderConfig as MockProviderConfig
 from ._mock import ScriptedMockProvider as ScriptedMockProvider
 from ._mock import scripted_reply as scripted_reply
 from ._openai import OpenAICompatibleProvider as OpenAICompatibleProvider
+from ._openai import Outcome as Outcome
 from ._openai import UsageObserver as UsageObserver
 from ._openai import open_openai_provider as open_openai_provider
 from ._openai_config import OpenAIProviderConfig as OpenAIProviderConfig
@@ -42,15 +46,19 @@ __all__ = [
     "ModelPrice",
     "OpenAICompatibleProvider",
     "OpenAIProviderConfig",
+    "Outcome",
     "ProviderEvent",
     "RetryConfig",
     "ScriptedMockProvider",
+    "StateChangeObserver",
     "TextDelta",
     "ToolCallRequest",
     "ToolCallRequested",
     "ToolSpec",
     "Usage",
+    "UsageLedger",
     "UsageObserver",
+    "UsageTotals",
     "load_api_key",
     "open_openai_provider",
     "scripted_reply",

@@ -65,6 +65,10 @@ class BreakerConfig:
     max_window_calls: int = attrs.field(default=1000, validator=attrs.validators.ge(1))
 
 
+# Called as (upstream name, old state, new state) whenever a breaker changes state.
+StateChangeObserver = Callable[[str, "BreakerState", "BreakerState"], None]
+
+
 @attrs.frozen(kw_only=True)
 class BreakerSnapshot:
     """The breaker as introspection shows it (debug endpoint, ``zl tree``)."""
@@ -86,6 +90,8 @@ class CircuitBreaker:
         config: thresholds and timings.
         clock: monotonic seconds; ``time.monotonic`` by default, ``trio.current_time`` under
             Trio (so an ``autojump_clock`` drives it in tests).
+        on_state_change: called with (name, old, new) on every change of state, including
+            the open -> half-open one, which is noticed when the breaker is next consulted.
     """
 
     def __init__(
@@ -94,8 +100,10 @@ class CircuitBreaker:
         config: BreakerConfig | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        on_state_change: StateChangeObserver | None = None,
     ) -> None:
         self.name = name
+        self._on_state_change = on_state_change
         self.config = config if config is not None else BreakerConfig()
         self._clock = clock
         self._state = BreakerState.CLOSED
@@ -163,8 +171,8 @@ class CircuitBreaker:
             and self._opened_at is not None
             and now >= self._opened_at + self.config.cool_down
         ):
-            self._state = BreakerState.HALF_OPEN
             self._probes = 0
+            self._set(BreakerState.HALF_OPEN)
         horizon = now - self.config.window
         while self._window and self._window[0][0] < horizon:
             self._window.popleft()
@@ -182,14 +190,19 @@ class CircuitBreaker:
             and failures / calls >= self.config.failure_rate_threshold
         )
 
+    def _set(self, state: BreakerState) -> None:
+        old, self._state = self._state, state
+        if old is not state and self._on_state_change is not None:
+            self._on_state_change(self.name, old, state)
+
     def _open(self) -> None:
-        self._state = BreakerState.OPEN
         self._opened_at = self._clock()
         self._probes = 0
+        self._set(BreakerState.OPEN)
         # The window is kept (not appended to while open) so snapshots show the rate that
         # tripped the breaker until those outcomes age out.
 
     def _close(self) -> None:
-        self._state = BreakerState.CLOSED
         self._probes = 0
         self._window.clear()
+        self._set(BreakerState.CLOSED)

@@ -1,8 +1,11 @@
 """A provider that tries a chain of providers, skipping those whose breaker is open.
 
 Errors: the chain's own failure is ``ProviderError("provider.unavailable")`` naming why each
-provider was skipped or failed. A provider's error that comes after it already forwarded an
-event is re-raised as it is: falling back then would repeat or contradict text the user saw.
+provider was skipped or failed. When only one provider was tried (a chain of one, or the others
+open), its own error is re-raised as it is, so a lone upstream's ``provider.timeout`` or
+``provider.rate_limited`` keeps its code. A provider's error that comes after it already
+forwarded an event is re-raised as it is too: falling back then would repeat or contradict text
+the user saw.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import trio
 
 from actors.errors import ProviderError
 
-from ._breaker import BreakerConfig, BreakerSnapshot, CircuitBreaker
+from ._breaker import BreakerConfig, BreakerSnapshot, CircuitBreaker, StateChangeObserver
 from ._types import CompletionRequest, LlmProvider, ProviderEvent
 
 # Events pass through one unbuffered hop so the chain can tell whether a provider forwarded
@@ -36,6 +39,7 @@ class FallbackProvider:
         breaker_config: thresholds shared by every provider's breaker.
         clock: the breakers' clock (``trio.current_time`` makes them follow Trio's clock).
         name: this provider's name.
+        on_state_change: called on every breaker's state change (for logs and metrics).
 
     Raises:
         ValueError: if ``chain`` is empty.
@@ -48,12 +52,18 @@ class FallbackProvider:
         breaker_config: BreakerConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
         name: str = "fallback",
+        on_state_change: StateChangeObserver | None = None,
     ) -> None:
         if not chain:
             raise ValueError("a fallback chain needs at least one provider")
         self.name = name
         self._chain = tuple(
-            (provider, CircuitBreaker(provider.name, breaker_config, clock=clock))
+            (
+                provider,
+                CircuitBreaker(
+                    provider.name, breaker_config, clock=clock, on_state_change=on_state_change
+                ),
+            )
             for provider in chain
         )
 
@@ -68,12 +78,14 @@ class FallbackProvider:
 
         Raises:
             ProviderError: ``provider.unavailable`` when every provider was open or failed
-                before forwarding anything; a provider's own error when it failed after.
+                before forwarding anything; a provider's own error when it failed after, or
+                when it was the only one tried.
 
         Cancellation: the running provider is cancelled (and closes its upstream); its
         breaker slot is released without counting a failure.
         """
         reasons: list[str] = []
+        tried: list[ProviderError] = []
         for provider, breaker in self._chain:
             if not breaker.try_acquire():
                 reasons.append(f"{provider.name}: circuit open")
@@ -91,6 +103,9 @@ class FallbackProvider:
             if relay.forwarded:
                 raise error
             reasons.append(f"{provider.name}: {error.code}")
+            tried.append(error)
+        if len(tried) == 1 and len(reasons) == 1:
+            raise tried[0]
         raise ProviderError(
             "provider.unavailable", "no provider answered (" + "; ".join(reasons) + ")"
         )

@@ -5,6 +5,8 @@ first-token delay, and follows a small script:
 
 - ``read <path>`` (anywhere in the user's message) makes the model request the tool
   ``fs.read`` with ``{"path": <path>}``, if that tool is offered;
+- ``tool <name> <json object>`` (at the end of the message) calls that tool with exactly
+  those arguments, if it is offered (tests use it to send bad arguments);
 - after a tool result, it answers with what the tool returned (or the tool's error);
 - otherwise it echoes the message and continues with filler text up to ``answer_tokens``.
 
@@ -39,6 +41,8 @@ _FILLER_TEXT = (
 _FILLER = _FILLER_TEXT.split()
 
 _READ = re.compile(r"\bread\s+(\S+)", re.IGNORECASE)
+# ``tool NAME {json}``: call any offered tool with exactly these arguments (for tests).
+_TOOL = re.compile(r"\btool\s+(\S+)\s+(\{.*\})\s*$", re.DOTALL)
 # How much of a file the scripted answer quotes.
 _QUOTE_CHARS = 300
 
@@ -73,10 +77,17 @@ def scripted_reply(
     if last.role == "tool":
         return _tokens(_describe_tool_result(last.content or "")), None
     text = last.content or ""
-    match = _READ.search(text)
     offered = {tool.name for tool in request.tools}
+    turn_calls = sum(len(m.tool_calls) for m in request.messages)
+    explicit = _TOOL.search(text)
+    if explicit and explicit.group(1) in offered:
+        return [], ToolCallRequest(
+            call_id=f"call_{turn_calls + 1}",
+            name=explicit.group(1),
+            arguments_json=explicit.group(2),
+        )
+    match = _READ.search(text)
     if match and config.tool_name in offered:
-        turn_calls = sum(len(m.tool_calls) for m in request.messages)
         call = ToolCallRequest(
             call_id=f"call_{turn_calls + 1}",
             name=config.tool_name,

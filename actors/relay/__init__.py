@@ -11,6 +11,8 @@ from ._frames import DEFAULT_MAX_FRAME_BYTES as DEFAULT_MAX_FRAME_BYTES
 from ._frames import FRAME_CLASSES as FRAME_CLASSES
 from ._frames import SUBPROTOCOL as SUBPROTOCOL
 from ._frames import Caps as Caps
+from ._frames import Catalog as Catalog
+from ._frames import CatalogGet as CatalogGet
 from ._frames import DeviceHello as DeviceHello
 from ._frames import DeviceHelloAck as DeviceHelloAck
 from ._frames import ErrorFrame as ErrorFrame
@@ -51,6 +53,8 @@ __all__ = [
     "SUBPROTOCOL",
     "BadFrame",
     "Caps",
+    "Catalog",
+    "CatalogGet",
     "Claims",
     "DeviceClaims",
     "DeviceHello",

@@ -183,6 +183,33 @@ class Redirect:
     shard_url: str
 
 
+@attrs.frozen(kw_only=True)
+class CatalogGet:
+    """Host → relay: which tools does a device offer now (answered by ``Catalog``)."""
+
+    TYPE: ClassVar[str] = "catalog.get"
+    request_id: str
+    tenant: str
+    device_id: str
+
+
+@attrs.frozen(kw_only=True)
+class Catalog:
+    """Relay → host: a device's catalog; ``online`` false (and no tools) when it is not connected.
+
+    ``rtt_ms`` is the last relay↔device round trip measured with ping/pong.
+    """
+
+    TYPE: ClassVar[str] = "catalog"
+    request_id: str
+    tenant: str
+    device_id: str
+    online: bool
+    tools: tuple[Tool, ...]
+    bridge_version: str | None = None
+    rtt_ms: float | None = None
+
+
 Frame = (
     DeviceHello
     | DeviceHelloAck
@@ -194,6 +221,8 @@ Frame = (
     | ToolProgress
     | ErrorFrame
     | Redirect
+    | CatalogGet
+    | Catalog
 )
 
 FRAME_CLASSES: Final[dict[str, type[Frame]]] = {
@@ -209,6 +238,8 @@ FRAME_CLASSES: Final[dict[str, type[Frame]]] = {
         ToolProgress,
         ErrorFrame,
         Redirect,
+        CatalogGet,
+        Catalog,
     )
 }
 

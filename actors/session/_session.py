@@ -188,7 +188,6 @@ class Session(Actor[SessionInbound]):
             history=tuple(self.history),
             limits=context.limits,
             budget_remaining=budget.remaining,
-            tools=runner.offered_tools() if runner is not None else (),
         )
         progress = self.progress
         session_ref: ActorRef[SessionInbound] = ctx.self_ref

@@ -75,7 +75,6 @@ class TurnPlan:
     history: tuple[ChatMessage, ...]
     limits: SessionLimits
     budget_remaining: int
-    tools: tuple[ToolSpec, ...] = ()
 
 
 class Turn(Actor[Any]):
@@ -140,9 +139,10 @@ class Turn(Actor[Any]):
     async def _converse(self, ctx: ActorContext[Any]) -> None:
         plan = self.plan
         history = list(plan.history)
+        offered = await self._offered_tools()
         tool_calls = 0
         while True:
-            tools = plan.tools if tool_calls < MAX_TOOL_DEPTH else ()
+            tools = offered if tool_calls < MAX_TOOL_DEPTH else ()
             request = CompletionRequest(
                 model=plan.model,
                 messages=tuple(history),
@@ -174,9 +174,19 @@ class Turn(Actor[Any]):
                     "tool.depth_exceeded",
                     f"the model asked for more than {MAX_TOOL_DEPTH} tool call(s) in one turn",
                 )
-            result_json = await self.tool_runner.run(call, turn_id=plan.turn_id)
+            result_json = await self.tool_runner.run(call, turn_id=plan.turn_id, turn=ctx)
             history.append(ChatMessage(role="assistant", content=None, tool_calls=(call,)))
             history.append(ChatMessage(role="tool", content=result_json, tool_call_id=call.call_id))
+
+    async def _offered_tools(self) -> tuple[ToolSpec, ...]:
+        if self.tool_runner is None:
+            return ()
+        try:
+            return await self.tool_runner.offered_tools()
+        except ZlError as exc:
+            # The model answers without tools rather than the turn failing.
+            log.warning("turn %s: no tools offered: %s", self.plan.turn_id, exc)
+            return ()
 
     async def _stream_once(self, request: CompletionRequest) -> tuple[Finished, Any]:
         """One provider stream; returns its Finished and the tool call it asked for, if any."""

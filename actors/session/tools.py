@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from actors.provider import ToolCallRequest, ToolSpec
+from zl_actors import ActorContext
 
 
 class ToolRunner(Protocol):
@@ -15,10 +16,14 @@ class ToolRunner(Protocol):
     ``error`` object that the model reads.
     """
 
-    def offered_tools(self) -> tuple[ToolSpec, ...]:
-        """The tools the model may call in this session (already allowed by policy)."""
+    async def offered_tools(self) -> tuple[ToolSpec, ...]:
+        """The tools the model may call in this session now."""
         ...
 
-    async def run(self, call: ToolCallRequest, *, turn_id: str) -> str:
-        """Run ``call``; return the JSON text of its result or of its error."""
+    async def run(self, call: ToolCallRequest, *, turn_id: str, turn: ActorContext[Any]) -> str:
+        """Run ``call`` as a child of the ``turn`` actor; the JSON text of its result or error.
+
+        On cancellation (the turn is cancelled) the call is cancelled down the line and
+        its receipt is still written.
+        """
         ...

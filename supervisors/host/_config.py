@@ -96,10 +96,37 @@ class SessionsSection:
 
 
 @attrs.frozen(kw_only=True)
+class ToolsSection:
+    """Where tools run and the caps the host applies to every call."""
+
+    #: "none" (no tools), "stdio" (run an MCP server here: development and CI).
+    mode: str = attrs.field(default="none", validator=attrs.validators.in_(["none", "stdio"]))
+    #: stdio: the MCP server's command; empty runs this project's fs.read server on ``roots``.
+    command: list[str] = attrs.Factory(list)
+    #: stdio: the folders the fs.read server may read.
+    roots: list[str] = attrs.Factory(list)
+    timeout_ms: int = attrs.field(default=5_000, validator=attrs.validators.gt(0))
+    max_bytes: int = attrs.field(default=1024 * 1024, validator=attrs.validators.gt(0))
+
+
+@attrs.frozen(kw_only=True)
+class AuditSection:
+    """The append-only audit file (tool receipts, turn summaries)."""
+
+    path: str = ".zl/audit.jsonl"
+    #: fsync after this many records, or once the oldest unsynced record is this old; each
+    #: record is written to the OS before its call's final event either way.
+    fsync_every_records: int = attrs.field(default=64, validator=attrs.validators.gt(0))
+    fsync_every_s: float = attrs.field(default=0.5, validator=attrs.validators.gt(0))
+
+
+@attrs.frozen(kw_only=True)
 class HostConfig:
     grpc: GrpcSection = GrpcSection()
     debug: DebugSection = DebugSection()
     provider: ProviderSection = ProviderSection()
     sessions: SessionsSection = SessionsSection()
+    tools: ToolsSection = ToolsSection()
+    audit: AuditSection = AuditSection()
     #: Enable fault injection (chaos runs only).
     faults: bool = False

@@ -3,32 +3,40 @@
 ::
 
     host (one_for_one)
-    ├─ sessions        supervisor of one temporary Session per StreamChat (each with its Turn)
+    ├─ audit_writer    the append-only audit (tool receipts)
+    ├─ mcp_server      [tools.mode = "stdio"] the local MCP server, restarted if it crashes
+    ├─ tool_gateway    which tools a session may offer (device catalogs, cached)
+    ├─ sessions        one temporary Session per StreamChat ─ turn ─ tool_call
     ├─ grpc_server     the gRPC edge (StreamChat, health, reflection)
     └─ debug_http      /debug/actors
 
 Children start in that order and stop in reverse: at shutdown the gRPC edge drains first,
-then the sessions that remain are stopped.
+then the sessions that remain are stopped, and the audit is closed last.
 """
 
 from __future__ import annotations
 
 import logging
 import ssl
+import sys
 from pathlib import Path
 
 import attrs
 import trio
 
+from actors.audit import AuditConfig, AuditMessage, AuditWriter, FsyncPolicy
+from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
 from actors.provider import LlmProvider, ScriptedMockProvider
-from actors.session import SessionDeps
+from actors.session import Outbox, SessionContext, SessionDeps, ToolRunnerFactory
+from actors.session.tools import ToolRunner
+from actors.tools import SessionTools, StdioToolLink, ToolGateway, ToolsConfig
 from contracts.generated import agent_pb2
 from supervisors._config import ConfigError
 from supervisors.edges.debug_http import DebugHttpConfigError
 from supervisors.edges.debug_http import check_config as check_debug_config
 from supervisors.edges.grpc import GrpcServerConfig, HealthService, service_from_descriptor
 from supervisors.tls import generate_dev_certs, server_ssl_context, warn_plaintext
-from zl_actors import ActorSpec, SupervisorSpec, open_actor_system
+from zl_actors import ActorRef, ActorSpec, ActorSystem, SupervisorSpec, open_actor_system
 
 from ._chat_edge import make_stream_chat_handler
 from ._config import HostConfig
@@ -67,6 +75,8 @@ def check_config(config: HostConfig) -> None:
             "for development certificates, or grpc.insecure_dev_plaintext = true "
             "(development only)"
         )
+    if config.tools.mode == "stdio":
+        mcp_command(config)
     if config.debug.enabled:
         try:
             check_debug_config(config.debug.to_edge_config(), tls=False)
@@ -93,6 +103,47 @@ def grpc_tls(config: HostConfig) -> tuple[ssl.SSLContext | None, str | None]:
         "grpc: TLS is required; set grpc.tls_cert and grpc.tls_key, or grpc.dev_certs_dir for "
         "development certificates, or grpc.insecure_dev_plaintext = true (development only)"
     )
+
+
+def mcp_command(config: HostConfig) -> list[str]:
+    """The stdio MCP server's command: as configured, or our fs.read server on the roots."""
+    tools = config.tools
+    if tools.command:
+        return list(tools.command)
+    if not tools.roots:
+        raise ConfigError('tools: mode "stdio" needs tools.command or tools.roots')
+    return [sys.executable, "-m", "actors.mcp.fs_server", *tools.roots]
+
+
+async def _start_tools(
+    system: ActorSystem, config: HostConfig, audit: ActorRef[AuditMessage]
+) -> ToolRunnerFactory | None:
+    """Start the tool link and gateway; the factory that gives each session its tools."""
+    if config.tools.mode == "none":
+        return None
+    client = await system.spawn(
+        mcp_client_spec(
+            "mcp_server",
+            McpClientConfig(command=McpServerCommand(argv=mcp_command(config), name="mcp-fs")),
+        )
+    )
+    link = StdioToolLink(client)
+    gateway = await system.spawn(
+        ActorSpec(name="tool_gateway", factory=lambda: ToolGateway(link=link))
+    )
+    tools_config = ToolsConfig(timeout_ms=config.tools.timeout_ms, max_bytes=config.tools.max_bytes)
+
+    def factory(session: SessionContext, outbox: Outbox) -> ToolRunner:
+        return SessionTools(
+            session=session,
+            outbox=outbox,
+            gateway=gateway,
+            link=link,
+            audit=audit,
+            config=tools_config,
+        )
+
+    return factory
 
 
 def build_provider(config: HostConfig) -> LlmProvider:
@@ -124,12 +175,27 @@ async def run_host(
         shutdown_grace_s=config.grpc.shutdown_grace_s,
     )
     debug_config = config.debug.to_edge_config()
-    deps = SessionDeps(
-        provider=provider if provider is not None else build_provider(config),
-        limits=config.sessions.limit_policy(),
-        default_model=config.provider.default_model,
-    )
     async with open_actor_system("host", faults=config.faults) as system:
+        audit = await system.spawn(
+            ActorSpec(
+                name="audit_writer",
+                factory=lambda: AuditWriter(
+                    AuditConfig(
+                        path=Path(config.audit.path),
+                        fsync=FsyncPolicy(
+                            every_records=config.audit.fsync_every_records,
+                            every_s=config.audit.fsync_every_s,
+                        ),
+                    )
+                ),
+            )
+        )
+        deps = SessionDeps(
+            provider=provider if provider is not None else build_provider(config),
+            limits=config.sessions.limit_policy(),
+            default_model=config.provider.default_model,
+            tool_runner_factory=await _start_tools(system, config, audit),
+        )
         sessions = await system.spawn(
             SupervisorSpec(
                 name="sessions",

@@ -16,6 +16,7 @@ from actors.provider import ScriptedMockProvider
 from contracts.generated import agent_pb2
 from supervisors.chat_client import stream_chat
 from supervisors.host import (
+    AuditSection,
     DebugSection,
     GrpcSection,
     HostAddresses,
@@ -80,6 +81,7 @@ def host_config(tmp_path: Path, *, tls: bool, **sections: Any) -> HostConfig:
             ),
         ),
         sessions=sections.pop("sessions", SessionsSection()),
+        audit=sections.pop("audit", AuditSection(path=str(tmp_path / "audit.jsonl"))),
         **sections,
     )
 

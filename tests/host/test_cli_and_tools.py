@@ -115,6 +115,7 @@ class TestHostCommand:
             os.environ,
             ZL_GRPC__PORT="0",
             ZL_DEBUG__PORT="0",
+            ZL_AUDIT__PATH=str(tmp_path / "audit.jsonl"),
             ZL_GRPC__DEV_CERTS_DIR=str(tmp_path / "certs"),
             ZL_PROVIDER__MOCK__TOKENS_PER_S="500",
         )

@@ -1,0 +1,189 @@
+"""One actor per connected host: authorises each call's tenant, routes calls and cancels.
+
+A host may serve only the tenants its token lists (``authorize``): a call for any other
+tenant's device ends at once with ``relay.forbidden`` and never reaches the router.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Final
+
+import trio
+
+from zl_actors import Actor, ActorContext, ActorRef, ActorStopped, AskTimeout, MailboxFull
+
+from ._device_conn import read_frames
+from ._errors import Forbidden
+from ._frames import (
+    CatalogGet,
+    ErrorFrame,
+    Frame,
+    Ping,
+    Pong,
+    ToolCall,
+    ToolCancel,
+    ToolResult,
+)
+from ._limits import RelayLimits
+from ._router import error_result
+from ._shards import Shard, redirect_for
+from ._tokens import HostClaims, authorize
+from ._wire import CLOSE_BAD_FRAME, CLOSE_GOING_AWAY, WsPeer, close_quietly, send_frame
+from .messages import CallEnded, FromPeer, GetCatalog, HostMessage, PeerGone, RouteCall, RouteCancel, RouterMessage
+
+log = logging.getLogger("zl.relay.host")
+
+#: Results from many devices converge here; devices hand them over with send_nowait.
+HOST_MAILBOX_CAPACITY: Final = 4096
+CATALOG_TIMEOUT_S: Final = 5.0
+
+
+class HostConnection(Actor[HostMessage]):
+    """The relay's side of one host's WebSocket (multiplexed: many calls, many tenants).
+
+    Args:
+        ws: the accepted WebSocket.
+        claims: the verified host token.
+        router: the shard's router.
+        shards: the configured shard list; ``local_shard_id`` names this shard.
+        limits: bounds and timers.
+        done: set when the connection has ended.
+    """
+
+    mailbox_capacity = HOST_MAILBOX_CAPACITY
+
+    def __init__(
+        self,
+        *,
+        ws: WsPeer,
+        claims: HostClaims,
+        router: ActorRef[RouterMessage],
+        shards: Sequence[Shard],
+        local_shard_id: str,
+        limits: RelayLimits,
+        done: trio.Event,
+    ) -> None:
+        self.ws = ws
+        self.claims = claims
+        self.router = router
+        self.shards = tuple(shards)
+        self.local_shard_id = local_shard_id
+        self.limits = limits
+        self.done = done
+        self.calls: dict[str, tuple[str, str]] = {}
+        self.gone = False
+        self.close_code = CLOSE_GOING_AWAY
+        self.close_reason = "relay shutting down"
+
+    async def on_start(self, ctx: ActorContext[HostMessage]) -> None:
+        ctx.nursery.start_soon(
+            lambda: read_frames(
+                self.ws,
+                ctx.self_ref,
+                idle_s=self.limits.host_idle_s,
+                max_bytes=self.limits.max_frame_bytes,
+            )
+        )
+
+    async def _send(self, frame: Frame, ctx: ActorContext[HostMessage]) -> None:
+        try:
+            await send_frame(self.ws, frame, timeout_s=self.limits.send_timeout_s)
+        except Exception as exc:  # noqa: BLE001 - any send failure means the peer is gone
+            log.info("host %s: send failed (%s)", self.claims.host_id, type(exc).__name__)
+            self.gone = True
+            ctx.stop()
+
+    async def handle(self, message: HostMessage, ctx: ActorContext[HostMessage]) -> None:
+        match message:
+            case CallEnded(frame=frame):
+                if isinstance(frame, ToolResult) and self.calls.pop(frame.call_id, None) is None:
+                    return  # the host already gave up on it (cancel raced the result)
+                await self._send(frame, ctx)
+            case PeerGone(reason=reason):
+                self.gone = True
+                self.close_reason = reason
+                ctx.stop()
+            case FromPeer(frame=frame):
+                await self._from_host(frame, ctx)
+
+    def _refusal(self, tenant: str) -> Frame | None:
+        """A ``redirect`` or a ``relay.forbidden`` error for ``tenant``, or None if it is served here."""
+        try:
+            authorize(self.claims, tenant)
+        except Forbidden as exc:
+            return ErrorFrame.from_wire(exc.to_wire())
+        return redirect_for(tenant, self.shards, local_shard_id=self.local_shard_id)
+
+    async def _from_host(self, frame: Frame, ctx: ActorContext[HostMessage]) -> None:
+        match frame:
+            case ToolCall(call_id=call_id, tenant=tenant, device_id=device_id):
+                refusal = self._refusal(tenant)
+                if isinstance(refusal, ErrorFrame):
+                    await self._send(ToolResult(call_id=call_id, error=refusal.to_wire()), ctx)
+                elif refusal is not None:
+                    await self._send(refusal, ctx)
+                elif call_id in self.calls:
+                    await self._send(
+                        error_result(call_id, "invalid_request", "call id already in flight", retryable=False),
+                        ctx,
+                    )
+                elif len(self.calls) >= self.limits.max_host_in_flight:
+                    await self._send(
+                        error_result(call_id, "relay.overloaded", "too many calls on this connection", retryable=True),
+                        ctx,
+                    )
+                else:
+                    self.calls[call_id] = (tenant, device_id)
+                    await self.router.send(RouteCall(frame=frame, reply_to=ctx.self_ref))
+            case ToolCancel(call_id=call_id, reason=reason):
+                target = self.calls.get(call_id)
+                if target is not None:
+                    await self.router.send(
+                        RouteCancel(tenant=target[0], device_id=target[1], call_id=call_id, reason=reason)
+                    )
+            case CatalogGet(request_id=request_id, tenant=tenant, device_id=device_id):
+                refusal = self._refusal(tenant)
+                if isinstance(refusal, ErrorFrame):
+                    await self._send(
+                        ErrorFrame(code=refusal.code, message=refusal.message, retryable=False, call_id=request_id),
+                        ctx,
+                    )
+                    return
+                if refusal is not None:
+                    await self._send(refusal, ctx)
+                    return
+                try:
+                    catalog = await self.router.ask(
+                        GetCatalog(request_id=request_id, tenant=tenant, device_id=device_id),
+                        timeout=CATALOG_TIMEOUT_S,
+                    )
+                except (AskTimeout, ActorStopped):
+                    await self._send(
+                        ErrorFrame(code="unavailable", message="router busy", retryable=True, call_id=request_id),
+                        ctx,
+                    )
+                    return
+                await self._send(catalog, ctx)
+            case Ping(nonce=nonce, sent_at_ms=sent_at_ms):
+                await self._send(Pong(nonce=nonce, sent_at_ms=sent_at_ms), ctx)
+            case Pong():
+                pass
+            case _:
+                self.close_code = CLOSE_BAD_FRAME
+                self.close_reason = f"unexpected {frame.TYPE} frame from a host"
+                ctx.stop()
+
+    async def on_stop(self, ctx: ActorContext[HostMessage]) -> None:
+        # The host is gone: its calls will never be read, so the devices are told to stop.
+        for call_id, (tenant, device_id) in self.calls.items():
+            with contextlib.suppress(MailboxFull, ActorStopped):
+                self.router.send_nowait(
+                    RouteCancel(tenant=tenant, device_id=device_id, call_id=call_id, reason="host disconnected")
+                )
+        self.calls.clear()
+        if not self.gone:
+            await close_quietly(self.ws, self.close_code, self.close_reason)
+        self.done.set()

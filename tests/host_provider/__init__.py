@@ -1,0 +1,1 @@
+"""Tests of the host with the OpenAI-compatible provider stack."""
