@@ -13,12 +13,17 @@ default:
 setup:
     python3 dev.py --version
 
-# See the system work.
+# See the system work: a host on TLS, a streamed chat, a tool call with its receipt.
 demo:
+    {{python}} -m supervisors demo
+
+# The actor runtime on its own: write, supervise and restart an actor.
+demo-actors:
     {{python}} examples/supervised_counter.py
 
 # Run the whole test suite (the README's test command runs this).
 test *args:
+    @test -d tests/mcp_client/node/node_modules || npm ci --prefix tests/mcp_client/node --no-audit --no-fund
     {{python}} -m pytest {{args}}
 
 # Format check, lint, types (strict) and the layer contracts.
@@ -46,9 +51,23 @@ fmt:
     {{python}} -m ruff format .
     {{python}} -m ruff check --fix .
 
-# Run every benchmark; each prints one JSON object on its last line.
+# Run every benchmark; each prints one JSON object on its last line (`--quick` for short runs).
 bench *args:
     {{python}} -m bench.actors {{args}}
+    {{python}} -m bench.ttft {{args}}
+    {{python}} -m bench.tool_call {{args}}
+
+# Time to first token and streaming gaps under 1, 100 and 1000 sessions.
+bench-ttft *args:
+    {{python}} -m bench.ttft {{args}}
+
+# What the tool gateway adds to an fs.read over stdio.
+bench-tool-call *args:
+    {{python}} -m bench.tool_call {{args}}
+
+# Install the npm MCP server the interop tests drive (also done by `.ci/run`).
+node-deps:
+    npm ci --prefix tests/mcp_client/node --no-audit --no-fund
 
 # Benchmark the actor runtime against bare Trio channels.
 bench-actors *args:

@@ -1,12 +1,14 @@
 """Process configuration: a TOML file plus ``ZL_*`` environment, parsed into attrs classes.
 
 Environment keys name a setting by its path with ``__`` between sections, e.g.
-``ZL_GRPC__PORT=50051`` or ``ZL_SESSIONS__MAX_SESSIONS=200``; they override the file. A bad
-value or an unknown key is a ``ConfigError`` that names the key.
+``ZL_GRPC__PORT=50051`` or ``ZL_SESSIONS__MAX_SESSIONS=200``; they override the file. A list
+is a JSON array or comma-separated (``ZL_TOOLS__ROOTS=/srv/a,/srv/b``). A bad value or an
+unknown key is a ``ConfigError`` that names the key.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -45,10 +47,24 @@ def _structure_number(kind: type) -> Any:
     return structure
 
 
+def _structure_str_list(value: object, _: type) -> list[str]:
+    # From an environment variable a list arrives as text: a JSON array, or comma-separated.
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            value = json.loads(text)
+        else:
+            return [part.strip() for part in text.split(",") if part.strip()]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise TypeError(f"expected a list of strings, got {value!r}")
+    return list(value)
+
+
 _converter = cattrs.Converter(forbid_extra_keys=True)
 _converter.register_structure_hook(bool, _structure_bool)
 _converter.register_structure_hook(int, _structure_number(int))
 _converter.register_structure_hook(float, _structure_number(float))
+_converter.register_structure_hook_func(lambda t: t == list[str], _structure_str_list)
 
 
 def env_overrides(environ: Mapping[str, str], prefix: str = ENV_PREFIX) -> dict[str, Any]:

@@ -28,7 +28,11 @@ READY_TIMEOUT_S = 30.0
 # How long the host may take to drain and exit after SIGTERM.
 EXIT_TIMEOUT_S = 20.0
 
-DEMO_MESSAGES = ("Hello, Zero Latency!", "What makes this fast?")
+DEMO_MESSAGES = ("Hello, Zero Latency!", "Please read notes.txt")
+DEMO_NOTE = (
+    "Zero Latency read this file through fs.read: the host validated the arguments and the\n"
+    "result against their JSON Schemas and wrote a receipt to the audit before telling you.\n"
+)
 
 
 def _step(text: str) -> None:
@@ -60,17 +64,32 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="zl-demo-") as scratch:
         ready = Path(scratch) / "ready.json"
+        audit = Path(scratch) / "audit.jsonl"
+        files = Path(scratch) / "files"
+        files.mkdir()
+        (files / "notes.txt").write_text(DEMO_NOTE)
         env = dict(
             os.environ,
             ZL_GRPC__PORT="0",
             ZL_DEBUG__PORT="0",
-            ZL_AUDIT__PATH=str(Path(scratch) / "audit.jsonl"),
+            ZL_AUDIT__PATH=str(audit),
+            ZL_TOOLS__MODE="stdio",
+            ZL_TOOLS__ROOTS=json.dumps([str(files)]),
             ZL_GRPC__DEV_CERTS_DIR=str(args.certs),
             ZL_PROVIDER__MOCK__TOKENS_PER_S="25",
         )
-        _step("starting the host (its own process; mock model; TLS)")
+        _step(f"starting the host (its own process; mock model; TLS; fs.read on {files})")
         host = subprocess.Popen(
-            [sys.executable, "-m", "supervisors", "host", "--ready-file", str(ready)],
+            [
+                sys.executable,
+                "-m",
+                "supervisors",
+                "host",
+                "--ready-file",
+                str(ready),
+                "--log-level",
+                "WARNING",
+            ],
             env=env,
         )
         try:
@@ -87,6 +106,11 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
                     out=sys.stdout,
                     err=sys.stderr,
                 )
+            _step(f"the receipt in the audit ({audit})")
+            from actors.audit import audit_main
+
+            audit_main(["tail", str(audit), "-n", "1"])
+            audit_main(["verify", str(audit)])
             debug_url = addresses.get("debug_url")
             if debug_url:
                 _step(f"the host's live actor tree ({debug_url}/debug/actors)")

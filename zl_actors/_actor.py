@@ -49,6 +49,13 @@ class Actor(Generic[M]):
         """Handle one message; for a ``Request``, return the answer."""
         raise NotImplementedError(f"{type(self).__name__} must implement handle()")
 
+    async def on_drained(self, ctx: ActorContext[M]) -> None:
+        """On a graceful stop, after the last queued message and before anything is cancelled.
+
+        The place to finish work that ``handle`` started in ``ctx.nursery`` (flush a batch,
+        answer deferred replies); it runs within the stop's grace.
+        """
+
     async def on_stop(self, ctx: ActorContext[M]) -> None:
         """Clean-up; runs shielded for at most ``ON_STOP_TIMEOUT_S`` seconds."""
 
@@ -86,6 +93,11 @@ class ActorContext(Generic[M]):
         cell.exit_requested = True
         # If the loop is parked on an empty mailbox, wake it so that it sees the request.
         cell.mailbox.wake_receiver((_WAKE, None))
+
+    @property
+    def answering(self) -> bool:
+        """Whether the message being handled was asked (has an answer slot to defer)."""
+        return self._cell.current_reply is not None
 
     def defer_reply(self) -> DeferredReply:
         """Take the answer slot of the request being handled, to answer it later.
@@ -225,6 +237,7 @@ async def run_actor(cell: Cell, flag: StartFlag) -> None:
             await _mailbox_loop(cell, actor, ctx)
             # The mailbox is closed and drained: a graceful stop. Children go first.
             cell.state = CellState.STOPPING
+            await actor.on_drained(ctx)
             grace = _lifecycle.child_grace(cell)
             for child in reversed(list(cell.children.values())):
                 await _lifecycle.stop_cell(child, grace)

@@ -14,6 +14,7 @@ the file; after a process crash a torn last line is cut off and recorded.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 import attrs
 import trio
 
-from zl_actors import Actor, ActorContext, MailboxFull
+from zl_actors import Actor, ActorContext, DeferredReply, MailboxFull
 
 from ._chain import Sealed
 from ._digest import canonical_json
@@ -82,6 +83,9 @@ class AuditConfig:
     on_written: Callable[[Appended], None] | None = None
 
 
+log = logging.getLogger("zl.audit")
+
+
 class AuditWriter(Actor[AuditMessage]):
     """Owns the audit file; answers each append once it is written.
 
@@ -94,6 +98,14 @@ class AuditWriter(Actor[AuditMessage]):
     def __init__(self, config: AuditConfig) -> None:
         self._config = config
         self._file: AuditFile | None = None
+        # Group commit: appends wait here and one worker-thread call writes them all, so 50
+        # callers cost one write (and at most one fsync), not 50 in a row.
+        self._pending: list[tuple[Entry, DeferredReply | None]] = []
+        self._wake = trio.Event()
+        self._idle = trio.Event()
+        self._idle.set()
+        # File operations run in worker threads one at a time (the file is not thread-safe).
+        self._io = trio.Lock()
 
     async def on_start(self, ctx: ActorContext[AuditMessage]) -> None:
         """Open the file and resume its chain (in a thread); start the timer if one is needed.
@@ -106,6 +118,7 @@ class AuditWriter(Actor[AuditMessage]):
         self._file = await trio.to_thread.run_sync(
             lambda: AuditFile.open(config.path, fsync=config.fsync, writer=f"pid:{os.getpid()}")
         )
+        ctx.nursery.start_soon(self._flush_batches)
         periods = [p for p in (config.fsync.every_s, config.checkpoint_every_s) if p is not None]
         if periods:
             ctx.nursery.start_soon(_tick_every, min(periods), ctx)
@@ -128,16 +141,26 @@ class AuditWriter(Actor[AuditMessage]):
             case AppendRecord(kind=kind, payload=payload):
                 return await self._append(kind, payload, ctx)
             case Checkpoint():
-                sealed = await trio.to_thread.run_sync(self._open_file().checkpoint)
+                await self._idle.wait()
+                async with self._io:
+                    sealed = await trio.to_thread.run_sync(self._open_file().checkpoint)
                 return self._written(Appended(seq=sealed.seq, hash=sealed.hash, kind=sealed.kind))
             case Sync():
-                await trio.to_thread.run_sync(self._open_file().sync)
+                await self._idle.wait()
+                async with self._io:
+                    await trio.to_thread.run_sync(self._open_file().sync)
                 return None
             case Tick():
-                ticked = await trio.to_thread.run_sync(self._tick)
+                async with self._io:
+                    ticked = await trio.to_thread.run_sync(self._tick)
                 if ticked is not None:
                     self._written(Appended(seq=ticked.seq, hash=ticked.hash, kind=ticked.kind))
                 return None
+
+    async def on_drained(self, ctx: ActorContext[AuditMessage]) -> None:
+        """A graceful stop writes every append already accepted before the file closes."""
+        del ctx
+        await self._idle.wait()
 
     async def on_stop(self, ctx: ActorContext[AuditMessage]) -> None:
         """Checkpoint, fsync and close the file (also after a crash: the chain stays valid)."""
@@ -156,22 +179,53 @@ class AuditWriter(Actor[AuditMessage]):
         # A bad record is its sender's mistake: refuse it to that sender alone (raising from
         # handle would fail the writer, and every other caller's append with it).
         if not valid_kind(kind) or kind == CHECKPOINT_KIND:
-            ctx.defer_reply().fail(ValueError(f"cannot append a record of kind {kind!r}"))
+            _refuse(ctx, ValueError(f"cannot append a record of kind {kind!r}"))
             return None
         try:
             redacted = self._config.redact(kind, payload)
             canonical_json(redacted)
         except (ValueError, NotCanonical) as exc:
-            ctx.defer_reply().fail(exc)
+            _refuse(ctx, exc)
             return None
         entry: Entry = (kind, redacted, utc_now())
-        audit = self._open_file()
-        sealed = (await trio.to_thread.run_sync(audit.append, [entry]))[0]
-        appended = self._written(Appended(seq=sealed.seq, hash=sealed.hash, kind=kind))
-        if sum(audit.chain.since_checkpoint.values()) >= self._config.checkpoint_every:
-            checkpoint = await trio.to_thread.run_sync(audit.checkpoint)
-            self._written(Appended(seq=checkpoint.seq, hash=checkpoint.hash, kind=CHECKPOINT_KIND))
-        return appended
+        self._pending.append((entry, ctx.defer_reply() if ctx.answering else None))
+        self._idle = trio.Event() if self._idle.is_set() else self._idle
+        self._wake.set()
+        return None
+
+    async def _flush_batches(self) -> None:
+        """Write what is pending, in batches, until the writer stops.
+
+        Raises:
+            AuditFileError: a write failed; the batch's callers get the error first.
+        """
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            while self._pending:
+                batch, self._pending = self._pending, []
+                audit = self._open_file()
+                try:
+                    async with self._io:
+                        sealed = await trio.to_thread.run_sync(
+                            audit.append, [entry for entry, _ in batch]
+                        )
+                except Exception as exc:
+                    for _, reply in batch:
+                        if reply is not None:
+                            reply.fail(exc)
+                    raise
+                for (entry, reply), seal in zip(batch, sealed, strict=True):
+                    appended = self._written(Appended(seq=seal.seq, hash=seal.hash, kind=entry[0]))
+                    if reply is not None:
+                        reply.resolve(appended)
+                if sum(audit.chain.since_checkpoint.values()) >= self._config.checkpoint_every:
+                    async with self._io:
+                        checkpoint = await trio.to_thread.run_sync(audit.checkpoint)
+                    self._written(
+                        Appended(seq=checkpoint.seq, hash=checkpoint.hash, kind=CHECKPOINT_KIND)
+                    )
+            self._idle.set()
 
     def _written(self, appended: Appended) -> Appended:
         if self._config.on_written is not None:
@@ -186,6 +240,14 @@ class AuditWriter(Actor[AuditMessage]):
         if due and audit.chain.since_checkpoint:
             return audit.checkpoint()
         return None
+
+
+def _refuse(ctx: ActorContext[AuditMessage], error: Exception) -> None:
+    """Refuse a bad record to its asker alone (a told record is only logged)."""
+    if ctx.answering:
+        ctx.defer_reply().fail(error)
+    else:
+        log.warning("audit: refused a record: %s", error)
 
 
 async def _tick_every(period_s: float, ctx: ActorContext[AuditMessage]) -> None:

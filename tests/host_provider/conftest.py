@@ -93,7 +93,9 @@ async def open_provider_host(
     async with open_fake_upstream(default) as upstream:
         section = section if section is not None else provider_section(upstream.url)
         if not section.openai.base_url:
-            section = attrs.evolve(section, openai=attrs.evolve(section.openai, base_url=upstream.url))
+            section = attrs.evolve(
+                section, openai=attrs.evolve(section.openai, base_url=upstream.url)
+            )
         config: HostConfig = host_config(tmp_path, tls=False)
         async with open_host_provider(section, environ=environ) as stack:
             async with trio.open_nursery() as nursery:

@@ -86,7 +86,9 @@ class TestCancellation:
     @pytest.mark.parametrize("first_token", [False, True], ids=["before_first", "after_first"])
     async def test_grpc_cancel_closes_upstream(self, tmp_path: Path, first_token: bool) -> None:
         # A long answer, or a first token that never comes in time: either way the stream is open.
-        script = Script(first_token_delay=0.0 if first_token else 30.0, token_interval=0.2, text="a " * 200)
+        script = Script(
+            first_token_delay=0.0 if first_token else 30.0, token_interval=0.2, text="a " * 200
+        )
         async with open_provider_host(tmp_path, default=script) as host:
             conv = await _open(host)
             conv.send(say("go"))
@@ -206,7 +208,9 @@ class TestSecrets:
     async def test_key_never_leaks(self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
         caplog.set_level(logging.DEBUG)
         section = provider_section("")
-        section = attrs.evolve(section, openai=attrs.evolve(section.openai, api_key_env="ZL_TEST_KEY"))
+        section = attrs.evolve(
+            section, openai=attrs.evolve(section.openai, api_key_env="ZL_TEST_KEY")
+        )
         refusal = Script(status=401, error_message=f"invalid key {SECRET}")
         async with open_provider_host(
             tmp_path, section, default=refusal, environ={"ZL_TEST_KEY": SECRET}

@@ -59,7 +59,7 @@ class TestValidation:
 
     @pytest.mark.parametrize("text", ["not json", "[1, 2]", '"a string"'])
     def test_arguments_must_be_a_json_object(self, text: str) -> None:
-        with pytest.raises(ToolError, match="tool.invalid_args"):
+        with pytest.raises(ToolError, match=r"tool\.invalid_args"):
             parse_arguments(text)
 
 

@@ -1,0 +1,424 @@
+"""The relay ``ToolLink``: the host reaches devices through Tool Relay shards.
+
+One ``ShardConnection`` actor per shard URL keeps a persistent WebSocket (TLS, host
+bearer token, optional client certificate) and multiplexes every call to that shard's
+tenants over it, matching results by call id. It reconnects with backoff and jitter;
+calls made while it is down wait for the connection within their own deadline.
+``RelayToolLink`` picks the shard of a tenant by rendezvous hashing and follows a
+``redirect`` when a shard says the tenant lives elsewhere.
+
+Errors: ``actors.errors.ToolError`` with the code the relay or the device gave
+(``relay.device_offline``, ``relay.overloaded``, ``relay.forbidden``, ``tool.not_found``,
+``tool.timeout``, ...) or ``tool.unavailable`` when no shard connection works.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import random
+import ssl
+import uuid
+from collections.abc import Sequence
+from typing import Any, Final
+
+import attrs
+import trio
+from attrs.validators import gt
+from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, open_websocket_url
+
+from actors.errors import ToolError
+from actors.relay import (
+    SUBPROTOCOL,
+    BadFrame,
+    Caps,
+    Catalog,
+    CatalogGet,
+    ErrorFrame,
+    Frame,
+    Ping,
+    Pong,
+    Redirect,
+    Shard,
+    ToolCall,
+    ToolCancel,
+    ToolResult,
+    decode_frame,
+    encode_frame,
+    shard_for,
+)
+from zl_actors import (
+    Actor,
+    ActorContext,
+    ActorError,
+    ActorRef,
+    ActorSpec,
+    AskTimeout,
+    DeferredReply,
+    Request,
+    SupervisorRef,
+)
+
+from .link import ToolDescriptor, ToolInvocation, ToolOutput
+
+log = logging.getLogger("zl.tools.relay")
+
+SHARD_MAILBOX_CAPACITY: Final = 1024
+#: Calls that may wait for a shard connection to come (up); one more is refused.
+MAX_WAITING: Final = 1024
+#: The link waits this much past a call's timeout for the device's own tool.timeout.
+ASK_GRACE_S: Final = 2.0
+CATALOG_TIMEOUT_S: Final = 5.0
+CANCEL_REASON: Final = "the host gave up on the call"
+ERROR_META_KEY: Final = "dev.zerolatency/error"
+
+
+@attrs.frozen(kw_only=True)
+class RelayLinkSettings:
+    """How the host reaches its relay shards.
+
+    Args:
+        shards: every shard, with the URL hosts dial (``wss://.../v1/host``).
+        token: the host bearer token (``zl token host``).
+        ssl_context: verifies the relays (``client_ssl_context(ca, alpn=ALPN_HTTP1)``, with
+            a client certificate for mutual TLS); None only for ws:// in development.
+        heartbeat_s: ping interval (also the host→relay RTT sample rate).
+        connect_timeout_s: TCP + TLS + WebSocket handshake.
+        reconnect_initial_s, reconnect_max_s: backoff between attempts (jittered).
+        max_frame_bytes: largest frame accepted from a relay.
+    """
+
+    shards: tuple[Shard, ...] = attrs.field(converter=tuple)
+    token: str = attrs.field(repr=False)
+    ssl_context: ssl.SSLContext | None = None
+    heartbeat_s: float = attrs.field(default=5.0, validator=gt(0))
+    connect_timeout_s: float = attrs.field(default=10.0, validator=gt(0))
+    reconnect_initial_s: float = attrs.field(default=0.2, validator=gt(0))
+    reconnect_max_s: float = attrs.field(default=10.0, validator=gt(0))
+    send_timeout_s: float = attrs.field(default=10.0, validator=gt(0))
+    max_frame_bytes: int = attrs.field(default=1024 * 1024, validator=gt(0))
+
+
+# --- the per-shard actor's protocol -----------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class SendCall(Request[ToolResult | Redirect]):
+    """Send a call; answered by its ``tool.result`` or by a ``redirect`` for its tenant."""
+
+    frame: ToolCall
+
+
+@attrs.frozen(kw_only=True)
+class SendCancel:
+    """Cancel a call in flight (forgotten locally; ``tool.cancel`` goes to the relay)."""
+
+    call_id: str
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class FetchCatalog(Request[Catalog | Redirect]):
+    tenant: str
+    device_id: str
+
+
+@attrs.frozen(kw_only=True)
+class GetShardRtt(Request[float | None]):
+    """The last host↔relay round trip in milliseconds (None before the first pong)."""
+
+
+ShardMessage = SendCall | SendCancel | FetchCatalog | GetShardRtt
+
+
+@attrs.define
+class _Pending:
+    reply: DeferredReply
+    tenant: str
+    frame: Frame
+
+
+class ShardConnection(Actor[ShardMessage]):
+    """The persistent, multiplexed connection to one relay shard (see the module docstring)."""
+
+    mailbox_capacity = SHARD_MAILBOX_CAPACITY
+
+    def __init__(self, url: str, settings: RelayLinkSettings) -> None:
+        self.url = url
+        self.settings = settings
+        self.ws: WebSocketConnection | None = None
+        self.pending: dict[str, _Pending] = {}
+        self.waiting: list[str] = []
+        self.rtt_ms: float | None = None
+        self.rng = random.Random()
+        self.nonces = itertools.count()
+
+    async def on_start(self, ctx: ActorContext[ShardMessage]) -> None:
+        ctx.nursery.start_soon(self._run)
+
+    async def handle(self, message: ShardMessage, ctx: ActorContext[ShardMessage]) -> object:
+        match message:
+            case SendCall(frame=frame):
+                self._enqueue(frame.call_id, frame.tenant, frame, ctx)
+            case FetchCatalog(tenant=tenant, device_id=device_id):
+                request_id = f"cat-{uuid.uuid4().hex}"
+                get = CatalogGet(request_id=request_id, tenant=tenant, device_id=device_id)
+                self._enqueue(request_id, tenant, get, ctx)
+            case SendCancel(call_id=call_id, reason=reason):
+                if self.pending.pop(call_id, None) is not None and self.ws is not None:
+                    await self._send_quietly(ToolCancel(call_id=call_id, reason=reason))
+            case GetShardRtt():
+                return self.rtt_ms
+        return None
+
+    def _enqueue(self, key: str, tenant: str, frame: Frame, ctx: ActorContext[ShardMessage]) -> None:
+        reply = ctx.defer_reply()
+        if len(self.pending) >= MAX_WAITING + SHARD_MAILBOX_CAPACITY:
+            reply.fail(ToolError("relay.overloaded", "too many calls waiting for the relay"))
+            return
+        self.pending[key] = _Pending(reply=reply, tenant=tenant, frame=frame)
+        if self.ws is not None:
+            ctx.nursery.start_soon(self._send_quietly, frame)
+        else:
+            self.waiting.append(key)
+
+    async def _send_quietly(self, frame: Frame) -> None:
+        ws = self.ws
+        if ws is None:
+            return
+        with contextlib.suppress(Exception), trio.fail_after(self.settings.send_timeout_s):
+            await ws.send_message(encode_frame(frame, validate=False))
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self._connect_once()
+                attempt = 0
+                reason = "connection closed"
+            except (HandshakeError, ConnectionClosed, OSError, trio.TooSlowError, BadFrame) as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+            self.ws = None
+            for key, pending in list(self.pending.items()):
+                if key not in self.waiting:
+                    # Sent on the lost connection: its result cannot come back any more.
+                    del self.pending[key]
+                    pending.reply.fail(ToolError("tool.unavailable", f"relay connection lost ({reason})"))
+            attempt += 1
+            delay = min(self.settings.reconnect_initial_s * 2 ** (attempt - 1), self.settings.reconnect_max_s)
+            await trio.sleep(delay * self.rng.uniform(0.5, 1.5))
+
+    async def _connect_once(self) -> None:
+        headers = [(b"authorization", f"Bearer {self.settings.token}".encode())]
+        async with open_websocket_url(
+            self.url,
+            self.settings.ssl_context,
+            subprotocols=[SUBPROTOCOL],
+            extra_headers=headers,
+            message_queue_size=64,
+            max_message_size=self.settings.max_frame_bytes,
+            connect_timeout=self.settings.connect_timeout_s,
+            disconnect_timeout=2.0,
+        ) as ws:
+            self.ws = ws
+            waiting, self.waiting = self.waiting, []
+            for key in waiting:
+                if key in self.pending:
+                    await self._send_quietly(self.pending[key].frame)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._pinger, ws)
+                await self._read(ws)
+                nursery.cancel_scope.cancel()
+
+    async def _pinger(self, ws: WebSocketConnection) -> None:
+        while True:
+            ping = Ping(nonce=f"h{next(self.nonces)}", sent_at_ms=trio.current_time() * 1000)
+            with trio.fail_after(self.settings.send_timeout_s):
+                await ws.send_message(encode_frame(ping, validate=False))
+            await trio.sleep(self.settings.heartbeat_s)
+
+    async def _read(self, ws: WebSocketConnection) -> None:
+        idle_s = self.settings.heartbeat_s * 3
+        while True:
+            with trio.move_on_after(idle_s) as idle:
+                data = await ws.get_message()
+            if idle.cancelled_caught:
+                raise trio.TooSlowError(f"no frame from the relay for {idle_s:g} s")
+            frame = decode_frame(data, max_bytes=self.settings.max_frame_bytes)
+            match frame:
+                case ToolResult(call_id=key) | Catalog(request_id=key):
+                    pending = self.pending.pop(key, None)
+                    if pending is not None:
+                        pending.reply.resolve(frame)
+                case ErrorFrame(call_id=str(key)) if key in self.pending:
+                    self.pending.pop(key).reply.fail(ToolError(frame.code, frame.message))
+                case Redirect(tenant=tenant):
+                    for key, pending in list(self.pending.items()):
+                        if pending.tenant == tenant:
+                            del self.pending[key]
+                            pending.reply.resolve(frame)
+                case Pong(sent_at_ms=sent_at_ms):
+                    self.rtt_ms = max(0.0, trio.current_time() * 1000 - sent_at_ms)
+                case Ping(nonce=nonce, sent_at_ms=sent_at_ms):
+                    await self._send_quietly(Pong(nonce=nonce, sent_at_ms=sent_at_ms))
+                case ErrorFrame(code=code, message=message):
+                    log.warning("relay %s reports %s: %s", self.url, code, message)
+                case _:
+                    log.debug("relay link: ignoring %s frame", frame.TYPE)
+
+
+# --- the link ---------------------------------------------------------------------------
+
+
+def _text_of(content: Any) -> str:
+    if not isinstance(content, list):
+        return ""
+    return "\n".join(
+        block.get("text", "") for block in content if isinstance(block, dict) and block.get("type") == "text"
+    )
+
+
+def output_of(result: dict[str, Any]) -> ToolOutput:
+    """A ``ToolOutput`` from the MCP ``CallToolResult`` a device sent back."""
+    text = _text_of(result.get("content"))
+    if result.get("isError") is True:
+        meta = result.get("_meta")
+        error = meta.get(ERROR_META_KEY) if isinstance(meta, dict) else None
+        code = error.get("code") if isinstance(error, dict) else None
+        message = error.get("message") if isinstance(error, dict) else None
+        return ToolOutput(
+            structured=None,
+            text=text,
+            is_error=True,
+            error_code=code if isinstance(code, str) else None,
+            error_message=message if isinstance(message, str) else (text or None),
+        )
+    structured = result.get("structuredContent")
+    return ToolOutput(structured=structured if isinstance(structured, dict) else None, text=text)
+
+
+class RelayToolLink:
+    """``ToolLink`` over relay shards.
+
+    Build it with :meth:`start` inside the host's tree; it starts one ``ShardConnection``
+    child under ``parent`` per shard it needs, on first use.
+    """
+
+    def __init__(self, parent: SupervisorRef, settings: RelayLinkSettings) -> None:
+        self.parent = parent
+        self.settings = settings
+        self.connections: dict[str, ActorRef[ShardMessage]] = {}
+        self.overrides: dict[str, str] = {}
+        self.lock = trio.Lock()
+        self.serial = itertools.count()
+
+    @classmethod
+    async def start(cls, parent: SupervisorRef, settings: RelayLinkSettings) -> RelayToolLink:
+        """A link whose shard connections are children of ``parent`` (opened lazily)."""
+        if not settings.shards:
+            raise ValueError("the relay link needs at least one shard")
+        return cls(parent, settings)
+
+    async def _connection(self, url: str) -> ActorRef[ShardMessage]:
+        async with self.lock:
+            ref = self.connections.get(url)
+            if ref is None:
+                spec = ActorSpec(
+                    name=f"relay_shard_{next(self.serial)}",
+                    factory=lambda: ShardConnection(url, self.settings),
+                )
+                ref = await self.parent.start_child(spec)
+                self.connections[url] = ref
+            return ref
+
+    def url_for(self, tenant: str) -> str:
+        """The shard URL for ``tenant``: a redirect learnt earlier, else rendezvous hashing."""
+        return self.overrides.get(tenant) or shard_for(tenant, self.settings.shards).url
+
+    async def catalog(self, *, tenant: str, device_id: str) -> tuple[ToolDescriptor, ...]:
+        answer = await self._catalog(tenant, device_id)
+        if not answer.online:
+            raise ToolError("tool.unavailable", f"device {device_id!r} is not connected to the relay")
+        return tuple(
+            ToolDescriptor(
+                name=t.name,
+                version=t.version,
+                description=t.description,
+                input_schema=t.input_schema,
+                output_schema=t.output_schema,
+            )
+            for t in answer.tools
+        )
+
+    async def _catalog(self, tenant: str, device_id: str) -> Catalog:
+        for _ in range(3):
+            ref = await self._connection(self.url_for(tenant))
+            try:
+                answer = await ref.ask(FetchCatalog(tenant=tenant, device_id=device_id), timeout=CATALOG_TIMEOUT_S)
+            except (AskTimeout, ActorError) as exc:
+                raise ToolError("tool.unavailable", f"relay did not answer: {exc}") from None
+            if isinstance(answer, Redirect):
+                self.overrides[tenant] = answer.shard_url
+                continue
+            return answer
+        raise ToolError("tool.unavailable", "relay redirects did not settle")
+
+    async def host_to_device_rtt_ms(self, *, tenant: str, device_id: str) -> float | None:
+        """Host↔relay plus relay↔device round trip, as last measured (None if unknown)."""
+        answer = await self._catalog(tenant, device_id)
+        ref = await self._connection(self.url_for(tenant))
+        link_rtt = await ref.ask(GetShardRtt(), timeout=CATALOG_TIMEOUT_S)
+        if answer.rtt_ms is None or link_rtt is None:
+            return None
+        return link_rtt + answer.rtt_ms
+
+    async def invoke(self, call: ToolInvocation) -> ToolOutput:
+        deadline_ms = max(1, round(call.timeout_s * 1000))
+        frame = ToolCall(
+            call_id=call.call_id,
+            tenant=call.tenant,
+            device_id=call.device_id,
+            tool=call.tool,
+            version=call.version,
+            args=dict(call.arguments),
+            deadline_ms=deadline_ms,
+            caps=Caps(timeout_ms=deadline_ms, max_bytes=call.max_bytes),
+            traceparent=call.traceparent,
+        )
+        give_up_at = trio.current_time() + call.timeout_s + ASK_GRACE_S
+        for _ in range(3):
+            ref = await self._connection(self.url_for(call.tenant))
+            answer = await self._ask(ref, frame, give_up_at)
+            if isinstance(answer, Redirect):
+                self.overrides[call.tenant] = answer.shard_url
+                continue
+            if answer.error is not None:
+                raise ToolError(answer.error.code, answer.error.message)
+            return output_of(answer.result or {})
+        raise ToolError("tool.unavailable", "relay redirects did not settle")
+
+    async def _ask(self, ref: ActorRef[ShardMessage], frame: ToolCall, give_up_at: float) -> ToolResult | Redirect:
+        finished = False
+        try:
+            answer = await ref.ask(SendCall(frame=frame), timeout=max(0.001, give_up_at - trio.current_time()))
+            finished = True
+            return answer
+        except AskTimeout:
+            raise ToolError("tool.timeout", f"{frame.tool}: no answer from the device in time") from None
+        except ToolError:
+            finished = True
+            raise
+        except ActorError as exc:
+            finished = True
+            raise ToolError("tool.unavailable", f"relay link: {exc}") from None
+        finally:
+            if not finished:
+                # Timeout or cancellation: the relay and the device are told (bounded: no wait).
+                with contextlib.suppress(ActorError):
+                    ref.send_nowait(SendCancel(call_id=frame.call_id, reason=CANCEL_REASON))
+
+
+def relay_link_shards(entries: Sequence[tuple[str, str]]) -> tuple[Shard, ...]:
+    """``Shard`` objects from (shard_id, host URL) pairs, e.g. read from the host's config."""
+    return tuple(Shard(shard_id=shard_id, url=url) for shard_id, url in entries)

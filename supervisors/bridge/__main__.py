@@ -1,0 +1,5 @@
+"""``python -m supervisors.bridge``: the same as ``zl-bridge``."""
+
+from ._bridge import main
+
+main()
