@@ -52,7 +52,7 @@ _LISTENING = re.compile(r"listening on (\S+)")
 class _ProviderOnly:
     """The ``[provider]`` section alone (the host's config does not take it yet)."""
 
-    provider: ProviderSection = ProviderSection()
+    provider: ProviderSection = attrs.Factory(ProviderSection)
 
 
 @contextmanager

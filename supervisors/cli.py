@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("supervisors.demo", "demo_main", "start a host and run a short chat"),
     "dev-certs": ("supervisors.tls", "dev_certs_main", "make development TLS certificates"),
     "token": ("actors.relay", "token_main", "make relay keys and development tokens"),
+    "relay": ("supervisors.relay", "relay_main", "run one Tool Relay shard (WSS)"),
+    "bridge": ("supervisors.bridge", "bridge_main", "run the Device Bridge (same as zl-bridge)"),
 }
 
 

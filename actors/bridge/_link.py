@@ -119,7 +119,10 @@ class RelayLink(Actor[BridgeMessage]):
     mailbox_capacity = 8
 
     def __init__(
-        self, config: RelayLinkConfig, mcp: ActorRef[McpClientMessage], rng: random.Random | None = None
+        self,
+        config: RelayLinkConfig,
+        mcp: ActorRef[McpClientMessage],
+        rng: random.Random | None = None,
     ) -> None:
         self.config = config
         self.mcp = mcp
@@ -137,7 +140,9 @@ class RelayLink(Actor[BridgeMessage]):
     async def on_start(self, ctx: ActorContext[BridgeMessage]) -> None:
         ctx.nursery.start_soon(self._run)
 
-    async def handle(self, message: BridgeMessage, ctx: ActorContext[BridgeMessage]) -> BridgeStatus:
+    async def handle(
+        self, message: BridgeMessage, ctx: ActorContext[BridgeMessage]
+    ) -> BridgeStatus:
         match message:
             case GetBridgeStatus():
                 return BridgeStatus(
@@ -165,7 +170,15 @@ class RelayLink(Actor[BridgeMessage]):
                     self.url = redirect.url
                     continue
                 self.last_error = "too many redirects"
-            except (HandshakeError, ConnectionClosed, OSError, trio.TooSlowError, BadFrame, ActorError, ToolError) as exc:
+            except (
+                HandshakeError,
+                ConnectionClosed,
+                OSError,
+                trio.TooSlowError,
+                BadFrame,
+                ActorError,
+                ToolError,
+            ) as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"[:300]
             redirects = 0
             self.state = "reconnecting"
@@ -193,14 +206,18 @@ class RelayLink(Actor[BridgeMessage]):
             connect_timeout=self.config.connect_timeout_s,
             disconnect_timeout=2.0,
         ) as ws:
-            hello = DeviceHello(bridge_version=BRIDGE_VERSION, device_id=self.config.device_id, tools=tools)
+            hello = DeviceHello(
+                bridge_version=BRIDGE_VERSION, device_id=self.config.device_id, tools=tools
+            )
             await self._send(ws, hello, validate=True)
             with trio.fail_after(self.config.hello_timeout_s):
                 first = decode_frame(await ws.get_message(), max_bytes=self.config.max_frame_bytes)
             if isinstance(first, Redirect):
                 raise _Redirected(first.shard_url)
             if isinstance(first, ErrorFrame):
-                raise ConnectionRefusedError(f"relay refused the bridge: {first.code}: {first.message}")
+                raise ConnectionRefusedError(
+                    f"relay refused the bridge: {first.code}: {first.message}"
+                )
             if not isinstance(first, DeviceHelloAck):
                 raise BadFrame(f"expected device.hello.ack, got {first.TYPE}")
             self.state = "connected"
@@ -234,7 +251,9 @@ class RelayLink(Actor[BridgeMessage]):
                         await self._send(ws, Pong(nonce=nonce, sent_at_ms=sent_at_ms))
                     case ToolCall(call_id=call_id):
                         if call_id in self.calls or len(self.calls) >= ack.max_in_flight:
-                            error = WireError(code="relay.overloaded", message="bridge busy", retryable=True)
+                            error = WireError(
+                                code="relay.overloaded", message="bridge busy", retryable=True
+                            )
                             await self._send(ws, ToolResult(call_id=call_id, error=error))
                             continue
                         scope = trio.CancelScope()
@@ -258,7 +277,9 @@ class RelayLink(Actor[BridgeMessage]):
         result: ToolResult
         try:
             with scope:
-                arguments = capped_arguments(call.args, self.input_schemas.get(call.tool), caps.max_bytes)
+                arguments = capped_arguments(
+                    call.args, self.input_schemas.get(call.tool), caps.max_bytes
+                )
                 try:
                     output = await call_tool(
                         self.mcp,
@@ -286,7 +307,12 @@ class RelayLink(Actor[BridgeMessage]):
                     log.exception("bridge: call %s failed", call.call_id)
                     result = ToolResult(call_id=call.call_id, error=internal_error(exc))
                 await self._send(ws, result)
-        except (ConnectionClosed, trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError):
+        except (
+            ConnectionClosed,
+            trio.TooSlowError,
+            trio.BrokenResourceError,
+            trio.ClosedResourceError,
+        ):
             pass  # the connection is going; the relay fails the call on its side
         finally:
             self.calls.pop(call.call_id, None)

@@ -64,7 +64,11 @@ REGISTER_TIMEOUT_S: Final = 5.0
 
 
 async def read_frames(
-    ws: WsPeer, self_ref: ActorRef[DeviceMessage] | ActorRef[HostMessage], *, idle_s: float, max_bytes: int
+    ws: WsPeer,
+    self_ref: ActorRef[DeviceMessage] | ActorRef[HostMessage],
+    *,
+    idle_s: float,
+    max_bytes: int,
 ) -> None:
     """Feed decoded frames into the actor's mailbox until the peer goes or goes silent.
 
@@ -179,7 +183,9 @@ class DeviceConnection(Actor[DeviceMessage]):
         try:
             await send_frame(self.ws, frame, timeout_s=self.limits.send_timeout_s)  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001 - any send failure means the peer is gone
-            log.info("device %s/%s: send failed (%s)", self.tenant, self.device_id, type(exc).__name__)
+            log.info(
+                "device %s/%s: send failed (%s)", self.tenant, self.device_id, type(exc).__name__
+            )
             self.gone = True
             return False
         return True
@@ -201,7 +207,10 @@ class DeviceConnection(Actor[DeviceMessage]):
                     reply_nowait(
                         reply_to,
                         error_result(
-                            frame.call_id, "invalid_request", "call id already in flight", retryable=False
+                            frame.call_id,
+                            "invalid_request",
+                            "call id already in flight",
+                            retryable=False,
                         ),
                     )
                 elif len(self.in_flight) >= self.limits.max_in_flight:
@@ -224,7 +233,10 @@ class DeviceConnection(Actor[DeviceMessage]):
                 ):
                     ctx.stop()
             case Replace():
-                self.close_code, self.close_reason = CLOSE_REPLACED, "replaced by a newer connection"
+                self.close_code, self.close_reason = (
+                    CLOSE_REPLACED,
+                    "replaced by a newer connection",
+                )
                 ctx.stop()
             case PeerGone(reason=reason):
                 self.gone = True
@@ -245,9 +257,17 @@ class DeviceConnection(Actor[DeviceMessage]):
                     with contextlib.suppress(MailboxFull, ActorStopped):
                         progress_to.send_nowait(CallEnded(frame=frame))
             case ErrorFrame(call_id=str(call_id)) if call_id in self.in_flight:
-                reply_nowait(self.in_flight.pop(call_id), ToolResult(call_id=call_id, error=frame.to_wire()))
+                reply_nowait(
+                    self.in_flight.pop(call_id), ToolResult(call_id=call_id, error=frame.to_wire())
+                )
             case ErrorFrame():
-                log.info("device %s/%s reports %s: %s", self.tenant, self.device_id, frame.code, frame.message)
+                log.info(
+                    "device %s/%s reports %s: %s",
+                    self.tenant,
+                    self.device_id,
+                    frame.code,
+                    frame.message,
+                )
             case Ping(nonce=nonce, sent_at_ms=sent_at_ms):
                 if not await self._send(Pong(nonce=nonce, sent_at_ms=sent_at_ms)):
                     ctx.stop()
@@ -259,7 +279,10 @@ class DeviceConnection(Actor[DeviceMessage]):
                     )
             case _:
                 kind = getattr(frame, "TYPE", "?")
-                self.close_code, self.close_reason = CLOSE_BAD_FRAME, f"unexpected {kind} frame from a device"
+                self.close_code, self.close_reason = (
+                    CLOSE_BAD_FRAME,
+                    f"unexpected {kind} frame from a device",
+                )
                 ctx.stop()
 
     async def on_stop(self, ctx: ActorContext[DeviceMessage]) -> None:

@@ -32,7 +32,16 @@ from ._router import error_result
 from ._shards import Shard, redirect_for
 from ._tokens import HostClaims, authorize
 from ._wire import CLOSE_BAD_FRAME, CLOSE_GOING_AWAY, WsPeer, close_quietly, send_frame
-from .messages import CallEnded, FromPeer, GetCatalog, HostMessage, PeerGone, RouteCall, RouteCancel, RouterMessage
+from .messages import (
+    CallEnded,
+    FromPeer,
+    GetCatalog,
+    HostMessage,
+    PeerGone,
+    RouteCall,
+    RouteCancel,
+    RouterMessage,
+)
 
 log = logging.getLogger("zl.relay.host")
 
@@ -127,12 +136,19 @@ class HostConnection(Actor[HostMessage]):
                     await self._send(refusal, ctx)
                 elif call_id in self.calls:
                     await self._send(
-                        error_result(call_id, "invalid_request", "call id already in flight", retryable=False),
+                        error_result(
+                            call_id, "invalid_request", "call id already in flight", retryable=False
+                        ),
                         ctx,
                     )
                 elif len(self.calls) >= self.limits.max_host_in_flight:
                     await self._send(
-                        error_result(call_id, "relay.overloaded", "too many calls on this connection", retryable=True),
+                        error_result(
+                            call_id,
+                            "relay.overloaded",
+                            "too many calls on this connection",
+                            retryable=True,
+                        ),
                         ctx,
                     )
                 else:
@@ -142,13 +158,20 @@ class HostConnection(Actor[HostMessage]):
                 target = self.calls.get(call_id)
                 if target is not None:
                     await self.router.send(
-                        RouteCancel(tenant=target[0], device_id=target[1], call_id=call_id, reason=reason)
+                        RouteCancel(
+                            tenant=target[0], device_id=target[1], call_id=call_id, reason=reason
+                        )
                     )
             case CatalogGet(request_id=request_id, tenant=tenant, device_id=device_id):
                 refusal = self._refusal(tenant)
                 if isinstance(refusal, ErrorFrame):
                     await self._send(
-                        ErrorFrame(code=refusal.code, message=refusal.message, retryable=False, call_id=request_id),
+                        ErrorFrame(
+                            code=refusal.code,
+                            message=refusal.message,
+                            retryable=False,
+                            call_id=request_id,
+                        ),
                         ctx,
                     )
                     return
@@ -162,7 +185,12 @@ class HostConnection(Actor[HostMessage]):
                     )
                 except (AskTimeout, ActorStopped):
                     await self._send(
-                        ErrorFrame(code="unavailable", message="router busy", retryable=True, call_id=request_id),
+                        ErrorFrame(
+                            code="unavailable",
+                            message="router busy",
+                            retryable=True,
+                            call_id=request_id,
+                        ),
                         ctx,
                     )
                     return
@@ -181,7 +209,12 @@ class HostConnection(Actor[HostMessage]):
         for call_id, (tenant, device_id) in self.calls.items():
             with contextlib.suppress(MailboxFull, ActorStopped):
                 self.router.send_nowait(
-                    RouteCancel(tenant=tenant, device_id=device_id, call_id=call_id, reason="host disconnected")
+                    RouteCancel(
+                        tenant=tenant,
+                        device_id=device_id,
+                        call_id=call_id,
+                        reason="host disconnected",
+                    )
                 )
         self.calls.clear()
         if not self.gone:

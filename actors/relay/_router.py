@@ -80,7 +80,9 @@ class Router(Actor[RouterMessage]):
                 old = self.devices.get((tenant, device_id))
                 self.devices[(tenant, device_id)] = _Entry(ref=ref, hello=hello)
                 if old is not None and old.ref != ref:
-                    log.info("router: %s/%s reconnected; replacing the old connection", tenant, device_id)
+                    log.info(
+                        "router: %s/%s reconnected; replacing the old connection", tenant, device_id
+                    )
                     with contextlib.suppress(MailboxFull, ActorStopped):
                         old.ref.send_nowait(Replace())
             case UnregisterDevice(tenant=tenant, device_id=device_id, ref=ref):
@@ -88,7 +90,9 @@ class Router(Actor[RouterMessage]):
                 if entry is not None and entry.ref == ref:
                     del self.devices[(tenant, device_id)]
             case RouteCall(frame=frame, reply_to=reply_to):
-                self._route(frame.tenant, frame.device_id, DeliverCall(frame=frame, reply_to=reply_to))
+                self._route(
+                    frame.tenant, frame.device_id, DeliverCall(frame=frame, reply_to=reply_to)
+                )
             case RouteCancel(tenant=tenant, device_id=device_id, call_id=call_id, reason=reason):
                 entry = self.devices.get((tenant, device_id))
                 if entry is not None:
@@ -102,7 +106,11 @@ class Router(Actor[RouterMessage]):
                 entry = self.devices.get((tenant, device_id))
                 if entry is None:
                     return Catalog(
-                        request_id=request_id, tenant=tenant, device_id=device_id, online=False, tools=()
+                        request_id=request_id,
+                        tenant=tenant,
+                        device_id=device_id,
+                        online=False,
+                        tools=(),
                     )
                 return Catalog(
                     request_id=request_id,

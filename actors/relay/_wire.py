@@ -81,7 +81,9 @@ async def close_with_error(ws: WsPeer, error: WireError, *, code: int | None = N
     shielded, so a cancelled caller still closes the socket cleanly.
     """
     close_code = code if code is not None else CLOSE_CODE_FOR.get(error.code, CLOSE_BAD_FRAME)
-    await close_quietly(ws, close_code, f"{error.code}: {error.message}", ErrorFrame.from_wire(error))
+    await close_quietly(
+        ws, close_code, f"{error.code}: {error.message}", ErrorFrame.from_wire(error)
+    )
 
 
 async def close_quietly(

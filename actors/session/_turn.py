@@ -77,6 +77,12 @@ class TurnPlan:
     budget_remaining: int
 
 
+def first_leaf(group: BaseException) -> BaseException:
+    while isinstance(group, BaseExceptionGroup):
+        group = group.exceptions[0]
+    return group
+
+
 class Turn(Actor[Any]):
     """Runs one turn in its own task; has no messages of its own to handle."""
 
@@ -195,25 +201,30 @@ class Turn(Actor[Any]):
         finished: Finished | None = None
         call = None
         before = progress.output_tokens
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._pump_provider, request, send)
-            async with receive:
-                async for event in receive:
-                    if isinstance(event, TextDelta):
-                        if progress.output_tokens >= self.plan.budget_remaining:
-                            nursery.cancel_scope.cancel()
-                            raise GuardrailBreached(
-                                "budget.exhausted", "the session's token budget is spent"
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._pump_provider, request, send)
+                async with receive:
+                    async for event in receive:
+                        if isinstance(event, TextDelta):
+                            if progress.output_tokens >= self.plan.budget_remaining:
+                                nursery.cancel_scope.cancel()
+                                raise GuardrailBreached(
+                                    "budget.exhausted", "the session's token budget is spent"
+                                )
+                            progress.output_tokens += 1
+                            progress.text_parts.append(event.text)
+                            await self.outbox.emit(
+                                AssistantDeltaEvent(turn_id=self.plan.turn_id, text=event.text)
                             )
-                        progress.output_tokens += 1
-                        progress.text_parts.append(event.text)
-                        await self.outbox.emit(
-                            AssistantDeltaEvent(turn_id=self.plan.turn_id, text=event.text)
-                        )
-                    elif isinstance(event, ToolCallRequested):
-                        call = event.call
-                    else:
-                        finished = event
+                        elif isinstance(event, ToolCallRequested):
+                            call = event.call
+                        else:
+                            finished = event
+        except* ZlError as group:
+            # The provider task's typed error (or the budget's) arrives wrapped by the
+            # nursery: give the turn the error itself so the client sees its code.
+            raise first_leaf(group) from None
         if finished is None:
             raise ProviderError("provider.bad_response", "the provider ended without finishing")
         # The provider's own count replaces the running estimate when it reports one.

@@ -172,7 +172,9 @@ class ShardConnection(Actor[ShardMessage]):
                 return self.rtt_ms
         return None
 
-    def _enqueue(self, key: str, tenant: str, frame: Frame, ctx: ActorContext[ShardMessage]) -> None:
+    def _enqueue(
+        self, key: str, tenant: str, frame: Frame, ctx: ActorContext[ShardMessage]
+    ) -> None:
         reply = ctx.defer_reply()
         if len(self.pending) >= MAX_WAITING + SHARD_MAILBOX_CAPACITY:
             reply.fail(ToolError("relay.overloaded", "too many calls waiting for the relay"))
@@ -204,9 +206,14 @@ class ShardConnection(Actor[ShardMessage]):
                 if key not in self.waiting:
                     # Sent on the lost connection: its result cannot come back any more.
                     del self.pending[key]
-                    pending.reply.fail(ToolError("tool.unavailable", f"relay connection lost ({reason})"))
+                    pending.reply.fail(
+                        ToolError("tool.unavailable", f"relay connection lost ({reason})")
+                    )
             attempt += 1
-            delay = min(self.settings.reconnect_initial_s * 2 ** (attempt - 1), self.settings.reconnect_max_s)
+            delay = min(
+                self.settings.reconnect_initial_s * 2 ** (attempt - 1),
+                self.settings.reconnect_max_s,
+            )
             await trio.sleep(delay * self.rng.uniform(0.5, 1.5))
 
     async def _connect_once(self) -> None:
@@ -275,7 +282,9 @@ def _text_of(content: Any) -> str:
     if not isinstance(content, list):
         return ""
     return "\n".join(
-        block.get("text", "") for block in content if isinstance(block, dict) and block.get("type") == "text"
+        block.get("text", "")
+        for block in content
+        if isinstance(block, dict) and block.get("type") == "text"
     )
 
 
@@ -339,7 +348,9 @@ class RelayToolLink:
     async def catalog(self, *, tenant: str, device_id: str) -> tuple[ToolDescriptor, ...]:
         answer = await self._catalog(tenant, device_id)
         if not answer.online:
-            raise ToolError("tool.unavailable", f"device {device_id!r} is not connected to the relay")
+            raise ToolError(
+                "tool.unavailable", f"device {device_id!r} is not connected to the relay"
+            )
         return tuple(
             ToolDescriptor(
                 name=t.name,
@@ -355,7 +366,9 @@ class RelayToolLink:
         for _ in range(3):
             ref = await self._connection(self.url_for(tenant))
             try:
-                answer = await ref.ask(FetchCatalog(tenant=tenant, device_id=device_id), timeout=CATALOG_TIMEOUT_S)
+                answer = await ref.ask(
+                    FetchCatalog(tenant=tenant, device_id=device_id), timeout=CATALOG_TIMEOUT_S
+                )
             except (AskTimeout, ActorError) as exc:
                 raise ToolError("tool.unavailable", f"relay did not answer: {exc}") from None
             if isinstance(answer, Redirect):
@@ -398,14 +411,20 @@ class RelayToolLink:
             return output_of(answer.result or {})
         raise ToolError("tool.unavailable", "relay redirects did not settle")
 
-    async def _ask(self, ref: ActorRef[ShardMessage], frame: ToolCall, give_up_at: float) -> ToolResult | Redirect:
+    async def _ask(
+        self, ref: ActorRef[ShardMessage], frame: ToolCall, give_up_at: float
+    ) -> ToolResult | Redirect:
         finished = False
         try:
-            answer = await ref.ask(SendCall(frame=frame), timeout=max(0.001, give_up_at - trio.current_time()))
+            answer = await ref.ask(
+                SendCall(frame=frame), timeout=max(0.001, give_up_at - trio.current_time())
+            )
             finished = True
             return answer
         except AskTimeout:
-            raise ToolError("tool.timeout", f"{frame.tool}: no answer from the device in time") from None
+            raise ToolError(
+                "tool.timeout", f"{frame.tool}: no answer from the device in time"
+            ) from None
         except ToolError:
             finished = True
             raise

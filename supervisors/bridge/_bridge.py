@@ -33,7 +33,14 @@ from actors.bridge import (
 )
 from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
 from supervisors.tls import ALPN_HTTP1, TlsConfigError, client_ssl_context, warn_plaintext
-from zl_actors import ActorError, ActorSpec, Backoff, RestartIntensity, SupervisorSpec, open_actor_system
+from zl_actors import (
+    ActorError,
+    ActorSpec,
+    Backoff,
+    RestartIntensity,
+    SupervisorSpec,
+    open_actor_system,
+)
 
 log = logging.getLogger("zl.bridge")
 
@@ -99,7 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no status line")
     parser.add_argument("--log-level", default="WARNING")
     parser.add_argument(
-        "server", nargs="*", help="MCP server command after --, instead of the built-in fs.read server"
+        "server",
+        nargs="*",
+        help="MCP server command after --, instead of the built-in fs.read server",
     )
     return parser
 

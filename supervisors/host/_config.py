@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import attrs
 
-from actors.provider import MockProviderConfig
 from actors.session import LimitPolicy
 from actors.session.messages import SessionLimits
 from supervisors.edges.debug_http import DebugHttpConfig
+
+from ._provider import MockSection as MockSection
+from ._provider import ProviderSection as ProviderSection
 
 
 @attrs.frozen(kw_only=True)
@@ -43,28 +45,6 @@ class DebugSection:
             token=self.token or None,
             allow_plaintext=self.allow_plaintext,
         )
-
-
-@attrs.frozen(kw_only=True)
-class MockSection:
-    first_token_delay_ms: float = 50.0
-    tokens_per_s: float = 50.0
-    answer_tokens: int = 24
-
-    def to_provider_config(self) -> MockProviderConfig:
-        return MockProviderConfig(
-            first_token_delay_s=self.first_token_delay_ms / 1000,
-            tokens_per_s=self.tokens_per_s,
-            answer_tokens=self.answer_tokens,
-        )
-
-
-@attrs.frozen(kw_only=True)
-class ProviderSection:
-    #: "mock" (the embedded default).
-    kind: str = attrs.field(default="mock", validator=attrs.validators.in_(["mock"]))
-    default_model: str = "mock"
-    mock: MockSection = MockSection()
 
 
 @attrs.frozen(kw_only=True)
@@ -124,7 +104,7 @@ class AuditSection:
 class HostConfig:
     grpc: GrpcSection = GrpcSection()
     debug: DebugSection = DebugSection()
-    provider: ProviderSection = ProviderSection()
+    provider: ProviderSection = attrs.field(factory=ProviderSection)
     sessions: SessionsSection = SessionsSection()
     tools: ToolsSection = ToolsSection()
     audit: AuditSection = AuditSection()

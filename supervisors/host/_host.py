@@ -6,6 +6,7 @@
     ├─ audit_writer    the append-only audit (tool receipts)
     ├─ mcp_server      [tools.mode = "stdio"] the local MCP server, restarted if it crashes
     ├─ tool_gateway    which tools a session may offer (device catalogs, cached)
+    ├─ provider        the LLM provider chain's status (breakers, usage); streams go direct
     ├─ sessions        one temporary Session per StreamChat ─ turn ─ tool_call
     ├─ grpc_server     the gRPC edge (StreamChat, health, reflection)
     └─ debug_http      /debug/actors
@@ -26,7 +27,7 @@ import trio
 
 from actors.audit import AuditConfig, AuditMessage, AuditWriter, FsyncPolicy
 from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
-from actors.provider import LlmProvider, ScriptedMockProvider
+from actors.provider import LlmProvider
 from actors.session import Outbox, SessionContext, SessionDeps, ToolRunnerFactory
 from actors.session.tools import ToolRunner
 from actors.tools import SessionTools, StdioToolLink, ToolGateway, ToolsConfig
@@ -41,6 +42,7 @@ from zl_actors import ActorRef, ActorSpec, ActorSystem, SupervisorSpec, open_act
 from ._chat_edge import make_stream_chat_handler
 from ._config import HostConfig
 from ._edges import DebugHttpActor, DrainAndStop, GetAddress, GetBinding, GrpcServerActor
+from ._provider import check_provider_section, open_host_provider, provider_actor_spec
 
 log = logging.getLogger("zl.host")
 
@@ -75,6 +77,7 @@ def check_config(config: HostConfig) -> None:
             "for development certificates, or grpc.insecure_dev_plaintext = true "
             "(development only)"
         )
+    check_provider_section(config.provider)
     if config.tools.mode == "stdio":
         mcp_command(config)
     if config.debug.enabled:
@@ -146,10 +149,6 @@ async def _start_tools(
     return factory
 
 
-def build_provider(config: HostConfig) -> LlmProvider:
-    return ScriptedMockProvider(config.provider.mock.to_provider_config())
-
-
 async def run_host(
     config: HostConfig,
     *,
@@ -175,7 +174,10 @@ async def run_host(
         shutdown_grace_s=config.grpc.shutdown_grace_s,
     )
     debug_config = config.debug.to_edge_config()
-    async with open_actor_system("host", faults=config.faults) as system:
+    async with (
+        open_host_provider(config.provider) as provider_stack,
+        open_actor_system("host", faults=config.faults) as system,
+    ):
         audit = await system.spawn(
             ActorSpec(
                 name="audit_writer",
@@ -191,11 +193,12 @@ async def run_host(
             )
         )
         deps = SessionDeps(
-            provider=provider if provider is not None else build_provider(config),
+            provider=provider if provider is not None else provider_stack.provider,
             limits=config.sessions.limit_policy(),
             default_model=config.provider.default_model,
             tool_runner_factory=await _start_tools(system, config, audit),
         )
+        await system.spawn(provider_actor_spec(provider_stack))
         sessions = await system.spawn(
             SupervisorSpec(
                 name="sessions",

@@ -119,7 +119,9 @@ class _Relay:
                 claims.tenant, self.config.device_shards(), local_shard_id=self.config.shard_id
             )
             if redirect is not None:
-                await close_quietly(ws, CLOSE_WRONG_SHARD, f"tenant is served by {redirect.shard_id}", redirect)  # type: ignore[arg-type]
+                await close_quietly(
+                    ws, CLOSE_WRONG_SHARD, f"tenant is served by {redirect.shard_id}", redirect
+                )  # type: ignore[arg-type]
                 return
             with trio.move_on_after(limits.hello_timeout_s):
                 data = await ws.get_message()  # type: ignore[attr-defined]
@@ -236,7 +238,9 @@ async def run_relay(
     async with open_actor_system("relay", stop_grace_s=STOP_GRACE_S) as system:
         router = await system.spawn(ActorSpec(name="router", factory=Router))
         devices = await system.spawn(
-            SupervisorSpec(name="devices", max_children=config.max_devices, stop_grace_s=STOP_GRACE_S)
+            SupervisorSpec(
+                name="devices", max_children=config.max_devices, stop_grace_s=STOP_GRACE_S
+            )
         )
         hosts = await system.spawn(
             SupervisorSpec(name="hosts", max_children=config.max_hosts, stop_grace_s=STOP_GRACE_S)
@@ -276,7 +280,9 @@ async def run_relay(
             if config.debug is not None:
                 binding = await nursery.start(
                     lambda task_status: serve_debug_http(
-                        system, config=config.debug, task_status=task_status  # type: ignore[arg-type]
+                        system,
+                        config=config.debug,
+                        task_status=task_status,  # type: ignore[arg-type]
                     )
                 )
                 debug_url = binding.url
@@ -286,5 +292,10 @@ async def run_relay(
                 host_url=f"{scheme}://{config.hosts.host}:{host_port}{HOST_PATH}",
                 debug_url=debug_url,
             )
-            log.info("relay %s: devices at %s, hosts at %s", config.shard_id, addresses.device_url, addresses.host_url)
+            log.info(
+                "relay %s: devices at %s, hosts at %s",
+                config.shard_id,
+                addresses.device_url,
+                addresses.host_url,
+            )
             task_status.started(addresses)

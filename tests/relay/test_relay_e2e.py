@@ -31,7 +31,13 @@ def not_owner(env: Env, tenant: str = TENANT) -> Any:
     return next(s for s in env.shards if s.shard_id != owner(env, tenant).shard_id)
 
 
-def call(tool: str, args: dict[str, Any], device: str = "laptop-1", timeout_s: float = 5.0, tenant: str = TENANT) -> ToolInvocation:
+def call(
+    tool: str,
+    args: dict[str, Any],
+    device: str = "laptop-1",
+    timeout_s: float = 5.0,
+    tenant: str = TENANT,
+) -> ToolInvocation:
     return ToolInvocation(
         call_id=f"c-{uuid.uuid4().hex[:12]}",
         tenant=tenant,
@@ -63,7 +69,9 @@ async def wait_for_log(path: Path, needle: str) -> None:
 class TestEndToEnd:
     """fs.read goes through three-shard relays and a bridge; redirects are followed."""
 
-    async def test_fs_read_through_relay_and_bridge(self, env: Env, relays: object, bridges: list[Bridge], root: Path) -> None:
+    async def test_fs_read_through_relay_and_bridge(
+        self, env: Env, relays: object, bridges: list[Bridge], root: Path
+    ) -> None:
         # The bridge dials a shard that does not own its tenant: it must follow the redirect.
         bridges.append(Bridge(env, not_owner(env).url, TENANT, "laptop-1", root=root))
         async with open_link(env.link_settings(TENANT)) as link:
@@ -76,11 +84,15 @@ class TestEndToEnd:
             assert output.structured is not None
             assert output.structured["content"] == "hello from the device\n"
             with trio.fail_after(DEADLINE_S):
-                while (rtt := await link.host_to_device_rtt_ms(tenant=TENANT, device_id="laptop-1")) is None:
+                while (
+                    rtt := await link.host_to_device_rtt_ms(tenant=TENANT, device_id="laptop-1")
+                ) is None:
                     await trio.sleep(HEARTBEAT_S / 2)
             assert rtt >= 0
 
-    async def test_host_follows_redirect(self, env: Env, relays: object, bridges: list[Bridge], root: Path) -> None:
+    async def test_host_follows_redirect(
+        self, env: Env, relays: object, bridges: list[Bridge], root: Path
+    ) -> None:
         bridges.append(Bridge(env, owner(env).url, TENANT, "laptop-1", root=root))
         # The host knows only a shard that does not own the tenant.
         async with open_link(env.link_settings(TENANT, shards=[not_owner(env)])) as link:
@@ -99,7 +111,9 @@ class TestFaults:
                 await link.invoke(call("fs.read", {"path": "hello.txt"}, device="nobody"))
             assert caught.value.code == "relay.device_offline"
 
-    async def test_tool_not_on_device(self, env: Env, relays: object, bridges: list[Bridge], root: Path) -> None:
+    async def test_tool_not_on_device(
+        self, env: Env, relays: object, bridges: list[Bridge], root: Path
+    ) -> None:
         bridges.append(Bridge(env, owner(env).url, TENANT, "laptop-1", root=root))
         async with open_link(env.link_settings(TENANT)) as link:
             await wait_online(link)
@@ -107,7 +121,9 @@ class TestFaults:
                 await link.invoke(call("shell.exec", {"cmd": "id"}))
             assert caught.value.code == "tool.not_found"
 
-    async def test_host_token_for_another_tenant(self, env: Env, relays: object, bridges: list[Bridge], root: Path) -> None:
+    async def test_host_token_for_another_tenant(
+        self, env: Env, relays: object, bridges: list[Bridge], root: Path
+    ) -> None:
         bridges.append(Bridge(env, owner(env).url, TENANT, "laptop-1", root=root))
         async with open_link(env.link_settings(TENANT)) as link:
             await wait_online(link)
@@ -120,9 +136,20 @@ class TestFaults:
                 await intruder.catalog(tenant=TENANT, device_id="laptop-1")
             assert caught.value.code == "relay.forbidden"
 
-    async def test_bridge_killed_mid_call(self, env: Env, relays: object, bridges: list[Bridge], tmp_path: Path) -> None:
+    async def test_bridge_killed_mid_call(
+        self, env: Env, relays: object, bridges: list[Bridge], tmp_path: Path
+    ) -> None:
         log = tmp_path / "server.jsonl"
-        bridge = Bridge(env, owner(env).url, TENANT, "laptop-1", sys.executable, str(LEGACY_SERVER), "--log", str(log))
+        bridge = Bridge(
+            env,
+            owner(env).url,
+            TENANT,
+            "laptop-1",
+            sys.executable,
+            str(LEGACY_SERVER),
+            "--log",
+            str(log),
+        )
         bridges.append(bridge)
         async with open_link(env.link_settings(TENANT)) as link:
             await wait_online(link)
@@ -145,9 +172,22 @@ class TestFaults:
             # The issue's bound: within one heartbeat interval (plus scheduling slack).
             assert failed_after < HEARTBEAT_S + 0.5
 
-    async def test_mcp_server_hangs_timeout_and_cancel_reach_it(self, env: Env, relays: object, bridges: list[Bridge], tmp_path: Path) -> None:
+    async def test_mcp_server_hangs_timeout_and_cancel_reach_it(
+        self, env: Env, relays: object, bridges: list[Bridge], tmp_path: Path
+    ) -> None:
         log = tmp_path / "server.jsonl"
-        bridges.append(Bridge(env, owner(env).url, TENANT, "laptop-1", sys.executable, str(LEGACY_SERVER), "--log", str(log)))
+        bridges.append(
+            Bridge(
+                env,
+                owner(env).url,
+                TENANT,
+                "laptop-1",
+                sys.executable,
+                str(LEGACY_SERVER),
+                "--log",
+                str(log),
+            )
+        )
         async with open_link(env.link_settings(TENANT)) as link:
             await wait_online(link)
             with trio.fail_after(DEADLINE_S), pytest.raises(ToolError) as caught:
@@ -162,10 +202,14 @@ class TestFaults:
                 while log.read_text().count("notifications/cancelled") <= before:
                     await trio.sleep(0.05)
 
-    async def test_overloaded_device_queue(self, env: Env, nursery: trio.Nursery, bridges: list[Bridge], tmp_path: Path) -> None:
+    async def test_overloaded_device_queue(
+        self, env: Env, nursery: trio.Nursery, bridges: list[Bridge], tmp_path: Path
+    ) -> None:
         for shard in env.shards:
             await start_relay(nursery, env.config(shard.shard_id, max_in_flight=1))
-        bridges.append(Bridge(env, owner(env).url, TENANT, "laptop-1", sys.executable, str(LEGACY_SERVER)))
+        bridges.append(
+            Bridge(env, owner(env).url, TENANT, "laptop-1", sys.executable, str(LEGACY_SERVER))
+        )
         async with open_link(env.link_settings(TENANT)) as link:
             await wait_online(link)
             errors: list[str] = []
@@ -182,7 +226,9 @@ class TestFaults:
             assert errors.count("relay.overloaded") == 2
         nursery.cancel_scope.cancel()
 
-    async def test_relay_restart_bridge_and_host_reconnect(self, env: Env, nursery: trio.Nursery, bridges: list[Bridge], root: Path) -> None:
+    async def test_relay_restart_bridge_and_host_reconnect(
+        self, env: Env, nursery: trio.Nursery, bridges: list[Bridge], root: Path
+    ) -> None:
         scopes = {}
         for shard in env.shards:
             _, scopes[shard.shard_id] = await start_relay(nursery, env.config(shard.shard_id))

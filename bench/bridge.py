@@ -1,0 +1,293 @@
+"""Benchmark of the relay path: ``python -m bench.bridge [--quick]``.
+
+Measures, in one run on loopback with real TLS and real processes:
+
+* a 4 KB ``fs.read`` through host link → relay (subprocess) → bridge (subprocess) → MCP
+  server, minus the same call over direct stdio (``McpStdioClient`` in this process), at
+  concurrency 1 and 50: ``overhead_ms_p50/p95/p99`` (the worse of the two concurrencies);
+* ``rtt_ms_p50``: host↔relay plus relay↔device round trips from ping/pong;
+* ``relay_rss_mb`` with ``idle_devices`` idle device connections (hello + heartbeats, from
+  a separate client process, ``bench._relay_support``).
+
+The last line of output is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from actors.mcp import CallTool, McpClientConfig, McpServerCommand, call_tool, mcp_client_spec
+from actors.relay import (
+    Shard,
+    generate_signing_key,
+    mint_device_token,
+    mint_host_token,
+    save_private_key,
+    save_public_key,
+)
+from actors.tools import ToolInvocation
+from actors.tools._relay_link import RelayLinkSettings, RelayToolLink
+from supervisors.tls import ALPN_HTTP1, client_ssl_context, generate_dev_certs
+from zl_actors import SupervisorSpec, open_actor_system
+
+from ._stats import emit, percentile
+
+REPO = Path(__file__).resolve().parents[1]
+TENANT = "bench"
+DEVICE = "bench-device"
+FILE_BYTES = 4096
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def write_relay_config(
+    tmp: Path, certs: Any, public: Path, port: int, host_port: int, heartbeat_s: float
+) -> Path:
+    config = tmp / "relay.toml"
+    config.write_text(
+        f"""shard_id = "relay-1"
+public_keys = ["{public}"]
+[[shards]]
+shard_id = "relay-1"
+url = "wss://127.0.0.1:{port}/v1/device"
+host_url = "wss://127.0.0.1:{host_port}/v1/host"
+[devices]
+port = {port}
+[hosts]
+port = {host_port}
+[tls]
+cert = "{certs.server_cert}"
+key = "{certs.server_key}"
+[limits]
+heartbeat_s = {heartbeat_s}
+max_in_flight = 64
+"""
+    )
+    return config
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def timed(n: int, concurrency: int, one: Any) -> list[float]:
+    samples: list[float] = []
+    limiter = trio.CapacityLimiter(concurrency)
+
+    async def run() -> None:
+        async with limiter:
+            start = time.perf_counter()
+            await one()
+            samples.append((time.perf_counter() - start) * 1000)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(n):
+            nursery.start_soon(run)
+    return samples
+
+
+async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    certs = generate_dev_certs(tmp / "certs")
+    key = generate_signing_key()
+    save_private_key(key, tmp / "signing.pem")
+    save_public_key(key.public_key(), tmp / "signing.pub")
+    root = tmp / "root"
+    root.mkdir()
+    (root / "four_k.txt").write_text("x" * FILE_BYTES)
+    port, host_port = free_port(), free_port()
+    heartbeat_s = 1.0
+    config = write_relay_config(tmp, certs, tmp / "signing.pub", port, host_port, heartbeat_s)
+    ready = tmp / "relay.ready"
+    relay = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "supervisors.relay",
+            "--config",
+            str(config),
+            "--ready-file",
+            str(ready),
+            "--log-level",
+            "WARNING",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+    )
+    (tmp / "device.jwt").write_text(
+        mint_device_token(key, tenant=TENANT, device_id=DEVICE, ttl=3600)
+    )
+    bridge = None
+    idle = None
+    try:
+        with trio.fail_after(30):
+            while not ready.exists():
+                await trio.sleep(0.05)
+        bridge = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "supervisors.bridge",
+                "--relay",
+                f"wss://127.0.0.1:{port}/v1/device",
+                "--device-id",
+                DEVICE,
+                "--token-file",
+                str(tmp / "device.jwt"),
+                "--ca",
+                str(certs.ca_cert),
+                "--root",
+                str(root),
+                "--quiet",
+            ],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+        )
+        settings = RelayLinkSettings(
+            shards=(Shard(shard_id="relay-1", url=f"wss://127.0.0.1:{host_port}/v1/host"),),
+            token=mint_host_token(key, tenants=[TENANT], host_id="bench-host", ttl=3600),
+            ssl_context=client_ssl_context(certs.ca_cert, alpn=ALPN_HTTP1),
+            heartbeat_s=heartbeat_s,
+        )
+        n = 100 if args.quick else 1000
+        result: dict[str, Any] = {"bench": "bridge", "quick": args.quick, "calls_per_level": n}
+        async with open_actor_system("bench", stop_grace_s=3.0) as system:
+            tools = await system.spawn(SupervisorSpec(name="tools"))
+            command = McpServerCommand(
+                argv=(sys.executable, "-m", "actors.mcp.fs_server", str(root)), cwd=str(REPO)
+            )
+            mcp = await tools.start_child(mcp_client_spec("mcp", McpClientConfig(command=command)))
+            link = await RelayToolLink.start(tools, settings)
+
+            async def direct() -> None:
+                await call_tool(
+                    mcp,
+                    CallTool(
+                        call_id=uuid.uuid4().hex,
+                        tool="fs.read",
+                        arguments={"path": "four_k.txt"},
+                        timeout_s=10,
+                    ),
+                )
+
+            async def relayed() -> None:
+                output = await link.invoke(
+                    ToolInvocation(
+                        call_id=uuid.uuid4().hex,
+                        tenant=TENANT,
+                        device_id=DEVICE,
+                        tool="fs.read",
+                        version="1.0.0",
+                        arguments={"path": "four_k.txt"},
+                        timeout_s=10,
+                        max_bytes=65536,
+                    )
+                )
+                assert output.structured is not None and not output.is_error
+
+            with trio.fail_after(60):
+                while True:
+                    try:
+                        await link.catalog(tenant=TENANT, device_id=DEVICE)
+                        break
+                    except Exception:  # noqa: BLE001 - the bridge is still connecting
+                        await trio.sleep(0.1)
+            await timed(20, 1, direct)
+            await timed(20, 1, relayed)
+            worst = {50: 0.0, 95: 0.0, 99: 0.0}
+            for concurrency in (1, 50):
+                d = await timed(n, concurrency, direct)
+                r = await timed(n, concurrency, relayed)
+                level = {}
+                for pct in (50, 95, 99):
+                    over = percentile(r, pct) - percentile(d, pct)
+                    level[f"overhead_ms_p{pct}"] = round(over, 3)
+                    level[f"direct_ms_p{pct}"] = round(percentile(d, pct), 3)
+                    level[f"relay_ms_p{pct}"] = round(percentile(r, pct), 3)
+                    worst[pct] = max(worst[pct], over)
+                result[f"concurrency_{concurrency}"] = level
+            for pct in (50, 95, 99):
+                result[f"overhead_ms_p{pct}"] = round(worst[pct], 3)
+            rtts: list[float] = []
+            with trio.move_on_after(max(3.0, heartbeat_s * 12)):
+                while len(rtts) < 20:
+                    rtt = await link.host_to_device_rtt_ms(tenant=TENANT, device_id=DEVICE)
+                    if rtt is not None:
+                        rtts.append(rtt)
+                    await trio.sleep(heartbeat_s)
+            result["rtt_ms_p50"] = round(percentile(rtts, 50), 3)
+            result["rtt_samples"] = len(rtts)
+        count = 500 if args.quick else 5000
+        result["relay_rss_mb_before_idle"] = round(rss_mb(relay.pid), 1)
+        idle = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench._relay_support",
+                "--url",
+                f"wss://127.0.0.1:{port}/v1/device",
+                "--ca",
+                str(certs.ca_cert),
+                "--key",
+                str(tmp / "signing.pem"),
+                "--count",
+                str(count),
+            ],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        started = time.perf_counter()
+        line = await trio.to_thread.run_sync(idle.stdout.readline)  # type: ignore[union-attr]
+        result["idle_connect_s"] = round(time.perf_counter() - started, 2)
+        await trio.sleep(max(2.0, heartbeat_s * 3))  # a few heartbeats with everyone connected
+        result["idle_devices"] = int(line.split()[1]) if line.startswith("ready") else 0
+        result["relay_rss_mb"] = round(rss_mb(relay.pid), 1)
+        if args.quick:
+            result["note"] = "--quick: fewer calls and 500 idle devices instead of 5000"
+        return result
+    finally:
+        for proc in (idle, bridge, relay):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        if idle is not None and idle.stdout is not None:
+            idle.stdout.close()
+        if idle is not None and idle.stdin is not None:
+            idle.stdin.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.bridge")
+    parser.add_argument("--quick", action="store_true", help="fewer calls, 500 idle devices")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = trio.run(measure, args, Path(tmp))
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()
