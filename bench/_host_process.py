@@ -27,6 +27,12 @@ class HostProcess:
     grpc_port: int
     debug_url: str | None
 
+    def cpu_s(self) -> float:
+        """CPU time (user + system) the host process has used so far, in seconds."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def rss_mb(self) -> float:
         """Resident memory of the host process now, in MiB (Linux /proc)."""
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():

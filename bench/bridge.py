@@ -15,7 +15,6 @@ The last line of output is one JSON object.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -208,7 +207,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                     try:
                         await link.catalog(tenant=TENANT, device_id=DEVICE)
                         break
-                    except Exception:  # noqa: BLE001 - the bridge is still connecting
+                    except Exception:
                         await trio.sleep(0.1)
             await timed(20, 1, direct)
             await timed(20, 1, relayed)

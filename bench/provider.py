@@ -209,7 +209,7 @@ def run(turns: int) -> dict[str, Any]:
         asyncio.run(direct_load(url, 1))
         direct = asyncio.run(direct_load(url, turns))
         with provider_host_process(url) as host:
-            samples, _, rss = asyncio.run(run_load(host, spec))
+            samples, _, rss, _ = asyncio.run(run_load(host, spec))
         direct_after = asyncio.run(direct_load(url, turns))
     direct += direct_after
     host_ttft = samples.ttft_ms

@@ -115,7 +115,7 @@ async def one_session(
         samples.errors += 1
 
 
-async def run_load(host: HostProcess, spec: RunSpec) -> tuple[Samples, float, float]:
+async def run_load(host: HostProcess, spec: RunSpec) -> tuple[Samples, float, float, float]:
     samples = Samples()
     peak_rss = [host.rss_mb()]
     stop = threading.Event()
@@ -136,6 +136,7 @@ async def run_load(host: HostProcess, spec: RunSpec) -> tuple[Samples, float, fl
     turn_s = FIRST_TOKEN_DELAY_MS / 1000 + spec.answer_tokens / spec.tokens_per_s
     rng = random.Random(1)
     began = time.perf_counter()
+    cpu_before = host.cpu_s()
     try:
         await asyncio.gather(
             *(
@@ -152,11 +153,12 @@ async def run_load(host: HostProcess, spec: RunSpec) -> tuple[Samples, float, fl
         )
     finally:
         elapsed = time.perf_counter() - began
+        cpu_pct = 100 * (host.cpu_s() - cpu_before) / elapsed
         stop.set()
         watcher.join()
         for channel in channels:
             await channel.close()
-    return samples, elapsed, max(peak_rss)
+    return samples, elapsed, max(peak_rss), cpu_pct
 
 
 def run(spec: RunSpec) -> dict[str, Any]:
@@ -167,7 +169,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
         "ZL_SESSIONS__MAX_SESSIONS": str(max(2000, spec.concurrency * 2)),
     }
     with host_process(settings) as host:
-        samples, elapsed, rss = asyncio.run(run_load(host, spec))
+        samples, elapsed, rss, cpu_pct = asyncio.run(run_load(host, spec))
     pace_ms = 1000 / spec.tokens_per_s
     added_gaps = [gap - pace_ms for gap in samples.gaps_ms]
     expected_turns = spec.concurrency * spec.turns
@@ -186,6 +188,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
         "added_gap_ms_p99": round(percentile(added_gaps, 99), 2),
         "errors": samples.errors + (expected_turns - len(samples.ttft_ms)),
         "server_rss_mb": round(rss, 1),
+        "server_cpu_pct": round(cpu_pct, 1),
     }
 
 

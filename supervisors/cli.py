@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("supervisors.demo", "demo_main", "start a host and run a short chat"),
     "dev-certs": ("supervisors.tls", "dev_certs_main", "make development TLS certificates"),
     "token": ("actors.relay", "token_main", "make relay keys and development tokens"),
+    "audit": ("actors.audit", "audit_main", "verify an audit file's hash chain, or tail it"),
     "relay": ("supervisors.relay", "relay_main", "run one Tool Relay shard (WSS)"),
     "bridge": ("supervisors.bridge", "bridge_main", "run the Device Bridge (same as zl-bridge)"),
 }

@@ -93,8 +93,8 @@ class RelayLinkConfig:
     device_id: str
     token: str = attrs.field(repr=False)
     ssl_context: ssl.SSLContext | None = None
-    caps: LocalCaps = LocalCaps()
-    reconnect: Reconnect = Reconnect()
+    caps: LocalCaps = attrs.field(factory=LocalCaps)
+    reconnect: Reconnect = attrs.field(factory=Reconnect)
     connect_timeout_s: float = attrs.field(default=10.0, validator=gt(0))
     hello_timeout_s: float = attrs.field(default=10.0, validator=gt(0))
     send_timeout_s: float = attrs.field(default=10.0, validator=gt(0))
@@ -303,7 +303,7 @@ class RelayLink(Actor[BridgeMessage]):
                         result = ToolResult(call_id=call.call_id, result=raw)
                 except (ToolError, Overloaded) as exc:
                     result = ToolResult(call_id=call.call_id, error=exc.to_wire())
-                except Exception as exc:  # noqa: BLE001 - every call gets exactly one result
+                except Exception as exc:
                     log.exception("bridge: call %s failed", call.call_id)
                     result = ToolResult(call_id=call.call_id, error=internal_error(exc))
                 await self._send(ws, result)

@@ -67,7 +67,7 @@ def effective_caps(call: ToolCall, local: LocalCaps) -> EffectiveCaps:
 def capped_arguments(
     arguments: Mapping[str, Any], input_schema: Mapping[str, Any] | None, max_bytes: int
 ) -> dict[str, Any]:
-    """``arguments`` with a ``maxBytes`` argument (if the tool takes one) lowered to ``max_bytes``."""
+    """``arguments`` with the ``maxBytes`` argument (if the tool has one) cut to ``max_bytes``."""
     capped = dict(arguments)
     properties = (input_schema or {}).get("properties")
     if isinstance(properties, Mapping) and "maxBytes" in properties:

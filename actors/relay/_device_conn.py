@@ -97,7 +97,7 @@ async def read_frames(
                     ErrorFrame.from_wire(exc.to_wire(), call_id=exc.call_id),
                 )
                 break
-            await self_ref.send(FromPeer(frame=frame))  # type: ignore[arg-type]
+            await self_ref.send(FromPeer(frame=frame))
     except ConnectionClosed as exc:
         if exc.reason is not None:
             reason, code = f"closed by peer ({exc.reason.code})", exc.reason.code
@@ -106,7 +106,7 @@ async def read_frames(
     except ActorStopped:
         return
     with contextlib.suppress(MailboxFull, ActorStopped):
-        self_ref.send_nowait(PeerGone(reason=reason, code=code))  # type: ignore[arg-type]
+        self_ref.send_nowait(PeerGone(reason=reason, code=code))
 
 
 class DeviceConnection(Actor[DeviceMessage]):
@@ -182,7 +182,7 @@ class DeviceConnection(Actor[DeviceMessage]):
     async def _send(self, frame: ToolCancel | Ping | Pong | object) -> bool:
         try:
             await send_frame(self.ws, frame, timeout_s=self.limits.send_timeout_s)  # type: ignore[arg-type]
-        except Exception as exc:  # noqa: BLE001 - any send failure means the peer is gone
+        except Exception as exc:
             log.info(
                 "device %s/%s: send failed (%s)", self.tenant, self.device_id, type(exc).__name__
             )
@@ -294,7 +294,9 @@ class DeviceConnection(Actor[DeviceMessage]):
                     call_id=call_id,
                     error=WireError(
                         code="relay.device_offline",
-                        message=f"device {self.device_id!r} disconnected mid-call ({self.close_reason})",
+                        message=(
+                            f"device {self.device_id!r} disconnected mid-call ({self.close_reason})"
+                        ),
                         retryable=True,
                     ),
                 ),

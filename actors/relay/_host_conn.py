@@ -100,7 +100,7 @@ class HostConnection(Actor[HostMessage]):
     async def _send(self, frame: Frame, ctx: ActorContext[HostMessage]) -> None:
         try:
             await send_frame(self.ws, frame, timeout_s=self.limits.send_timeout_s)
-        except Exception as exc:  # noqa: BLE001 - any send failure means the peer is gone
+        except Exception as exc:
             log.info("host %s: send failed (%s)", self.claims.host_id, type(exc).__name__)
             self.gone = True
             ctx.stop()
@@ -119,7 +119,7 @@ class HostConnection(Actor[HostMessage]):
                 await self._from_host(frame, ctx)
 
     def _refusal(self, tenant: str) -> Frame | None:
-        """A ``redirect`` or a ``relay.forbidden`` error for ``tenant``, or None if it is served here."""
+        """A ``redirect`` or ``relay.forbidden`` error for ``tenant``; None if it is served here."""
         try:
             authorize(self.claims, tenant)
         except Forbidden as exc:

@@ -20,7 +20,7 @@ import logging
 import random
 import ssl
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 import attrs
@@ -74,6 +74,10 @@ CANCEL_REASON: Final = "the host gave up on the call"
 ERROR_META_KEY: Final = "dev.zerolatency/error"
 
 
+def _shard_tuple(shards: Iterable[Shard]) -> tuple[Shard, ...]:
+    return tuple(shards)
+
+
 @attrs.frozen(kw_only=True)
 class RelayLinkSettings:
     """How the host reaches its relay shards.
@@ -89,7 +93,7 @@ class RelayLinkSettings:
         max_frame_bytes: largest frame accepted from a relay.
     """
 
-    shards: tuple[Shard, ...] = attrs.field(converter=tuple)
+    shards: tuple[Shard, ...] = attrs.field(converter=_shard_tuple)
     token: str = attrs.field(repr=False)
     ssl_context: ssl.SSLContext | None = None
     heartbeat_s: float = attrs.field(default=5.0, validator=gt(0))

@@ -79,14 +79,28 @@ class SessionsSection:
 class ToolsSection:
     """Where tools run and the caps the host applies to every call."""
 
-    #: "none" (no tools), "stdio" (run an MCP server here: development and CI).
-    mode: str = attrs.field(default="none", validator=attrs.validators.in_(["none", "stdio"]))
+    #: "none" (no tools), "stdio" (run an MCP server here: development and CI), or "relay"
+    #: (the production path: the device's bridge, reached through the Tool Relay shards).
+    mode: str = attrs.field(
+        default="none", validator=attrs.validators.in_(["none", "stdio", "relay"])
+    )
     #: stdio: the MCP server's command; empty runs this project's fs.read server on ``roots``.
     command: list[str] = attrs.Factory(list)
     #: stdio: the folders the fs.read server may read.
     roots: list[str] = attrs.Factory(list)
     timeout_ms: int = attrs.field(default=5_000, validator=attrs.validators.gt(0))
     max_bytes: int = attrs.field(default=1024 * 1024, validator=attrs.validators.gt(0))
+    #: relay: every shard of the deployment as ``id=wss://host:port/v1/host``.
+    relay_shards: list[str] = attrs.Factory(list)
+    #: relay: the host's bearer token (``zl token host``), from a file or a variable.
+    relay_token_file: str = ""
+    relay_token_env: str = "ZL_RELAY_HOST_TOKEN"
+    #: relay: the CA bundle that signs the relays' certificates.
+    relay_ca: str = ""
+    #: relay: this host's certificate and key, for mutual TLS with the relays.
+    relay_client_cert: str = ""
+    relay_client_key: str = ""
+    relay_heartbeat_s: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
 
 
 @attrs.frozen(kw_only=True)

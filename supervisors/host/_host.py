@@ -5,6 +5,7 @@
     host (one_for_one)
     ├─ audit_writer    the append-only audit (tool receipts)
     ├─ mcp_server      [tools.mode = "stdio"] the local MCP server, restarted if it crashes
+    ├─ tool_link       [tools.mode = "relay"] one connection actor per relay shard
     ├─ tool_gateway    which tools a session may offer (device catalogs, cached)
     ├─ provider        the LLM provider chain's status (breakers, usage); streams go direct
     ├─ sessions        one temporary Session per StreamChat ─ turn ─ tool_call
@@ -18,6 +19,7 @@ then the sessions that remain are stopped, and the audit is closed last.
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 import sys
 from pathlib import Path
@@ -28,15 +30,23 @@ import trio
 from actors.audit import AuditConfig, AuditMessage, AuditWriter, FsyncPolicy
 from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
 from actors.provider import LlmProvider
+from actors.relay import Shard
 from actors.session import Outbox, SessionContext, SessionDeps, ToolRunnerFactory
 from actors.session.tools import ToolRunner
-from actors.tools import SessionTools, StdioToolLink, ToolGateway, ToolsConfig
+from actors.tools import SessionTools, StdioToolLink, ToolGateway, ToolLink, ToolsConfig
+from actors.tools._relay_link import RelayLinkSettings, RelayToolLink
 from contracts.generated import agent_pb2
 from supervisors._config import ConfigError
 from supervisors.edges.debug_http import DebugHttpConfigError
 from supervisors.edges.debug_http import check_config as check_debug_config
 from supervisors.edges.grpc import GrpcServerConfig, HealthService, service_from_descriptor
-from supervisors.tls import generate_dev_certs, server_ssl_context, warn_plaintext
+from supervisors.tls import (
+    ALPN_HTTP1,
+    client_ssl_context,
+    generate_dev_certs,
+    server_ssl_context,
+    warn_plaintext,
+)
 from zl_actors import ActorRef, ActorSpec, ActorSystem, SupervisorSpec, open_actor_system
 
 from ._chat_edge import make_stream_chat_handler
@@ -80,6 +90,8 @@ def check_config(config: HostConfig) -> None:
     check_provider_section(config.provider)
     if config.tools.mode == "stdio":
         mcp_command(config)
+    if config.tools.mode == "relay":
+        relay_shards(config)
     if config.debug.enabled:
         try:
             check_debug_config(config.debug.to_edge_config(), tls=False)
@@ -118,19 +130,85 @@ def mcp_command(config: HostConfig) -> list[str]:
     return [sys.executable, "-m", "actors.mcp.fs_server", *tools.roots]
 
 
+def relay_shards(config: HostConfig) -> tuple[Shard, ...]:
+    """The relay shards from ``tools.relay_shards`` (``id=url`` each).
+
+    Raises:
+        ConfigError: naming the entry that is malformed.
+    """
+    shards = []
+    for index, entry in enumerate(config.tools.relay_shards):
+        shard_id, sep, url = entry.partition("=")
+        if not sep or not url.startswith(("wss://", "ws://")):
+            raise ConfigError(
+                f"tools.relay_shards[{index}]: expected id=wss://host:port/v1/host, got {entry!r}"
+            )
+        shards.append(Shard(shard_id=shard_id.strip(), url=url.strip()))
+    if not shards:
+        raise ConfigError('tools: mode "relay" needs tools.relay_shards')
+    return tuple(shards)
+
+
+def relay_token(config: HostConfig) -> str:
+    tools = config.tools
+    if tools.relay_token_file:
+        try:
+            return Path(tools.relay_token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"tools.relay_token_file: {exc.strerror}") from None
+    token = os.environ.get(tools.relay_token_env, "")
+    if not token:
+        raise ConfigError(
+            "tools: the relay needs a host token in tools.relay_token_file or "
+            f"${tools.relay_token_env}"
+        )
+    return token
+
+
+def relay_link_settings(config: HostConfig) -> RelayLinkSettings:
+    """How the host reaches the relays; TLS unless every shard is ws:// (development)."""
+    tools = config.tools
+    shards = relay_shards(config)
+    context = None
+    if all(shard.url.startswith("wss://") for shard in shards):
+        if not tools.relay_ca:
+            raise ConfigError("tools.relay_ca: the CA bundle that signs the relays is required")
+        context = client_ssl_context(
+            tools.relay_ca,
+            client_cert=tools.relay_client_cert or None,
+            client_key=tools.relay_client_key or None,
+            alpn=ALPN_HTTP1,
+        )
+    elif any(shard.url.startswith("wss://") for shard in shards):
+        raise ConfigError("tools.relay_shards: mix of wss:// and ws:// shards")
+    else:
+        warn_plaintext("host -> relay WebSocket", flag="ws:// in tools.relay_shards")
+    return RelayLinkSettings(
+        shards=shards,
+        token=relay_token(config),
+        ssl_context=context,
+        heartbeat_s=tools.relay_heartbeat_s,
+    )
+
+
 async def _start_tools(
     system: ActorSystem, config: HostConfig, audit: ActorRef[AuditMessage]
 ) -> ToolRunnerFactory | None:
     """Start the tool link and gateway; the factory that gives each session its tools."""
+    link: ToolLink
     if config.tools.mode == "none":
         return None
-    client = await system.spawn(
-        mcp_client_spec(
-            "mcp_server",
-            McpClientConfig(command=McpServerCommand(argv=mcp_command(config), name="mcp-fs")),
+    if config.tools.mode == "relay":
+        tool_link = await system.spawn(SupervisorSpec(name="tool_link"))
+        link = await RelayToolLink.start(tool_link, relay_link_settings(config))
+    else:
+        client = await system.spawn(
+            mcp_client_spec(
+                "mcp_server",
+                McpClientConfig(command=McpServerCommand(argv=mcp_command(config), name="mcp-fs")),
+            )
         )
-    )
-    link = StdioToolLink(client)
+        link = StdioToolLink(client)
     gateway = await system.spawn(
         ActorSpec(name="tool_gateway", factory=lambda: ToolGateway(link=link))
     )

@@ -27,7 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zl relay",
         description="Run one Tool Relay shard (WSS endpoints for device bridges and hosts).",
-        epilog="Settings come from --config (TOML) and ZL_* variables, e.g. ZL_LIMITS__HEARTBEAT_S=5.",
+        epilog=(
+            "Settings come from --config (TOML) and ZL_* variables, e.g. ZL_LIMITS__HEARTBEAT_S=5."
+        ),
     )
     parser.add_argument("--config", type=Path, required=True, help="TOML configuration file")
     parser.add_argument(

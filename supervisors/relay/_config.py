@@ -1,4 +1,6 @@
-"""The relay's configuration: TOML (``--config``) plus ``ZL_*`` variables (see ``supervisors._config``).
+"""The relay's configuration: TOML (``--config``) plus ``ZL_*`` variables.
+
+Parsing and the variable convention are in ``supervisors._config``.
 
 Example::
 
@@ -79,7 +81,7 @@ class RelayConfig:
     devices: ListenSection = ListenSection()
     hosts: ListenSection = ListenSection()
     tls: TlsSection = TlsSection()
-    limits: RelayLimits = RelayLimits()
+    limits: RelayLimits = attrs.field(factory=RelayLimits)
     debug: DebugHttpConfig | None = None
     max_devices: int = attrs.field(default=DEFAULT_MAX_DEVICES, validator=gt(0))
     max_hosts: int = attrs.field(default=DEFAULT_MAX_HOSTS, validator=gt(0))

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 import attrs
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from trio_websocket import WebSocketRequest, serve_websocket
+from trio_websocket import WebSocketConnection, WebSocketRequest, serve_websocket
 
 from actors.relay import (
     SUBPROTOCOL,
@@ -98,7 +98,7 @@ class _Relay:
     hosts: SupervisorRef
     serial: itertools.count[int] = attrs.field(factory=itertools.count)
 
-    async def _accept(self, request: WebSocketRequest, path: str) -> object | None:
+    async def _accept(self, request: WebSocketRequest, path: str) -> WebSocketConnection | None:
         if request.path.split("?")[0] != path:
             await request.reject(404, body=f"the endpoint here is {path}".encode())
             return None
@@ -121,21 +121,15 @@ class _Relay:
             if redirect is not None:
                 await close_quietly(
                     ws, CLOSE_WRONG_SHARD, f"tenant is served by {redirect.shard_id}", redirect
-                )  # type: ignore[arg-type]
+                )
                 return
-            with trio.move_on_after(limits.hello_timeout_s):
-                data = await ws.get_message()  # type: ignore[attr-defined]
-            if not isinstance(locals().get("data"), str | bytes):
-                raise BadFrame(f"no device.hello within {limits.hello_timeout_s:g} s")
-            hello = decode_frame(data, max_bytes=limits.max_frame_bytes)
-            if not isinstance(hello, DeviceHello):
-                raise BadFrame(f"the first frame must be device.hello, not {hello.TYPE}")
+            hello = await _read_hello(ws, limits.hello_timeout_s, limits.max_frame_bytes)
             authorize(claims, claims.tenant, hello.device_id)
         except (Unauthenticated, Forbidden, BadFrame) as exc:
             log.info("relay: device connection refused: %s", exc)
-            await close_with_error(ws, exc.to_wire())  # type: ignore[arg-type]
+            await close_with_error(ws, exc.to_wire())
             return
-        except Exception as exc:  # noqa: BLE001 - a peer that vanished during the hello
+        except Exception as exc:
             log.info("relay: device connection lost during hello: %s", type(exc).__name__)
             return
         done = trio.Event()
@@ -143,7 +137,7 @@ class _Relay:
         spec = ActorSpec(
             name=name,
             factory=lambda: DeviceConnection(
-                ws=ws,  # type: ignore[arg-type]
+                ws=ws,
                 tenant=claims.tenant,
                 hello=hello,
                 router=self.router,
@@ -155,9 +149,9 @@ class _Relay:
         try:
             await self.devices.start_child(spec)
         except TooManyChildren:
-            await close_quietly(ws, CLOSE_TRY_LATER, "relay at capacity")  # type: ignore[arg-type]
+            await close_quietly(ws, CLOSE_TRY_LATER, "relay at capacity")
             return
-        except Exception as exc:  # noqa: BLE001 - on_start failed: the socket went away
+        except Exception as exc:
             log.info("relay: device %s did not start: %s", name, exc)
             return
         await done.wait()
@@ -170,14 +164,14 @@ class _Relay:
             claims = verify_token(_bearer(request), self.keys, self.config.audience, kind="host")
         except Unauthenticated as exc:
             log.info("relay: host connection refused: %s", exc)
-            await close_with_error(ws, exc.to_wire())  # type: ignore[arg-type]
+            await close_with_error(ws, exc.to_wire())
             return
         assert isinstance(claims, HostClaims)
         done = trio.Event()
         spec = ActorSpec(
             name=f"{claims.host_id}:{next(self.serial)}",
             factory=lambda: HostConnection(
-                ws=ws,  # type: ignore[arg-type]
+                ws=ws,
                 claims=claims,
                 router=self.router,
                 shards=self.config.host_shards(),
@@ -190,12 +184,30 @@ class _Relay:
         try:
             await self.hosts.start_child(spec)
         except TooManyChildren:
-            await close_quietly(ws, CLOSE_TRY_LATER, "relay at capacity")  # type: ignore[arg-type]
+            await close_quietly(ws, CLOSE_TRY_LATER, "relay at capacity")
             return
-        except Exception:  # noqa: BLE001 - on_start failed: the socket went away
-            await close_quietly(ws, CLOSE_BAD_FRAME, "host connection failed to start")  # type: ignore[arg-type]
+        except Exception:
+            await close_quietly(ws, CLOSE_BAD_FRAME, "host connection failed to start")
             return
         await done.wait()
+
+
+async def _read_hello(ws: WebSocketConnection, timeout_s: float, max_bytes: int) -> DeviceHello:
+    """The connection's first frame, which must be a ``device.hello``.
+
+    Raises:
+        BadFrame: nothing within ``timeout_s``, a malformed frame, or another frame type.
+        trio_websocket.ConnectionClosed: the peer went away.
+    """
+    data: str | bytes | None = None
+    with trio.move_on_after(timeout_s):
+        data = await ws.get_message()
+    if data is None:
+        raise BadFrame(f"no device.hello within {timeout_s:g} s")
+    hello = decode_frame(data, max_bytes=max_bytes)
+    if not isinstance(hello, DeviceHello):
+        raise BadFrame(f"the first frame must be device.hello, not {hello.TYPE}")
+    return hello
 
 
 def _contexts(config: RelayConfig) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
@@ -277,12 +289,13 @@ async def run_relay(
                 relay.host_handler, config.hosts.host, config.hosts.port, host_ctx
             )
             debug_url = None
-            if config.debug is not None:
+            debug = config.debug
+            if debug is not None:
                 binding = await nursery.start(
                     lambda task_status: serve_debug_http(
                         system,
-                        config=config.debug,
-                        task_status=task_status,  # type: ignore[arg-type]
+                        config=debug,
+                        task_status=task_status,
                     )
                 )
                 debug_url = binding.url

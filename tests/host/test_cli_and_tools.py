@@ -182,7 +182,8 @@ class TestDemo:
         assert "It says: Zero Latency read this file through fs.read" in out
         assert "tool.receipt     fs.read@1.0.0" in out
         assert ": ok in " in out
-        assert "OK " in out and "tool.receipt 1" in out
+        assert "OK " in out
+        assert "tool.receipt 1" in out
         assert "host [supervisor:Supervisor] running" in out
         assert "mcp_server [actor:McpStdioClient] running" in out
         assert "stopping the host" in out

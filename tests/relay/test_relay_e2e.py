@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from actors.errors import ToolError
-from actors.relay import shard_for, Shard
+from actors.relay import Shard, shard_for
 from actors.tools import ToolInvocation
 from actors.tools._relay_link import RelayToolLink
 
