@@ -57,12 +57,17 @@ class TurnProgress:
     input_tokens: int = 0
     output_tokens: int = 0
     estimated: bool = False
+    cost_usd: float | None = None
+    # Whether a provider round is in progress (its usage is not reported yet).
+    streaming: bool = False
 
     def usage(self) -> Usage:
         return Usage(
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
-            estimated=self.estimated,
+            # A turn cut off mid-stream only knows the tokens it counted itself.
+            estimated=self.estimated or self.streaming,
+            cost_usd=self.cost_usd,
         )
 
 
@@ -201,6 +206,7 @@ class Turn(Actor[Any]):
         finished: Finished | None = None
         call = None
         before = progress.output_tokens
+        progress.streaming = True
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._pump_provider, request, send)
@@ -232,6 +238,9 @@ class Turn(Actor[Any]):
         streamed = progress.output_tokens - before
         progress.output_tokens = before + max(streamed, finished.usage.output_tokens)
         progress.estimated = progress.estimated or finished.usage.estimated
+        progress.streaming = False
+        if finished.usage.cost_usd is not None:
+            progress.cost_usd = (progress.cost_usd or 0.0) + finished.usage.cost_usd
         return finished, call
 
     async def _pump_provider(

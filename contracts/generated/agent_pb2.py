@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0b\x61gent.proto\x12\x0bzl.agent.v0\"N\n\x06Limits\x12\x13\n\x0bmax_turn_ms\x18\x01 \x01(\r\x12\x14\n\x0ctoken_budget\x18\x02 \x01(\x04\x12\x19\n\x11max_message_bytes\x18\x03 \x01(\r\"s\n\x0cStartSession\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0c\n\x04user\x18\x02 \x01(\t\x12\x11\n\tdevice_id\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12#\n\x06limits\x18\x05 \x01(\x0b\x32\x13.zl.agent.v0.Limits\"\x1b\n\x0bUserMessage\x12\x0c\n\x04text\x18\x01 \x01(\t\"\x0c\n\nCancelTurn\"\xae\x01\n\x0b\x43hatRequest\x12\x32\n\rstart_session\x18\n \x01(\x0b\x32\x19.zl.agent.v0.StartSessionH\x00\x12\x30\n\x0cuser_message\x18\x0b \x01(\x0b\x32\x18.zl.agent.v0.UserMessageH\x00\x12.\n\x0b\x63\x61ncel_turn\x18\x0c \x01(\x0b\x32\x17.zl.agent.v0.CancelTurnH\x00\x42\t\n\x07request\"I\n\x0eSessionStarted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12#\n\x06limits\x18\x02 \x01(\x0b\x32\x13.zl.agent.v0.Limits\"\x1e\n\x0e\x41ssistantDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\"G\n\x05Usage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x04\x12\x15\n\routput_tokens\x18\x02 \x01(\x04\x12\x11\n\testimated\x18\x03 \x01(\x08\"I\n\rAssistantDone\x12\x15\n\rfinish_reason\x18\x01 \x01(\t\x12!\n\x05usage\x18\x02 \x01(\x0b\x32\x12.zl.agent.v0.Usage\"g\n\x0fToolCallStarted\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0c\n\x04tool\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x11\n\targs_json\x18\x04 \x01(\t\x12\x11\n\tdevice_id\x18\x05 \x01(\t\"9\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\"h\n\rToolCallDelta\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x13\n\x0bresult_json\x18\x03 \x01(\t\x12!\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x12.zl.agent.v0.Error\"\x83\x03\n\tChatEvent\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07turn_id\x18\x02 \x01(\t\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12\x36\n\x0fsession_started\x18\x14 \x01(\x0b\x32\x1b.zl.agent.v0.SessionStartedH\x00\x12\x36\n\x0f\x61ssistant_delta\x18\x15 \x01(\x0b\x32\x1b.zl.agent.v0.AssistantDeltaH\x00\x12\x34\n\x0e\x61ssistant_done\x18\x16 \x01(\x0b\x32\x1a.zl.agent.v0.AssistantDoneH\x00\x12\x39\n\x11tool_call_started\x18\x17 \x01(\x0b\x32\x1c.zl.agent.v0.ToolCallStartedH\x00\x12\x35\n\x0ftool_call_delta\x18\x18 \x01(\x0b\x32\x1a.zl.agent.v0.ToolCallDeltaH\x00\x12#\n\x05\x65rror\x18\x19 \x01(\x0b\x32\x12.zl.agent.v0.ErrorH\x00\x42\x07\n\x05\x65vent2K\n\x05\x41gent\x12\x42\n\nStreamChat\x12\x18.zl.agent.v0.ChatRequest\x1a\x16.zl.agent.v0.ChatEvent(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0b\x61gent.proto\x12\x0bzl.agent.v0\"N\n\x06Limits\x12\x13\n\x0bmax_turn_ms\x18\x01 \x01(\r\x12\x14\n\x0ctoken_budget\x18\x02 \x01(\x04\x12\x19\n\x11max_message_bytes\x18\x03 \x01(\r\"s\n\x0cStartSession\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0c\n\x04user\x18\x02 \x01(\t\x12\x11\n\tdevice_id\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12#\n\x06limits\x18\x05 \x01(\x0b\x32\x13.zl.agent.v0.Limits\"\x1b\n\x0bUserMessage\x12\x0c\n\x04text\x18\x01 \x01(\t\"\x0c\n\nCancelTurn\"\xae\x01\n\x0b\x43hatRequest\x12\x32\n\rstart_session\x18\n \x01(\x0b\x32\x19.zl.agent.v0.StartSessionH\x00\x12\x30\n\x0cuser_message\x18\x0b \x01(\x0b\x32\x18.zl.agent.v0.UserMessageH\x00\x12.\n\x0b\x63\x61ncel_turn\x18\x0c \x01(\x0b\x32\x17.zl.agent.v0.CancelTurnH\x00\x42\t\n\x07request\"I\n\x0eSessionStarted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12#\n\x06limits\x18\x02 \x01(\x0b\x32\x13.zl.agent.v0.Limits\"\x1e\n\x0e\x41ssistantDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\"Y\n\x05Usage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x04\x12\x15\n\routput_tokens\x18\x02 \x01(\x04\x12\x11\n\testimated\x18\x03 \x01(\x08\x12\x10\n\x08\x63ost_usd\x18\x04 \x01(\x01\"I\n\rAssistantDone\x12\x15\n\rfinish_reason\x18\x01 \x01(\t\x12!\n\x05usage\x18\x02 \x01(\x0b\x32\x12.zl.agent.v0.Usage\"g\n\x0fToolCallStarted\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0c\n\x04tool\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x11\n\targs_json\x18\x04 \x01(\t\x12\x11\n\tdevice_id\x18\x05 \x01(\t\"9\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\"h\n\rToolCallDelta\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x13\n\x0bresult_json\x18\x03 \x01(\t\x12!\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x12.zl.agent.v0.Error\"\x83\x03\n\tChatEvent\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07turn_id\x18\x02 \x01(\t\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12\x36\n\x0fsession_started\x18\x14 \x01(\x0b\x32\x1b.zl.agent.v0.SessionStartedH\x00\x12\x36\n\x0f\x61ssistant_delta\x18\x15 \x01(\x0b\x32\x1b.zl.agent.v0.AssistantDeltaH\x00\x12\x34\n\x0e\x61ssistant_done\x18\x16 \x01(\x0b\x32\x1a.zl.agent.v0.AssistantDoneH\x00\x12\x39\n\x11tool_call_started\x18\x17 \x01(\x0b\x32\x1c.zl.agent.v0.ToolCallStartedH\x00\x12\x35\n\x0ftool_call_delta\x18\x18 \x01(\x0b\x32\x1a.zl.agent.v0.ToolCallDeltaH\x00\x12#\n\x05\x65rror\x18\x19 \x01(\x0b\x32\x12.zl.agent.v0.ErrorH\x00\x42\x07\n\x05\x65vent2K\n\x05\x41gent\x12\x42\n\nStreamChat\x12\x18.zl.agent.v0.ChatRequest\x1a\x16.zl.agent.v0.ChatEvent(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,17 +46,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ASSISTANTDELTA']._serialized_start=520
   _globals['_ASSISTANTDELTA']._serialized_end=550
   _globals['_USAGE']._serialized_start=552
-  _globals['_USAGE']._serialized_end=623
-  _globals['_ASSISTANTDONE']._serialized_start=625
-  _globals['_ASSISTANTDONE']._serialized_end=698
-  _globals['_TOOLCALLSTARTED']._serialized_start=700
-  _globals['_TOOLCALLSTARTED']._serialized_end=803
-  _globals['_ERROR']._serialized_start=805
-  _globals['_ERROR']._serialized_end=862
-  _globals['_TOOLCALLDELTA']._serialized_start=864
-  _globals['_TOOLCALLDELTA']._serialized_end=968
-  _globals['_CHATEVENT']._serialized_start=971
-  _globals['_CHATEVENT']._serialized_end=1358
-  _globals['_AGENT']._serialized_start=1360
-  _globals['_AGENT']._serialized_end=1435
+  _globals['_USAGE']._serialized_end=641
+  _globals['_ASSISTANTDONE']._serialized_start=643
+  _globals['_ASSISTANTDONE']._serialized_end=716
+  _globals['_TOOLCALLSTARTED']._serialized_start=718
+  _globals['_TOOLCALLSTARTED']._serialized_end=821
+  _globals['_ERROR']._serialized_start=823
+  _globals['_ERROR']._serialized_end=880
+  _globals['_TOOLCALLDELTA']._serialized_start=882
+  _globals['_TOOLCALLDELTA']._serialized_end=986
+  _globals['_CHATEVENT']._serialized_start=989
+  _globals['_CHATEVENT']._serialized_end=1376
+  _globals['_AGENT']._serialized_start=1378
+  _globals['_AGENT']._serialized_end=1453
 # @@protoc_insertion_point(module_scope)

@@ -99,6 +99,7 @@ def _usage(event: AssistantDoneEvent) -> agent_pb2.Usage:
         input_tokens=event.usage.input_tokens,
         output_tokens=event.usage.output_tokens,
         estimated=event.usage.estimated,
+        cost_usd=event.usage.cost_usd or 0.0,
     )
 
 

@@ -54,5 +54,11 @@ class GrpcServerConfig:
     send_stall_timeout_s: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
     #: Default grace for graceful shutdown: streams may finish within it, then are cancelled.
     shutdown_grace_s: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
+    #: With calls open and nothing sent for this long, send an HTTP/2 PING: it keeps the
+    #: connection alive through proxies and load balancers while a call waits (a long first
+    #: token), and finds a client that vanished without a FIN.
+    keepalive_s: float = attrs.field(default=20.0, validator=attrs.validators.gt(0))
+    #: A PING not acknowledged within this long means the client is gone.
+    keepalive_ack_timeout_s: float = attrs.field(default=20.0, validator=attrs.validators.gt(0))
     #: Serve grpc.reflection.v1alpha and v1 for every registered service.
     reflection: bool = True

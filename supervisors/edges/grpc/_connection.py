@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from typing import Any
 
 import h2.config
@@ -98,6 +99,9 @@ class Connection:
         self._drain_requested = False
         self._closing = False
         self._nursery: trio.Nursery | None = None
+        self._last_write = trio.current_time()
+        self._ping_outstanding: bytes | None = None
+        self._ping_sent_at = 0.0
 
     # --- used by ServerStream ---------------------------------------------------------
 
@@ -133,6 +137,7 @@ class Connection:
                 if self._drain_requested:
                     self.drain()
                 nursery.start_soon(self._writer)
+                nursery.start_soon(self._keepalive)
                 await self._read_loop()
                 # The client is gone (or sent garbage, or the drain finished): stop everything.
                 self._lose("lost")
@@ -188,6 +193,7 @@ class Connection:
                     with trio.move_on_after(self.config.write_timeout_s) as write_deadline:
                         await self._transport.send_all(data)
                     written = not write_deadline.cancelled_caught
+                    self._last_write = trio.current_time()
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     written = False
                 finally:
@@ -205,6 +211,25 @@ class Connection:
             else:
                 await self._wake_writer.wait()
                 self._wake_writer = trio.Event()
+
+    async def _keepalive(self) -> None:
+        """PING an idle connection that has calls open; drop it if the PING is not answered."""
+        interval = self.config.keepalive_s
+        while True:
+            await trio.sleep(interval / 2)
+            now = trio.current_time()
+            if self._ping_outstanding is not None:
+                if now - self._ping_sent_at >= self.config.keepalive_ack_timeout_s:
+                    log.info("gRPC connection from %s: PING not answered; dropping it", self.peer)
+                    self._lose("lost")
+                    return
+                continue
+            if self.streams and now - self._last_write >= interval:
+                payload = os.urandom(8)
+                self.h2.ping(payload)
+                self._ping_outstanding = payload
+                self._ping_sent_at = now
+                self.flush()
 
     async def _read_loop(self) -> None:
         first = True
@@ -264,6 +289,9 @@ class Connection:
                     stream.on_window_opened()
             elif (stream := self.streams.get(event.stream_id)) is not None:
                 stream.on_window_opened()
+        elif isinstance(event, h2.events.PingAckReceived):
+            if event.ping_data == self._ping_outstanding:
+                self._ping_outstanding = None
         elif isinstance(event, h2.events.RemoteSettingsChanged):
             for stream in self.streams.values():
                 stream.on_window_opened()
