@@ -50,6 +50,10 @@ class TestGoldenSequences:
             with host.channel() as channel:
                 conversation = Conversation(channel)
                 await in_thread(run_steps, conversation, golden["steps"])
+            # Nothing is left behind: the session and its turns are gone with the stream.
+            with trio.fail_after(10):
+                while await host.session_count():
+                    await trio.sleep(0.01)
             host.shutdown.set()
         got = normalise(conversation.events)
         if UPDATE and not tls:
