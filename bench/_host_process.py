@@ -42,6 +42,45 @@ class HostProcess:
 
 
 @contextmanager
+def baseline_process(
+    *, first_token_delay_ms: float, tokens_per_s: float, answer_tokens: int
+) -> Iterator[HostProcess]:
+    """The grpcio baseline StreamChat server (bench._baseline_chat) in its own process."""
+    with tempfile.TemporaryDirectory(prefix="zl-bench-") as scratch:
+        port_file = Path(scratch) / "port"
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench._baseline_chat",
+                "--port-file",
+                str(port_file),
+                "--first-token-delay-ms",
+                str(first_token_delay_ms),
+                "--tokens-per-s",
+                str(tokens_per_s),
+                "--answer-tokens",
+                str(answer_tokens),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while not (port_file.exists() and port_file.stat().st_size):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the baseline server did not start")
+                time.sleep(0.05)
+            yield HostProcess(pid=process.pid, grpc_port=int(port_file.read_text()), debug_url=None)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=EXIT_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextmanager
 def host_process(settings: dict[str, str]) -> Iterator[HostProcess]:
     """A plaintext loopback host configured by ``ZL_*`` settings; stopped with SIGTERM."""
     with tempfile.TemporaryDirectory(prefix="zl-bench-") as scratch:

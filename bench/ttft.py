@@ -26,7 +26,7 @@ import grpc.aio
 
 from contracts.generated import agent_pb2
 
-from ._host_process import HostProcess, host_process
+from ._host_process import HostProcess, baseline_process, host_process
 from ._stats import emit, median, percentile, progress
 
 FIRST_TOKEN_DELAY_MS = 50.0
@@ -170,6 +170,12 @@ def run(spec: RunSpec) -> dict[str, Any]:
     }
     with host_process(settings) as host:
         samples, elapsed, rss, cpu_pct = asyncio.run(run_load(host, spec))
+    with baseline_process(
+        first_token_delay_ms=FIRST_TOKEN_DELAY_MS,
+        tokens_per_s=spec.tokens_per_s,
+        answer_tokens=spec.answer_tokens,
+    ) as baseline_host:
+        baseline, _, _, _ = asyncio.run(run_load(baseline_host, spec))
     pace_ms = 1000 / spec.tokens_per_s
     added_gaps = [gap - pace_ms for gap in samples.gaps_ms]
     expected_turns = spec.concurrency * spec.turns
@@ -187,6 +193,14 @@ def run(spec: RunSpec) -> dict[str, Any]:
         "added_gap_ms_p50": round(median(added_gaps), 2),
         "added_gap_ms_p99": round(percentile(added_gaps, 99), 2),
         "errors": samples.errors + (expected_turns - len(samples.ttft_ms)),
+        # The same load against grpcio's C-core server with no actors in between, in the same
+        # run: the host's own share is the difference (robust to a busy machine).
+        "baseline_ttft_ms_p50": round(median(baseline.ttft_ms), 2),
+        "baseline_ttft_ms_p95": round(percentile(baseline.ttft_ms, 95), 2),
+        "host_minus_baseline_ttft_ms_p95": round(
+            percentile(samples.ttft_ms, 95) - percentile(baseline.ttft_ms, 95), 2
+        ),
+        "baseline_gap_ms_p99": round(percentile(baseline.gaps_ms, 99) - pace_ms, 2),
         "server_rss_mb": round(rss, 1),
         "server_cpu_pct": round(cpu_pct, 1),
     }

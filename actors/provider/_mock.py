@@ -152,7 +152,12 @@ class ScriptedMockProvider:
         for index, token in enumerate(tokens):
             if index:
                 await trio.sleep_until(start + index * interval)
-            await events.send(TextDelta(text=token))
+            delta = TextDelta(text=token)
+            try:
+                # Waits only when the consumer is behind (back-pressure), else no yield.
+                events.send_nowait(delta)
+            except trio.WouldBlock:
+                await events.send(delta)
             self.tokens_streamed += 1
         reason = "stop"
         if request.max_output_tokens is not None and len(tokens) >= request.max_output_tokens:

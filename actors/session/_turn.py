@@ -82,6 +82,22 @@ class TurnPlan:
     budget_remaining: int
 
 
+async def _next_event(
+    receive: trio.MemoryReceiveChannel[ProviderEvent],
+) -> ProviderEvent | None:
+    """The next provider event, or None at its end; no scheduling point if one is waiting."""
+    try:
+        return receive.receive_nowait()
+    except trio.WouldBlock:
+        pass
+    except trio.EndOfChannel:
+        return None
+    try:
+        return await receive.receive()
+    except trio.EndOfChannel:
+        return None
+
+
 def first_leaf(group: BaseException) -> BaseException:
     while isinstance(group, BaseExceptionGroup):
         group = group.exceptions[0]
@@ -211,7 +227,7 @@ class Turn(Actor[Any]):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._pump_provider, request, send)
                 async with receive:
-                    async for event in receive:
+                    while (event := await _next_event(receive)) is not None:
                         if isinstance(event, TextDelta):
                             if progress.output_tokens >= self.plan.budget_remaining:
                                 nursery.cancel_scope.cancel()

@@ -168,7 +168,12 @@ async def send_events(
                 event, pending = pending, None
             else:
                 try:
-                    event = await events.receive()
+                    event = events.receive_nowait()
+                except trio.WouldBlock:
+                    try:
+                        event = await events.receive()
+                    except trio.EndOfChannel:
+                        return
                 except trio.EndOfChannel:
                     return
             if isinstance(event, AssistantDeltaEvent):

@@ -146,8 +146,11 @@ class TestBackPressure:
                 await client.send_message(stream_id, say("go").SerializeToString())
                 # Never read: the client's HTTP/2 window (64 KiB) fills, then the edge's send
                 # waits, the outbox fills, the turn waits, the provider waits.
-                await trio.sleep(0.5)
-                stalled_at = host.provider.tokens_streamed
+                stalled_at = -1
+                with trio.fail_after(STEP_S):
+                    while host.provider.tokens_streamed != stalled_at:
+                        stalled_at = host.provider.tokens_streamed
+                        await trio.sleep(0.3)
                 await trio.sleep(1.0)
                 assert host.provider.tokens_streamed == stalled_at, "the provider kept going"
                 # 64 KiB of ~30-byte events, the outbox and a few channels: a few thousand at most.
