@@ -37,6 +37,8 @@ class DebugSection:
     token: str = ""
     #: Serve without TLS off loopback (the token then crosses the network in clear).
     allow_plaintext: bool = False
+    #: Enable fault injection in the actor tree (chaos runs only; ZL_DEBUG__FAULTS=true).
+    faults: bool = False
 
     def to_edge_config(self) -> DebugHttpConfig:
         return DebugHttpConfig(
@@ -122,5 +124,3 @@ class HostConfig:
     sessions: SessionsSection = SessionsSection()
     tools: ToolsSection = ToolsSection()
     audit: AuditSection = AuditSection()
-    #: Enable fault injection (chaos runs only).
-    faults: bool = False

@@ -254,7 +254,7 @@ async def run_host(
     debug_config = config.debug.to_edge_config()
     async with (
         open_host_provider(config.provider) as provider_stack,
-        open_actor_system("host", faults=config.faults) as system,
+        open_actor_system("host", faults=config.debug.faults) as system,
     ):
         audit = await system.spawn(
             ActorSpec(
