@@ -24,6 +24,7 @@ from actors.provider import (
     LlmProvider,
     ProviderEvent,
     TextDelta,
+    ToolCallRequest,
     ToolCallRequested,
     ToolSpec,
     Usage,
@@ -69,6 +70,15 @@ class TurnProgress:
             estimated=self.estimated or self.streaming,
             cost_usd=self.cost_usd,
         )
+
+
+@attrs.define(kw_only=True)
+class _Round:
+    """What one provider stream produced (filled in by the consumer)."""
+
+    before: int
+    finished: Finished | None = None
+    call: ToolCallRequest | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -216,51 +226,62 @@ class Turn(Actor[Any]):
             return ()
 
     async def _stream_once(self, request: CompletionRequest) -> tuple[Finished, Any]:
-        """One provider stream; returns its Finished and the tool call it asked for, if any."""
+        """One provider stream; returns its Finished and the tool call it asked for, if any.
+
+        The provider runs in this task and the consumer in a new one, so the request goes
+        out at once: a new task first runs a scheduling pass later, which under load is
+        time added to the first token.
+        """
         progress = self.progress
         send, receive = trio.open_memory_channel[ProviderEvent](PROVIDER_EVENT_CAPACITY)
-        finished: Finished | None = None
-        call = None
-        before = progress.output_tokens
+        round_ = _Round(before=progress.output_tokens)
         progress.streaming = True
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._pump_provider, request, send)
-                async with receive:
-                    while (event := await _next_event(receive)) is not None:
-                        if isinstance(event, TextDelta):
-                            if progress.output_tokens >= self.plan.budget_remaining:
-                                nursery.cancel_scope.cancel()
-                                raise GuardrailBreached(
-                                    "budget.exhausted", "the session's token budget is spent"
-                                )
-                            progress.output_tokens += 1
-                            progress.text_parts.append(event.text)
-                            await self.outbox.emit(
-                                AssistantDeltaEvent(turn_id=self.plan.turn_id, text=event.text)
-                            )
-                        elif isinstance(event, ToolCallRequested):
-                            call = event.call
-                        else:
-                            finished = event
+                nursery.start_soon(self._consume, receive, round_, nursery.cancel_scope)
+                async with send:
+                    await self.provider.stream(request, send)
         except* ZlError as group:
-            # The provider task's typed error (or the budget's) arrives wrapped by the
-            # nursery: give the turn the error itself so the client sees its code.
+            # A typed error (the provider's, or the budget's from the consumer) arrives
+            # wrapped by the nursery: give the turn the error itself so the client sees its code.
             raise first_leaf(group) from None
+        except* ClientGone:
+            raise ClientGone from None
+        finished = round_.finished
         if finished is None:
             raise ProviderError("provider.bad_response", "the provider ended without finishing")
         # The provider's own count replaces the running estimate when it reports one.
         progress.input_tokens += finished.usage.input_tokens
-        streamed = progress.output_tokens - before
-        progress.output_tokens = before + max(streamed, finished.usage.output_tokens)
+        streamed = progress.output_tokens - round_.before
+        progress.output_tokens = round_.before + max(streamed, finished.usage.output_tokens)
         progress.estimated = progress.estimated or finished.usage.estimated
         progress.streaming = False
         if finished.usage.cost_usd is not None:
             progress.cost_usd = (progress.cost_usd or 0.0) + finished.usage.cost_usd
-        return finished, call
+        return finished, round_.call
 
-    async def _pump_provider(
-        self, request: CompletionRequest, send: trio.MemorySendChannel[ProviderEvent]
+    async def _consume(
+        self,
+        receive: trio.MemoryReceiveChannel[ProviderEvent],
+        round_: _Round,
+        provider_scope: trio.CancelScope,
     ) -> None:
-        async with send:
-            await self.provider.stream(request, send)
+        """Forward the provider's text to the client; keep its tool call and its finish."""
+        progress = self.progress
+        async with receive:
+            while (event := await _next_event(receive)) is not None:
+                if isinstance(event, TextDelta):
+                    if progress.output_tokens >= self.plan.budget_remaining:
+                        provider_scope.cancel()
+                        raise GuardrailBreached(
+                            "budget.exhausted", "the session's token budget is spent"
+                        )
+                    progress.output_tokens += 1
+                    progress.text_parts.append(event.text)
+                    await self.outbox.emit(
+                        AssistantDeltaEvent(turn_id=self.plan.turn_id, text=event.text)
+                    )
+                elif isinstance(event, ToolCallRequested):
+                    round_.call = event.call
+                else:
+                    round_.finished = event
