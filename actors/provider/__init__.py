@@ -25,6 +25,7 @@ from ._types import CompletionRequest as CompletionRequest
 from ._types import Finished as Finished
 from ._types import LlmProvider as LlmProvider
 from ._types import ProviderEvent as ProviderEvent
+from ._types import ProviderEventSink as ProviderEventSink
 from ._types import TextDelta as TextDelta
 from ._types import ToolCallRequest as ToolCallRequest
 from ._types import ToolCallRequested as ToolCallRequested
@@ -48,6 +49,7 @@ __all__ = [
     "OpenAIProviderConfig",
     "Outcome",
     "ProviderEvent",
+    "ProviderEventSink",
     "RetryConfig",
     "ScriptedMockProvider",
     "StateChangeObserver",

@@ -19,7 +19,7 @@ import trio
 from actors.errors import ProviderError
 
 from ._breaker import BreakerConfig, BreakerSnapshot, CircuitBreaker, StateChangeObserver
-from ._types import CompletionRequest, LlmProvider, ProviderEvent
+from ._types import CompletionRequest, LlmProvider, ProviderEvent, ProviderEventSink
 
 # Events pass through one unbuffered hop so the chain can tell whether a provider forwarded
 # anything before it failed; 0 keeps the caller's back-pressure intact.
@@ -71,9 +71,7 @@ class FallbackProvider:
         """Each provider's breaker, in chain order, for introspection."""
         return tuple(breaker.snapshot() for _, breaker in self._chain)
 
-    async def stream(
-        self, request: CompletionRequest, events: trio.MemorySendChannel[ProviderEvent]
-    ) -> None:
+    async def stream(self, request: CompletionRequest, events: ProviderEventSink) -> None:
         """Stream from the first provider whose breaker lets the call through and that answers.
 
         Raises:
@@ -114,7 +112,7 @@ class FallbackProvider:
     async def _run(
         provider: LlmProvider,
         request: CompletionRequest,
-        events: trio.MemorySendChannel[ProviderEvent],
+        events: ProviderEventSink,
         relay: _Relay,
     ) -> ProviderError | None:
         send, receive = trio.open_memory_channel[ProviderEvent](RELAY_CAPACITY)

@@ -26,7 +26,7 @@ from ._types import (
     ChatMessage,
     CompletionRequest,
     Finished,
-    ProviderEvent,
+    ProviderEventSink,
     TextDelta,
     ToolCallRequest,
     ToolCallRequested,
@@ -132,9 +132,7 @@ class ScriptedMockProvider:
         #: Text tokens handed to consumers so far, over all streams (shows back-pressure).
         self.tokens_streamed = 0
 
-    async def stream(
-        self, request: CompletionRequest, events: trio.MemorySendChannel[ProviderEvent]
-    ) -> None:
+    async def stream(self, request: CompletionRequest, events: ProviderEventSink) -> None:
         """Stream the scripted answer; cancellation stops it at the next token."""
         config = self.config
         tokens, call = scripted_reply(request, config)
@@ -152,12 +150,7 @@ class ScriptedMockProvider:
         for index, token in enumerate(tokens):
             if index:
                 await trio.sleep_until(start + index * interval)
-            delta = TextDelta(text=token)
-            try:
-                # Waits only when the consumer is behind (back-pressure), else no yield.
-                events.send_nowait(delta)
-            except trio.WouldBlock:
-                await events.send(delta)
+            await events.send(TextDelta(text=token))
             self.tokens_streamed += 1
         reason = "stop"
         if request.max_output_tokens is not None and len(tokens) >= request.max_output_tokens:

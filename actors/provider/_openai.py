@@ -47,6 +47,7 @@ from ._types import (
     CompletionRequest,
     Finished,
     ProviderEvent,
+    ProviderEventSink,
     TextDelta,
     ToolCallRequested,
     Usage,
@@ -120,9 +121,7 @@ class OpenAICompatibleProvider:
     def __repr__(self) -> str:
         return f"OpenAICompatibleProvider(name={self.name!r}, base_url={self.config.base_url!r})"
 
-    async def stream(
-        self, request: CompletionRequest, events: trio.MemorySendChannel[ProviderEvent]
-    ) -> None:
+    async def stream(self, request: CompletionRequest, events: ProviderEventSink) -> None:
         """Stream one completion into ``events``; see ``LlmProvider``.
 
         Args:
@@ -176,7 +175,7 @@ class OpenAICompatibleProvider:
         request: CompletionRequest,
         body: dict[str, Any],
         names: ToolNames,
-        events: trio.MemorySendChannel[ProviderEvent],
+        events: ProviderEventSink,
         progress: _Progress,
     ) -> Usage:
         retry = self.config.retry
@@ -218,7 +217,7 @@ class OpenAICompatibleProvider:
         request: CompletionRequest,
         body: dict[str, Any],
         names: ToolNames,
-        events: trio.MemorySendChannel[ProviderEvent],
+        events: ProviderEventSink,
         progress: _Progress,
     ) -> Usage:
         assembler = ChunkAssembler(names)
@@ -312,7 +311,7 @@ class OpenAICompatibleProvider:
     async def _forward(
         self,
         event: ProviderEvent,
-        events: trio.MemorySendChannel[ProviderEvent],
+        events: ProviderEventSink,
         watchdog: trio.CancelScope,
     ) -> None:
         watchdog.deadline = math.inf

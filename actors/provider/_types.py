@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any, Literal, Protocol
 
 import attrs
-import trio
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -82,6 +81,17 @@ class Finished:
 ProviderEvent = TextDelta | ToolCallRequested | Finished
 
 
+class ProviderEventSink(Protocol):
+    """Where a provider puts its events: a bounded memory channel, or a consumer that
+    handles each event as it is sent (the turn does, saving a task switch per token).
+
+    ``send`` waits while the consumer is behind (back-pressure) and may raise the
+    consumer's own error (a guardrail), which the provider lets through.
+    """
+
+    async def send(self, value: ProviderEvent) -> None: ...
+
+
 class LlmProvider(Protocol):
     """Streams one completion.
 
@@ -93,6 +103,4 @@ class LlmProvider(Protocol):
 
     name: str
 
-    async def stream(
-        self, request: CompletionRequest, events: trio.MemorySendChannel[ProviderEvent]
-    ) -> None: ...
+    async def stream(self, request: CompletionRequest, events: ProviderEventSink) -> None: ...

@@ -44,8 +44,6 @@ from .tools import ToolRunner
 
 log = logging.getLogger("zl.session")
 
-# Provider events waiting for the turn: small, so a slow client stops the model quickly.
-PROVIDER_EVENT_CAPACITY = 8
 # The model may ask for at most this many tool calls per turn (the seed's max_tool_depth).
 MAX_TOOL_DEPTH = 1
 
@@ -73,12 +71,16 @@ class TurnProgress:
 
 
 @attrs.define(kw_only=True)
-class _Round:
-    """What one provider stream produced (filled in by the consumer)."""
+class _RoundSink:
+    """One provider stream's events go here: handled by the turn as they are sent."""
 
+    turn: Turn
     before: int
     finished: Finished | None = None
     call: ToolCallRequest | None = None
+
+    async def send(self, value: ProviderEvent) -> None:
+        await self.turn.on_provider_event(value, self)
 
 
 @attrs.frozen(kw_only=True)
@@ -90,22 +92,6 @@ class TurnPlan:
     history: tuple[ChatMessage, ...]
     limits: SessionLimits
     budget_remaining: int
-
-
-async def _next_event(
-    receive: trio.MemoryReceiveChannel[ProviderEvent],
-) -> ProviderEvent | None:
-    """The next provider event, or None at its end; no scheduling point if one is waiting."""
-    try:
-        return receive.receive_nowait()
-    except trio.WouldBlock:
-        pass
-    except trio.EndOfChannel:
-        return None
-    try:
-        return await receive.receive()
-    except trio.EndOfChannel:
-        return None
 
 
 def first_leaf(group: BaseException) -> BaseException:
@@ -228,22 +214,20 @@ class Turn(Actor[Any]):
     async def _stream_once(self, request: CompletionRequest) -> tuple[Finished, Any]:
         """One provider stream; returns its Finished and the tool call it asked for, if any.
 
-        The provider runs in this task and the consumer in a new one, so the request goes
-        out at once: a new task first runs a scheduling pass later, which under load is
-        time added to the first token.
+        The provider sends each event straight into this turn's handling (``_RoundSink``),
+        in its own call, with no channel and no second task between them: under load every
+        hand-over between tasks waits for a scheduling pass, and a token already takes two
+        more on its way to the socket. Back-pressure holds: the sink waits when the outbox
+        is full, so the provider waits too.
         """
         progress = self.progress
-        send, receive = trio.open_memory_channel[ProviderEvent](PROVIDER_EVENT_CAPACITY)
-        round_ = _Round(before=progress.output_tokens)
+        round_ = _RoundSink(turn=self, before=progress.output_tokens)
         progress.streaming = True
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._consume, receive, round_, nursery.cancel_scope)
-                async with send:
-                    await self.provider.stream(request, send)
+            await self.provider.stream(request, round_)
         except* ZlError as group:
-            # A typed error (the provider's, or the budget's from the consumer) arrives
-            # wrapped by the nursery: give the turn the error itself so the client sees its code.
+            # A provider that relays through a task of its own (the fallback chain) hands
+            # our guardrail, or its typed error, back wrapped in a group: unwrap it.
             raise first_leaf(group) from None
         except* ClientGone:
             raise ClientGone from None
@@ -260,28 +244,21 @@ class Turn(Actor[Any]):
             progress.cost_usd = (progress.cost_usd or 0.0) + finished.usage.cost_usd
         return finished, round_.call
 
-    async def _consume(
-        self,
-        receive: trio.MemoryReceiveChannel[ProviderEvent],
-        round_: _Round,
-        provider_scope: trio.CancelScope,
-    ) -> None:
-        """Forward the provider's text to the client; keep its tool call and its finish."""
+    async def on_provider_event(self, event: ProviderEvent, round_: _RoundSink) -> None:
+        """Forward the provider's text to the client; keep its tool call and its finish.
+
+        Raises:
+            GuardrailBreached: ``budget.exhausted`` (the provider lets it through and stops).
+            ClientGone: the client is gone.
+        """
         progress = self.progress
-        async with receive:
-            while (event := await _next_event(receive)) is not None:
-                if isinstance(event, TextDelta):
-                    if progress.output_tokens >= self.plan.budget_remaining:
-                        provider_scope.cancel()
-                        raise GuardrailBreached(
-                            "budget.exhausted", "the session's token budget is spent"
-                        )
-                    progress.output_tokens += 1
-                    progress.text_parts.append(event.text)
-                    await self.outbox.emit(
-                        AssistantDeltaEvent(turn_id=self.plan.turn_id, text=event.text)
-                    )
-                elif isinstance(event, ToolCallRequested):
-                    round_.call = event.call
-                else:
-                    round_.finished = event
+        if isinstance(event, TextDelta):
+            if progress.output_tokens >= self.plan.budget_remaining:
+                raise GuardrailBreached("budget.exhausted", "the session's token budget is spent")
+            progress.output_tokens += 1
+            progress.text_parts.append(event.text)
+            await self.outbox.emit(AssistantDeltaEvent(turn_id=self.plan.turn_id, text=event.text))
+        elif isinstance(event, ToolCallRequested):
+            round_.call = event.call
+        else:
+            round_.finished = event

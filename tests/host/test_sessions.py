@@ -11,7 +11,7 @@ import attrs
 import trio
 import trio.testing
 
-from actors.provider import CompletionRequest, ProviderEvent, ScriptedMockProvider
+from actors.provider import CompletionRequest, ProviderEventSink, ScriptedMockProvider
 from contracts.generated import agent_pb2
 from supervisors.host import MockSection, ProviderSection, SessionsSection, run_host
 from tests.grpc_edge.edge_helpers import RawH2Client
@@ -39,9 +39,7 @@ class WatchedProvider:
     cancelled_at: list[float] = attrs.Factory(list)
     name: str = "mock"
 
-    async def stream(
-        self, request: CompletionRequest, events: trio.MemorySendChannel[ProviderEvent]
-    ) -> None:
+    async def stream(self, request: CompletionRequest, events: ProviderEventSink) -> None:
         try:
             await self.inner.stream(request, events)
         except trio.Cancelled:

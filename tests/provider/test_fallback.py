@@ -14,6 +14,7 @@ from actors.provider import (
     CompletionRequest,
     Finished,
     ProviderEvent,
+    ProviderEventSink,
     TextDelta,
     Usage,
 )
@@ -117,9 +118,7 @@ class _Sleepy:
         self.fail = fail
         self.calls = 0
 
-    async def stream(
-        self, request: CompletionRequest, events: trio.MemorySendChannel[ProviderEvent]
-    ) -> None:
+    async def stream(self, request: CompletionRequest, events: ProviderEventSink) -> None:
         self.calls += 1
         await trio.sleep(self.delay)
         if self.fail:
