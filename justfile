@@ -65,6 +65,14 @@ bench-ttft *args:
 bench-tool-call *args:
     {{python}} -m bench.tool_call {{args}}
 
+# Tool relay and device bridge: overhead against direct stdio, and idle devices per shard.
+bench-bridge *args:
+    {{python}} -m bench.bridge {{args}}
+
+# What the host adds to time to first token with the OpenAI-compatible adapter.
+bench-provider *args:
+    {{python}} -m bench.provider {{args}}
+
 # Install the npm MCP server the interop tests drive (also done by `.ci/run`).
 node-deps:
     npm ci --prefix tests/mcp_client/node --no-audit --no-fund

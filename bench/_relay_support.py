@@ -1,84 +1,131 @@
 """Idle devices for ``bench.bridge``: many WSS clients in one process speaking the real protocol.
 
-``python -m bench._relay_support --url URL --ca CA --key PRIVATE.pem --count N``: opens N
-device connections (a device token each, ``device.hello``, pongs to every ping), prints
-``ready N`` once all are acknowledged, then idles until stdin closes.
+``python -m bench._relay_support --url URL --ca CA --key PRIVATE.pem --first I --count N``
+opens devices ``dI`` .. ``d(I+N-1)`` (a device token each, ``device.hello``, a pong to every
+ping), at most ``--ramp`` connection attempts at a time, and prints ``ready A F`` once every
+device was acknowledged (A) or failed (F). Then, for each line read on stdin, it prints
+``connected K``: the devices whose connection is open at that moment. It stops when stdin
+closes.
 """
 
 from __future__ import annotations
 
 import argparse
+import ssl
 import sys
 
 import trio
-from trio_websocket import open_websocket_url
+from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
 
 from actors.relay import (
-    SUBPROTOCOL,
+    BadFrame,
     DeviceHello,
+    DeviceHelloAck,
     Ping,
     Pong,
     decode_frame,
     encode_frame,
     load_private_key,
-    mint_device_token,
 )
+from actors.relay import mint_device_token as mint
+from actors.relay._dial import open_relay_websocket
 from supervisors.tls import ALPN_HTTP1, client_ssl_context
 
 MAX_FRAME = 64 * 1024
-CONNECT_CONCURRENCY = 64
+#: Connection attempts in progress at once (TCP + TLS + WebSocket + hello) per process.
+DEFAULT_RAMP = 32
+CONNECT_TIMEOUT_S = 60.0
+#: Tenants the devices are spread over (all served by the one shard under test).
+TENANTS = 50
+
+
+class Devices:
+    """Counters shared by the device tasks of this process."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.all_tried = trio.Event()
+        self.acked = 0
+        self.failed = 0
+        self.connected = 0
+
+    def tried(self) -> None:
+        if self.acked + self.failed == self.total:
+            self.all_tried.set()
+
+
+async def say_hello(ws: WebSocketConnection, device_id: str) -> None:
+    """Send ``device.hello`` and wait for its ack.
+
+    Raises:
+        BadFrame: the relay answered with another frame (an error, a redirect).
+    """
+    hello = DeviceHello(bridge_version="0.1.0", device_id=device_id, tools=())
+    await ws.send_message(encode_frame(hello))
+    with trio.fail_after(CONNECT_TIMEOUT_S):
+        ack = decode_frame(await ws.get_message(), max_bytes=MAX_FRAME)
+    if not isinstance(ack, DeviceHelloAck):
+        raise BadFrame(f"expected device.hello.ack, got {ack.TYPE}")
 
 
 async def one_device(
-    url: str, ctx: object, token: str, device_id: str, ready: trio.MemorySendChannel[int]
+    url: str,
+    ctx: ssl.SSLContext,
+    token: str,
+    device_id: str,
+    devices: Devices,
+    ramp: trio.CapacityLimiter,
 ) -> None:
-    headers = [(b"authorization", f"Bearer {token}".encode())]
-    async with open_websocket_url(
-        url,
-        ctx,
-        subprotocols=[SUBPROTOCOL],
-        extra_headers=headers,
-        message_queue_size=1,
-        connect_timeout=60,
-    ) as ws:  # type: ignore[arg-type]
-        await ws.send_message(
-            encode_frame(DeviceHello(bridge_version="0.1.0", device_id=device_id, tools=()))
-        )
-        decode_frame(await ws.get_message(), max_bytes=MAX_FRAME)
-        await ready.send(1)
-        while True:
-            frame = decode_frame(await ws.get_message(), max_bytes=MAX_FRAME)
-            if isinstance(frame, Ping):
-                await ws.send_message(
-                    encode_frame(Pong(nonce=frame.nonce, sent_at_ms=frame.sent_at_ms))
-                )
+    """Connect (holding a ``ramp`` slot until the hello is acknowledged), then answer pings."""
+    acked = False
+    await ramp.acquire()
+    try:
+        async with open_relay_websocket(
+            url,
+            ctx,
+            token=token,
+            message_queue_size=1,
+            max_message_size=MAX_FRAME,
+            connect_timeout_s=CONNECT_TIMEOUT_S,
+        ) as ws:
+            await say_hello(ws, device_id)
+            acked = True
+            ramp.release()
+            devices.acked += 1
+            devices.connected += 1
+            devices.tried()
+            try:
+                while True:
+                    frame = decode_frame(await ws.get_message(), max_bytes=MAX_FRAME)
+                    if isinstance(frame, Ping):
+                        pong = Pong(nonce=frame.nonce, sent_at_ms=frame.sent_at_ms)
+                        await ws.send_message(encode_frame(pong))
+            finally:
+                devices.connected -= 1
+    except (OSError, HandshakeError, ConnectionClosed, trio.TooSlowError, BadFrame) as exc:
+        print(f"device {device_id}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+    finally:
+        if not acked:
+            devices.failed += 1
+            ramp.release()
+            devices.tried()
 
 
 async def main(args: argparse.Namespace) -> None:
     key = load_private_key(args.key)
     ctx = client_ssl_context(args.ca, alpn=ALPN_HTTP1)
-    send, receive = trio.open_memory_channel[int](args.count)
-    limiter = trio.CapacityLimiter(CONNECT_CONCURRENCY)
+    ramp = trio.CapacityLimiter(args.ramp)
+    devices = Devices(args.count)
+    stdin = trio.wrap_file(sys.stdin)
     async with trio.open_nursery() as nursery:
-
-        async def start(i: int) -> None:
-            tenant = f"idle-{i % 50}"
-            token = mint_device_token(key, tenant=tenant, device_id=f"d{i}", ttl=3600)
-            try:
-                async with limiter:
-                    pass
-                await one_device(args.url, ctx, token, f"d{i}", send)
-            except Exception as exc:
-                print(f"device d{i}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-
-        for i in range(args.count):
-            nursery.start_soon(start, i)
-            if i % CONNECT_CONCURRENCY == 0:
-                await trio.sleep(0.01)
-        for _ in range(args.count):
-            await receive.receive()
-        print(f"ready {args.count}", flush=True)
-        await trio.wrap_file(sys.stdin).read()
+        for i in range(args.first, args.first + args.count):
+            device_id = f"d{i}"
+            token = mint(key, tenant=f"idle-{i % TENANTS}", device_id=device_id, ttl=3600)
+            nursery.start_soon(one_device, args.url, ctx, token, device_id, devices, ramp)
+        await devices.all_tried.wait()
+        print(f"ready {devices.acked} {devices.failed}", flush=True)
+        while await stdin.readline():
+            print(f"connected {devices.connected}", flush=True)
         nursery.cancel_scope.cancel()
 
 
@@ -87,5 +134,7 @@ if __name__ == "__main__":
     parser.add_argument("--url", required=True)
     parser.add_argument("--ca", required=True)
     parser.add_argument("--key", required=True)
+    parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--ramp", type=int, default=DEFAULT_RAMP)
     trio.run(main, parser.parse_args())

@@ -45,6 +45,15 @@ REPO = Path(__file__).resolve().parents[1]
 TENANT = "bench"
 DEVICE = "bench-device"
 FILE_BYTES = 4096
+READY_TIMEOUT_S = 30.0
+#: Idle devices: the issue's target, and the smaller count of ``--quick``.
+IDLE_FULL = 5000
+IDLE_QUICK = 500
+IDLE_PROCESSES = 4
+IDLE_RAMP = 32
+IDLE_CONNECT_TIMEOUT_S = 600.0
+#: The relay's default heartbeat (``RelayLimits``): what idle devices see in production.
+IDLE_HEARTBEAT_S = 5.0
 
 
 def rss_mb(pid: int) -> float:
@@ -88,6 +97,153 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def start_relay(config: Path, ready: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "supervisors.relay",
+            "--config",
+            str(config),
+            "--ready-file",
+            str(ready),
+            "--log-level",
+            "WARNING",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+async def wait_for_file(path: Path) -> None:
+    with trio.fail_after(READY_TIMEOUT_S):
+        # Another process writes it; polling is the simple portable wait.
+        while not await trio.Path(path).exists():  # noqa: ASYNC110 - see above
+            await trio.sleep(0.05)
+
+
+def stop(procs: list[subprocess.Popen[Any]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                stream.close()
+
+
+def start_bridge(port: int, tmp: Path, certs: Any, root: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "supervisors.bridge",
+            "--relay",
+            f"wss://127.0.0.1:{port}/v1/device",
+            "--device-id",
+            DEVICE,
+            "--token-file",
+            str(tmp / "device.jwt"),
+            "--ca",
+            str(certs.ca_cert),
+            "--root",
+            str(root),
+            "--quiet",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def start_idle_client(
+    port: int, certs: Any, tmp: Path, first: int, count: int
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench._relay_support",
+            "--url",
+            f"wss://127.0.0.1:{port}/v1/device",
+            "--ca",
+            str(certs.ca_cert),
+            "--key",
+            str(tmp / "signing.pem"),
+            "--first",
+            str(first),
+            "--count",
+            str(count),
+            "--ramp",
+            str(IDLE_RAMP),
+        ],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+async def idle_devices(args: argparse.Namespace, tmp: Path, certs: Any) -> dict[str, Any]:
+    """Connect many idle devices to a fresh relay shard; count them and read its RSS.
+
+    The shard runs with the default heartbeat (devices answer its pings throughout).
+    Devices come from ``IDLE_PROCESSES`` client processes, each ramping up at most
+    ``IDLE_RAMP`` connection attempts at a time; the count is of connections open at the
+    moment the RSS is read, as each client process reports them.
+    """
+    target = IDLE_QUICK if args.quick else IDLE_FULL
+    processes = 1 if args.quick else IDLE_PROCESSES
+    port, host_port = free_port(), free_port()
+    heartbeat_s = IDLE_HEARTBEAT_S
+    idle_dir = tmp / "idle"
+    idle_dir.mkdir()
+    config = write_relay_config(idle_dir, certs, tmp / "signing.pub", port, host_port, heartbeat_s)
+    ready = idle_dir / "relay.ready"
+    relay = start_relay(config, ready)
+    clients: list[subprocess.Popen[str]] = []
+    try:
+        await wait_for_file(ready)
+        await trio.sleep(0.5)
+        out: dict[str, Any] = {"relay_rss_mb_no_devices": round(rss_mb(relay.pid), 1)}
+        started = time.perf_counter()
+        share = -(-target // processes)
+        for k in range(processes):
+            count = min(share, target - k * share)
+            clients.append(start_idle_client(port, certs, tmp, k * share, count))
+        failed = 0
+        with trio.fail_after(IDLE_CONNECT_TIMEOUT_S):
+            for client in clients:
+                assert client.stdout is not None
+                line = await trio.to_thread.run_sync(client.stdout.readline)
+                failed += int(line.split()[2]) if line.startswith("ready") else 0
+        out["idle_connect_s"] = round(time.perf_counter() - started, 2)
+        # Two heartbeats with everyone connected: every device is pinged and answers.
+        await trio.sleep(heartbeat_s * 2 + 1)
+        connected = 0
+        for client in clients:
+            assert client.stdin is not None
+            assert client.stdout is not None
+            client.stdin.write("count\n")
+            client.stdin.flush()
+            line = await trio.to_thread.run_sync(client.stdout.readline)
+            connected += int(line.split()[1]) if line.startswith("connected") else 0
+        out["relay_rss_mb"] = round(rss_mb(relay.pid), 1)
+        out["idle_devices"] = connected
+        out["idle_devices_target"] = target
+        out["idle_failed"] = failed
+        out["idle_heartbeat_s"] = heartbeat_s
+        out["idle_client_processes"] = processes
+        return out
+    finally:
+        stop([*clients, relay])
+
+
 async def timed(n: int, concurrency: int, one: Any) -> list[float]:
     samples: list[float] = []
     limiter = trio.CapacityLimiter(concurrency)
@@ -116,50 +272,14 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     heartbeat_s = 1.0
     config = write_relay_config(tmp, certs, tmp / "signing.pub", port, host_port, heartbeat_s)
     ready = tmp / "relay.ready"
-    relay = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "supervisors.relay",
-            "--config",
-            str(config),
-            "--ready-file",
-            str(ready),
-            "--log-level",
-            "WARNING",
-        ],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-    )
+    relay = start_relay(config, ready)
     (tmp / "device.jwt").write_text(
         mint_device_token(key, tenant=TENANT, device_id=DEVICE, ttl=3600)
     )
     bridge = None
-    idle = None
     try:
-        with trio.fail_after(30):
-            while not ready.exists():
-                await trio.sleep(0.05)
-        bridge = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "supervisors.bridge",
-                "--relay",
-                f"wss://127.0.0.1:{port}/v1/device",
-                "--device-id",
-                DEVICE,
-                "--token-file",
-                str(tmp / "device.jwt"),
-                "--ca",
-                str(certs.ca_cert),
-                "--root",
-                str(root),
-                "--quiet",
-            ],
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-        )
+        await wait_for_file(ready)
+        bridge = start_bridge(port, tmp, certs, root)
         settings = RelayLinkSettings(
             shards=(Shard(shard_id="relay-1", url=f"wss://127.0.0.1:{host_port}/v1/host"),),
             token=mint_host_token(key, tenants=[TENANT], host_id="bench-host", ttl=3600),
@@ -200,7 +320,8 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                         max_bytes=65536,
                     )
                 )
-                assert output.structured is not None and not output.is_error
+                assert output.structured is not None
+                assert not output.is_error
 
             with trio.fail_after(60):
                 while True:
@@ -234,38 +355,15 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                     await trio.sleep(heartbeat_s)
             result["rtt_ms_p50"] = round(percentile(rtts, 50), 3)
             result["rtt_samples"] = len(rtts)
-        count = 500 if args.quick else 5000
-        result["relay_rss_mb_before_idle"] = round(rss_mb(relay.pid), 1)
-        idle = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bench._relay_support",
-                "--url",
-                f"wss://127.0.0.1:{port}/v1/device",
-                "--ca",
-                str(certs.ca_cert),
-                "--key",
-                str(tmp / "signing.pem"),
-                "--count",
-                str(count),
-            ],
-            cwd=REPO,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        started = time.perf_counter()
-        line = await trio.to_thread.run_sync(idle.stdout.readline)  # type: ignore[union-attr]
-        result["idle_connect_s"] = round(time.perf_counter() - started, 2)
-        await trio.sleep(max(2.0, heartbeat_s * 3))  # a few heartbeats with everyone connected
-        result["idle_devices"] = int(line.split()[1]) if line.startswith("ready") else 0
-        result["relay_rss_mb"] = round(rss_mb(relay.pid), 1)
+        result.update(await idle_devices(args, tmp, certs))
         if args.quick:
-            result["note"] = "--quick: fewer calls and 500 idle devices instead of 5000"
+            result["note"] = (
+                f"--quick: {n} calls per level and {IDLE_QUICK} idle devices "
+                f"(one client process) instead of {IDLE_FULL}"
+            )
         return result
     finally:
-        for proc in (idle, bridge, relay):
+        for proc in (bridge, relay):
             if proc is not None and proc.poll() is None:
                 proc.terminate()
                 try:
@@ -273,10 +371,6 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-        if idle is not None and idle.stdout is not None:
-            idle.stdout.close()
-        if idle is not None and idle.stdin is not None:
-            idle.stdin.close()
 
 
 def main() -> None:

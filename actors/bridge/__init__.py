@@ -13,11 +13,13 @@ from ._local import LocalCaps as LocalCaps
 from ._local import announced_tools as announced_tools
 from ._local import capped_arguments as capped_arguments
 from ._local import effective_caps as effective_caps
+from .messages import BridgeMessage as BridgeMessage
 from .messages import BridgeStatus as BridgeStatus
 from .messages import GetBridgeStatus as GetBridgeStatus
 
 __all__ = [
     "BRIDGE_VERSION",
+    "BridgeMessage",
     "BridgeStatus",
     "EffectiveCaps",
     "GetBridgeStatus",

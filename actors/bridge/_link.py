@@ -21,12 +21,11 @@ from typing import Any, Final
 import attrs
 import trio
 from attrs.validators import gt
-from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, open_websocket_url
+from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
 
 from actors.errors import Overloaded, ToolError, WireError, internal_error
 from actors.mcp import CallTool, CancelCall, ListTools, McpClientMessage, call_tool
 from actors.relay import (
-    SUBPROTOCOL,
     BadFrame,
     DeviceHello,
     DeviceHelloAck,
@@ -41,6 +40,7 @@ from actors.relay import (
     decode_frame,
     encode_frame,
 )
+from actors.relay._dial import open_relay_websocket
 from zl_actors import Actor, ActorContext, ActorError, ActorRef
 
 from ._local import LocalCaps, announced_tools, capped_arguments, effective_caps, result_size
@@ -195,16 +195,13 @@ class RelayLink(Actor[BridgeMessage]):
         catalog = await self.mcp.ask(ListTools(), timeout=CATALOG_TIMEOUT_S)
         tools = announced_tools(catalog)
         self.input_schemas = {tool.name: tool.input_schema for tool in tools}
-        headers = [(b"authorization", f"Bearer {self.config.token}".encode())]
-        async with open_websocket_url(
+        async with open_relay_websocket(
             self.url,
             self.config.ssl_context,
-            subprotocols=[SUBPROTOCOL],
-            extra_headers=headers,
+            token=self.config.token,
             message_queue_size=WS_MESSAGE_QUEUE_SIZE,
             max_message_size=self.config.max_frame_bytes,
-            connect_timeout=self.config.connect_timeout_s,
-            disconnect_timeout=2.0,
+            connect_timeout_s=self.config.connect_timeout_s,
         ) as ws:
             hello = DeviceHello(
                 bridge_version=BRIDGE_VERSION, device_id=self.config.device_id, tools=tools
@@ -245,7 +242,9 @@ class RelayLink(Actor[BridgeMessage]):
                     data = await ws.get_message()
                 if idle.cancelled_caught:
                     raise trio.TooSlowError(f"no frame from the relay for {idle_s:g} s")
-                frame = decode_frame(data, max_bytes=max_bytes)
+                # The relay validated the host's frames where they entered; the bridge's own
+                # defence is its caps and the MCP server's roots, not the frame schema.
+                frame = decode_frame(data, max_bytes=max_bytes, validate=False)
                 match frame:
                     case Ping(nonce=nonce, sent_at_ms=sent_at_ms):
                         await self._send(ws, Pong(nonce=nonce, sent_at_ms=sent_at_ms))

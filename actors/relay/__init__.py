@@ -1,6 +1,7 @@
 """The tool relay's domain: frames and their codec, bearer tokens, shard choice.
 
-Pure logic only so far (no Trio, no sockets); the connection actors build on it.
+The public surface is pure logic (no Trio, no sockets). The connection actors and the
+client dialler (``_dial.open_relay_websocket``) live in private modules.
 """
 
 from ._errors import BadFrame as BadFrame

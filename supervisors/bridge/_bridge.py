@@ -24,6 +24,7 @@ from typing import TextIO
 import trio
 
 from actors.bridge import (
+    BridgeMessage,
     BridgeStatus,
     GetBridgeStatus,
     LocalCaps,
@@ -35,6 +36,7 @@ from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
 from supervisors.tls import ALPN_HTTP1, TlsConfigError, client_ssl_context, warn_plaintext
 from zl_actors import (
     ActorError,
+    ActorRef,
     ActorSpec,
     Backoff,
     RestartIntensity,
@@ -64,13 +66,13 @@ def status_line(status: BridgeStatus) -> str:
     )
 
 
-async def show_status(link: object, out: TextIO) -> None:
+async def show_status(link: ActorRef[BridgeMessage], out: TextIO) -> None:
     """Print the status line whenever it changes (rewritten in place on a terminal)."""
     last = ""
     tty = out.isatty()
     while True:
         try:
-            status = await link.ask(GetBridgeStatus(), timeout=STATUS_ASK_TIMEOUT_S)  # type: ignore[attr-defined]
+            status = await link.ask(GetBridgeStatus(), timeout=STATUS_ASK_TIMEOUT_S)
             line = status_line(status)
         except ActorError as exc:
             line = f"zl-bridge: relay link unavailable ({type(exc).__name__})"

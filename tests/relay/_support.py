@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import attrs
 import trio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from actors.relay import generate_signing_key, mint_device_token, mint_host_token, save_public_key
 from actors.relay._limits import RelayLimits
@@ -43,14 +46,18 @@ class Env:
     """Keys, certificates and a shard plan of three shards on loopback."""
 
     tmp: Path
-    key: object
+    key: Ed25519PrivateKey
     public_key: Path
     ca: Path
     cert: Path
     cert_key: Path
+    client_cert: Path
+    client_key: Path
     shards: list[ShardSection]
 
-    def config(self, shard_id: str, **limits: object) -> RelayConfig:
+    def config(
+        self, shard_id: str, *, host_client_ca: Path | None = None, **limits: object
+    ) -> RelayConfig:
         shard = next(s for s in self.shards if s.shard_id == shard_id)
         return RelayConfig(
             shard_id=shard_id,
@@ -58,7 +65,11 @@ class Env:
             public_keys=(str(self.public_key),),
             devices=ListenSection(port=int(shard.url.rsplit(":", 1)[1].split("/")[0])),
             hosts=ListenSection(port=int(shard.host_url.rsplit(":", 1)[1].split("/")[0])),
-            tls=TlsSection(cert=str(self.cert), key=str(self.cert_key)),
+            tls=TlsSection(
+                cert=str(self.cert),
+                key=str(self.cert_key),
+                host_client_ca=None if host_client_ca is None else str(host_client_ca),
+            ),
             limits=RelayLimits(heartbeat_s=HEARTBEAT_S, **limits),  # type: ignore[arg-type]
         )
 
@@ -84,7 +95,7 @@ class Env:
             reconnect_max_s=0.3,
         )
 
-    def client_context(self):  # type: ignore[no-untyped-def]
+    def client_context(self) -> ssl.SSLContext:
         return client_ssl_context(self.ca, alpn=ALPN_HTTP1)
 
 
@@ -109,6 +120,8 @@ def make_env(tmp: Path, n_shards: int = 3) -> Env:
         ca=certs.ca_cert,
         cert=certs.server_cert,
         cert_key=certs.server_key,
+        client_cert=certs.client_cert,
+        client_key=certs.client_key,
         shards=shards,
     )
 
@@ -137,7 +150,10 @@ async def open_link(settings: RelayLinkSettings) -> AsyncIterator[RelayToolLink]
 
 
 class Bridge:
-    """A ``zl-bridge`` subprocess (``python -m supervisors.bridge``)."""
+    """A ``zl-bridge`` subprocess (``python -m supervisors.bridge``).
+
+    ``status_out`` receives its status lines (stdout); they are not shown otherwise.
+    """
 
     def __init__(
         self,
@@ -147,6 +163,7 @@ class Bridge:
         device_id: str,
         *server: str,
         root: Path | None = None,
+        status_out: Path | None = None,
     ) -> None:
         token_file = env.tmp / f"{device_id}.jwt"
         token_file.write_text(env.device_token(tenant, device_id))
@@ -174,10 +191,11 @@ class Bridge:
             argv += ["--root", str(root)]
         if server:
             argv += ["--", *server]
-        with open(self.log, "w") as stderr:
-            self.process = subprocess.Popen(
-                argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr
-            )
+        with (
+            open(self.log, "w") as stderr,
+            open(status_out or os.devnull, "w") as stdout,
+        ):
+            self.process = subprocess.Popen(argv, cwd=REPO, stdout=stdout, stderr=stderr)
 
     def stop(self) -> None:
         if self.process.poll() is None:

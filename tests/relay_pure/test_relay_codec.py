@@ -277,6 +277,30 @@ class TestMalformed:
         assert len(info.value.message) < 500
 
 
+class TestTrustedDecode:
+    """``validate=False`` (frames from the relay) skips the schema, not the other checks."""
+
+    def test_schema_is_not_checked(self) -> None:
+        body = json.loads(encode_frame(a_call()))
+        body["caps"]["timeoutMs"] = 0
+        frame = decode_frame(json.dumps(body), max_bytes=MAX_BYTES, validate=False)
+        assert isinstance(frame, ToolCall)
+        assert frame.caps.timeout_ms == 0
+
+    @pytest.mark.parametrize(
+        "data",
+        ["{not json", "[1]", '{"type": "tool.explode"}', '{"type": "tool.cancel"}'],
+        ids=["not-json", "not-object", "unknown-type", "missing-fields"],
+    )
+    def test_unreadable_frames_still_refused(self, data: str) -> None:
+        with pytest.raises(BadFrame):
+            decode_frame(data, max_bytes=MAX_BYTES, validate=False)
+
+    def test_size_limit_still_applies(self) -> None:
+        with pytest.raises(BadFrame):
+            decode_frame(encode_frame(a_call()), max_bytes=10, validate=False)
+
+
 class TestEncodeRefuses:
     """This side never sends a frame the other side would refuse."""
 

@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import fastjsonschema
 import jsonschema
 import pytest
 
 from actors.relay import FRAME_CLASSES, BadFrame, decode_frame
-from actors.relay._frames import ID_PATTERN, SCHEMA_DIR
+from actors.relay._frames import ID_PATTERN, SCHEMA_DIR, fast_frame_check, frame_validator
 from contracts import CONTRACTS_ROOT, load_json
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -63,3 +64,34 @@ class TestFixtures:
             decode_frame(json.dumps(case["frame"]), max_bytes=MAX_BYTES)
         assert info.value.code == "relay.bad_frame"
         assert info.value.retryable is False
+
+
+class TestFastCheckAgrees:
+    """The compiled check (``fastjsonschema``) gives ``jsonschema``'s verdict on every fixture."""
+
+    @staticmethod
+    def verdicts(frame: dict[str, Any]) -> tuple[bool, bool]:
+        frame_type = frame["type"]
+        fast = True
+        try:
+            fast_frame_check(frame_type)(frame)
+        except fastjsonschema.JsonSchemaException:
+            fast = False
+        return fast, frame_validator(frame_type).is_valid(frame)
+
+    @pytest.mark.parametrize("frame", VALID, ids=lambda f: str(f["type"]))
+    def test_valid(self, frame: dict[str, Any]) -> None:
+        assert self.verdicts(frame) == (True, True)
+
+    @pytest.mark.parametrize(
+        "case",
+        [c for c in INVALID if c["frame"].get("type") in FRAME_CLASSES],
+        ids=lambda c: str(c["why"]),
+    )
+    def test_invalid(self, case: dict[str, Any]) -> None:
+        assert self.verdicts(case["frame"]) == (False, False)
+
+    def test_dollar_means_end_of_string(self) -> None:
+        frame = dict(next(f for f in VALID if f["type"] == "tool.cancel"))
+        frame["call_id"] = frame["call_id"] + "\n"
+        assert self.verdicts(frame) == (False, False)
