@@ -15,26 +15,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-import attrs
 import httpx
 import httpx_sse
-import trio
 
-from supervisors.host._provider import ProviderSection, open_host_provider
-
-from ._host_process import EXIT_TIMEOUT_S, READY_TIMEOUT_S, HostProcess
+from ._host_process import EXIT_TIMEOUT_S, host_process
 from ._stats import emit, median, percentile, progress
 from .ttft import RunSpec, run_load
 
@@ -46,13 +39,6 @@ MODEL = "bench-model"
 # streams (fresh connections do not stall), so both sides open a connection per completion.
 KEEPALIVE_CONNECTIONS = 0
 _LISTENING = re.compile(r"listening on (\S+)")
-
-
-@attrs.frozen(kw_only=True)
-class _ProviderOnly:
-    """The ``[provider]`` section alone (the host's config does not take it yet)."""
-
-    provider: ProviderSection = attrs.Factory(ProviderSection)
 
 
 @contextmanager
@@ -86,87 +72,16 @@ def fake_upstream_process() -> Iterator[str]:
             process.wait()
 
 
-@contextmanager
-def provider_host_process(upstream_url: str) -> Iterator[HostProcess]:
-    """A plaintext loopback host whose provider is the OpenAI-compatible stack."""
-    with tempfile.TemporaryDirectory(prefix="zl-bench-") as scratch:
-        ready = Path(scratch) / "ready.json"
-        env = dict(
-            os.environ,
-            ZL_GRPC__PORT="0",
-            ZL_GRPC__INSECURE_DEV_PLAINTEXT="true",
-            ZL_DEBUG__PORT="0",
-            ZL_SESSIONS__MAX_SESSIONS="2000",
-            ZL_PROVIDER__KIND="openai",
-            ZL_PROVIDER__DEFAULT_MODEL=MODEL,
-            ZL_PROVIDER__OPENAI__BASE_URL=upstream_url,
-            ZL_PROVIDER__OPENAI__MAX_CONNECTIONS=str(CONCURRENCY * 2),
-            ZL_PROVIDER__OPENAI__MAX_KEEPALIVE_CONNECTIONS=str(KEEPALIVE_CONNECTIONS),
-        )
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bench.provider", "--serve-host", str(ready)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            while not (ready.exists() and ready.stat().st_size):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    _, err = process.communicate(timeout=EXIT_TIMEOUT_S)
-                    raise RuntimeError(f"the host did not start: {err.decode()[-2000:]}")
-                time.sleep(0.05)
-            addresses = json.loads(ready.read_text())
-            yield HostProcess(
-                pid=process.pid,
-                grpc_port=addresses["grpc_port"],
-                debug_url=addresses.get("debug_url"),
-            )
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=EXIT_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def serve_host(ready_file: Path) -> None:
-    """The host process: ``HostConfig`` from ``ZL_*``, the provider stack from ``ZL_PROVIDER__*``.
-
-    The provider section is read on its own (the host's config does not take it yet), and the
-    stack is handed to ``run_host`` as its provider: the same path the wired host takes.
-    """
-    import gc
-    import logging
-
-    from supervisors._config import load_config
-    from supervisors.host import HostConfig, run_host
-    from supervisors.host._cli import GC_THRESHOLDS
-
-    logging.basicConfig(level=logging.WARNING)
-    gc.set_threshold(*GC_THRESHOLDS)
-    host_env = {k: v for k, v in os.environ.items() if not k.startswith("ZL_PROVIDER__")}
-    provider_env = {k: v for k, v in os.environ.items() if k.startswith("ZL_PROVIDER__")}
-    config = load_config(HostConfig, environ=host_env)
-    section = load_config(_ProviderOnly, environ=provider_env).provider
-
-    async def main() -> None:
-        shutdown = trio.Event()
-        async with open_host_provider(section) as stack, trio.open_nursery() as nursery:
-            addresses = await nursery.start(
-                lambda task_status: run_host(
-                    config, shutdown=shutdown, provider=stack.provider, task_status=task_status
-                )
-            )
-            gc.freeze()
-            await trio.Path(ready_file).write_text(json.dumps(attrs.asdict(addresses)))
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for _ in signals:
-                    shutdown.set()
-                    break
-
-    trio.run(main)
+def provider_settings(upstream_url: str) -> dict[str, str]:
+    """``ZL_*`` settings for a host whose provider is the OpenAI-compatible stack."""
+    return {
+        "ZL_SESSIONS__MAX_SESSIONS": "2000",
+        "ZL_PROVIDER__KIND": "openai",
+        "ZL_PROVIDER__DEFAULT_MODEL": MODEL,
+        "ZL_PROVIDER__OPENAI__BASE_URL": upstream_url,
+        "ZL_PROVIDER__OPENAI__MAX_CONNECTIONS": str(CONCURRENCY * 2),
+        "ZL_PROVIDER__OPENAI__MAX_KEEPALIVE_CONNECTIONS": str(KEEPALIVE_CONNECTIONS),
+    }
 
 
 async def direct_load(url: str, turns: int) -> list[float]:
@@ -208,7 +123,7 @@ def run(turns: int) -> dict[str, Any]:
         # Warm both paths (imports, pools, first connections) before measuring.
         asyncio.run(direct_load(url, 1))
         direct = asyncio.run(direct_load(url, turns))
-        with provider_host_process(url) as host:
+        with host_process(provider_settings(url)) as host:
             samples, _, rss, _ = asyncio.run(run_load(host, spec))
         direct_after = asyncio.run(direct_load(url, turns))
     direct += direct_after
@@ -234,11 +149,7 @@ def run(turns: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer turns; under 30 s")
-    parser.add_argument("--serve-host", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_host is not None:
-        serve_host(args.serve_host)
-        return
     turns = 3 if args.quick else 10
     progress(f"{CONCURRENCY} sessions x {turns} turns, host vs direct ...")
     result = run(turns)

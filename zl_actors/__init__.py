@@ -6,6 +6,7 @@ The public surface is re-exported here; the modules behind it are private.
 from ._actor import Actor as Actor
 from ._actor import ActorContext as ActorContext
 from ._actor import DeferredReply as DeferredReply
+from ._actor import TaskActor as TaskActor
 from ._errors import ActorCrashed as ActorCrashed
 from ._errors import ActorError as ActorError
 from ._errors import ActorStopped as ActorStopped
@@ -71,6 +72,7 @@ __all__ = [
     "SupervisorGaveUp",
     "SupervisorRef",
     "SupervisorSpec",
+    "TaskActor",
     "TooManyChildren",
     "open_actor_system",
     "render_tree",

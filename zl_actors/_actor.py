@@ -60,6 +60,31 @@ class Actor(Generic[M]):
         """Clean-up; runs shielded for at most ``ON_STOP_TIMEOUT_S`` seconds."""
 
 
+class TaskActor(Actor[Any]):
+    """An actor whose life is one piece of work (a turn, a tool call).
+
+    ``run`` starts once the actor is ready and runs in its nursery; when it returns the
+    actor ends normally (so a temporary child is gone, a permanent one is started again).
+    It takes no messages of its own; stop or cancel it like any other actor.
+    """
+
+    mailbox_capacity = 1
+
+    async def on_start(self, ctx: ActorContext[Any]) -> None:
+        ctx.nursery.start_soon(self._run_then_end, ctx)
+
+    async def _run_then_end(self, ctx: ActorContext[Any]) -> None:
+        await self.run(ctx)
+        ctx.stop()
+
+    async def run(self, ctx: ActorContext[Any]) -> None:
+        """The work; raising fails the actor."""
+        raise NotImplementedError(f"{type(self).__name__} must implement run()")
+
+    async def handle(self, message: Any, ctx: ActorContext[Any]) -> None:
+        return None
+
+
 class ActorContext(Generic[M]):
     """What an actor's callbacks can reach: itself, the system, its task group and its children.
 

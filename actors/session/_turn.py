@@ -29,7 +29,7 @@ from actors.provider import (
     ToolSpec,
     Usage,
 )
-from zl_actors import Actor, ActorContext, ActorRef
+from zl_actors import ActorContext, ActorRef, TaskActor
 
 from ._outbox import ClientGone, Outbox
 from .messages import (
@@ -100,10 +100,8 @@ def first_leaf(group: BaseException) -> BaseException:
     return group
 
 
-class Turn(Actor[Any]):
-    """Runs one turn in its own task; has no messages of its own to handle."""
-
-    mailbox_capacity = 1
+class Turn(TaskActor):
+    """Runs one turn (see the module docstring)."""
 
     def __init__(
         self,
@@ -122,13 +120,7 @@ class Turn(Actor[Any]):
         self.progress = progress
         self.tool_runner = tool_runner
 
-    async def on_start(self, ctx: ActorContext[Any]) -> None:
-        ctx.nursery.start_soon(self._run, ctx)
-
-    async def handle(self, message: Any, ctx: ActorContext[Any]) -> None:
-        return None
-
-    async def _run(self, ctx: ActorContext[Any]) -> None:
+    async def run(self, ctx: ActorContext[Any]) -> None:
         plan = self.plan
         try:
             with trio.move_on_after(plan.limits.max_turn_ms / 1000) as deadline:
@@ -150,7 +142,6 @@ class Turn(Actor[Any]):
         await self.session.send(
             TurnEnded(turn_id=plan.turn_id, assistant_text=text, usage=self.progress.usage())
         )
-        ctx.stop()
 
     async def _fail(self, exc: ZlError) -> None:
         await self._fail_wire(exc.to_wire())

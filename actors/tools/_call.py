@@ -33,7 +33,7 @@ from actors.provider import ToolCallRequest, ToolSpec
 from actors.session import ClientGone, Outbox, SessionContext
 from actors.session.messages import ToolCallDeltaEvent, ToolCallStartedEvent
 from contracts import error_catalog
-from zl_actors import Actor, ActorContext, ActorError, ActorRef, ActorSpec, Restart
+from zl_actors import ActorContext, ActorError, ActorRef, ActorSpec, Restart, TaskActor
 
 from ._contracts import (
     Caps,
@@ -88,10 +88,8 @@ def _outcome_of(code: str) -> Outcome:
     return Outcome.ERROR
 
 
-class ToolCall(Actor[Any]):
-    """Runs one call in its task; delivers the text for the model on ``result``."""
-
-    mailbox_capacity = 1
+class ToolCall(TaskActor):
+    """Runs one call; delivers the text for the model on ``result``."""
 
     def __init__(
         self,
@@ -108,13 +106,7 @@ class ToolCall(Actor[Any]):
         self.outbox = outbox
         self.result = result
 
-    async def on_start(self, ctx: ActorContext[Any]) -> None:
-        ctx.nursery.start_soon(self._run, ctx)
-
-    async def handle(self, message: Any, ctx: ActorContext[Any]) -> None:
-        return None
-
-    async def _run(self, ctx: ActorContext[Any]) -> None:
+    async def run(self, ctx: ActorContext[Any]) -> None:
         plan = self.plan
         call = plan.call
         version = plan.offered.descriptor.version if plan.offered else "0.0.0"
@@ -158,7 +150,6 @@ class ToolCall(Actor[Any]):
         finally:
             with trio.move_on_after(FINISH_TIMEOUT_S, shield=True):
                 await self._finish(args, result, truncated, error, version, watch, cancelled)
-        ctx.stop()
 
     def _contract(self) -> ToolContract:
         offered = self.plan.offered

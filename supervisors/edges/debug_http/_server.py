@@ -24,13 +24,13 @@ from __future__ import annotations
 import errno
 import http
 import logging
-import socket
 import ssl
 
 import attrs
 import h11
 import trio
 
+from supervisors.edges._listen import ListenError, bind_listener
 from zl_actors import ActorSystem
 
 from ._app import Response, answer, plain_error
@@ -100,25 +100,9 @@ def check_config(config: DebugHttpConfig, *, tls: bool) -> bool:
 
 async def _bind(host: str, port: int) -> trio.SocketListener:
     try:
-        infos = await trio.socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-    except socket.gaierror as error:
-        raise DebugHttpBindError(host, port, f"cannot resolve host: {error}") from error
-    family, kind, proto, _, sockaddr = infos[0]
-    sock = trio.socket.socket(family, kind, proto)
-    try:
-        # SO_REUSEADDR lets a restarted process bind past TIME_WAIT; on Linux it never lets
-        # two live listeners share a port (SO_REUSEPORT would, and is never set).
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        await sock.bind(sockaddr)
-        sock.listen(LISTEN_BACKLOG)
-    except OSError as error:
-        sock.close()
-        raise DebugHttpBindError(host, port, error.strerror or str(error)) from error
-    return trio.SocketListener(sock)
+        return await bind_listener(host, port, backlog=LISTEN_BACKLOG)
+    except ListenError as error:
+        raise DebugHttpBindError(host, port, error.reason) from error
 
 
 class _Drop(Exception):

@@ -33,6 +33,8 @@ from collections.abc import Iterable
 
 import trio
 
+from supervisors.edges._listen import ListenError, bind_listener
+
 from ._config import ACCEPT_BACKOFF_S, LISTEN_BACKLOG, GrpcServerConfig
 from ._connection import Connection
 from ._errors import BindError, ConfigError
@@ -99,25 +101,9 @@ def _method_table(services: Iterable[Service], config: GrpcServerConfig) -> dict
 
 async def _bind(host: str, port: int) -> trio.SocketListener:
     try:
-        infos = await trio.socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-    except socket.gaierror as error:
-        raise BindError(host, port, f"cannot resolve host: {error}") from error
-    family, kind, proto, _, sockaddr = infos[0]
-    sock = trio.socket.socket(family, kind, proto)
-    try:
-        # SO_REUSEADDR lets a restarted server bind past TIME_WAIT; on Linux it never lets two
-        # live listeners share a port (SO_REUSEPORT would, and is deliberately never set).
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        await sock.bind(sockaddr)
-        sock.listen(LISTEN_BACKLOG)
-    except OSError as error:
-        sock.close()
-        raise BindError(host, port, error.strerror or str(error)) from error
-    return trio.SocketListener(sock)
+        return await bind_listener(host, port, backlog=LISTEN_BACKLOG)
+    except ListenError as error:
+        raise BindError(host, port, error.reason) from error
 
 
 def _set_keepalive(stream: trio.SocketStream) -> None:
