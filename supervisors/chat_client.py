@@ -92,6 +92,8 @@ def converse(
     requests.put(agent_pb2.ChatRequest(start_session=start))
     events = stream_chat(channel)(iter(requests), timeout=timeout_s)
     status = 0
+    # Whether "zl> " has been written for this turn's answer (it waits for the first token).
+    speaking = [False]
 
     def next_turn() -> bool:
         if prompt:
@@ -103,7 +105,7 @@ def converse(
             return False
         if not prompt:
             out.write(f"you> {text}\n")
-        out.write("zl> ")
+        speaking[0] = False
         out.flush()
         requests.put(agent_pb2.ChatRequest(user_message=agent_pb2.UserMessage(text=text)))
         return True
@@ -119,17 +121,22 @@ def converse(
                 )
                 next_turn()
             elif kind == "assistant_delta":
+                if not speaking[0]:
+                    out.write("zl> ")
+                    speaking[0] = True
                 out.write(event.assistant_delta.text)
                 out.flush()
             elif kind == "tool_call_started":
                 started = event.tool_call_started
                 device = f" on {started.device_id}" if started.device_id else ""
+                lead = "\n" if speaking[0] else ""
                 out.write(
-                    f"\n  [tool {started.tool}@{started.version}{device} {started.args_json}]"
+                    f"{lead}  [tool {started.tool}@{started.version}{device} {started.args_json}]\n"
                 )
+                speaking[0] = False
                 out.flush()
             elif kind == "tool_call_delta":
-                out.write(f"\n  [tool {_describe_tool_delta(event.tool_call_delta)}]\n")
+                out.write(f"  [tool {_describe_tool_delta(event.tool_call_delta)}]\n")
                 out.flush()
             elif kind == "assistant_done":
                 done = event.assistant_done
