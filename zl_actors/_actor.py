@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 import trio
@@ -28,7 +29,7 @@ _WAKE: Any = object()
 ON_STOP_TIMEOUT_S = 1.0
 
 
-class Actor(Generic[M]):
+class Actor(abc.ABC, Generic[M]):
     """Subclass this and implement ``handle``.
 
     The runtime calls ``on_start`` before the actor counts as started (a spawn returns
@@ -45,9 +46,9 @@ class Actor(Generic[M]):
     async def on_start(self, ctx: ActorContext[M]) -> None:
         """Start-up work (open resources, start background tasks in ``ctx.nursery``)."""
 
+    @abc.abstractmethod
     async def handle(self, message: M, ctx: ActorContext[M]) -> Any:
         """Handle one message; for a ``Request``, return the answer."""
-        raise NotImplementedError(f"{type(self).__name__} must implement handle()")
 
     async def on_drained(self, ctx: ActorContext[M]) -> None:
         """On a graceful stop, after the last queued message and before anything is cancelled.
@@ -77,9 +78,9 @@ class TaskActor(Actor[Any]):
         await self.run(ctx)
         ctx.stop()
 
+    @abc.abstractmethod
     async def run(self, ctx: ActorContext[Any]) -> None:
         """The work; raising fails the actor."""
-        raise NotImplementedError(f"{type(self).__name__} must implement run()")
 
     async def handle(self, message: Any, ctx: ActorContext[Any]) -> None:
         return None

@@ -263,6 +263,9 @@ class TestStartAndStop:
             async def on_start(self, ctx: ActorContext[Any]) -> None:
                 raise OSError("cannot open resource")
 
+            async def handle(self, message: Any, ctx: ActorContext[Any]) -> None:
+                return None
+
         async with open_actor_system("t") as system:
             with pytest.raises(SpawnError) as info:
                 await system.spawn(
