@@ -24,9 +24,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import httpx
-import httpx_sse
-
 from ._host_process import EXIT_TIMEOUT_S, host_process
 from ._stats import emit, median, percentile, progress
 from .ttft import RunSpec, run_load
@@ -85,35 +82,50 @@ def provider_settings(upstream_url: str) -> dict[str, str]:
 
 
 async def direct_load(url: str, turns: int) -> list[float]:
-    """A bare httpx client: ``CONCURRENCY`` tasks streaming ``turns`` completions each."""
+    """The baseline: ``CONCURRENCY`` bare clients streaming ``turns`` completions each.
+
+    Each completion is one HTTP/1.1 request on a fresh connection (as the host's pool is
+    configured here), read with asyncio streams and no HTTP library: a client this cheap
+    is not the bottleneck itself, so the figure is the upstream's own time to first token.
+    """
     samples: list[float] = []
-    body = {
-        "model": MODEL,
-        "messages": [{"role": "user", "content": "turn"}],
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
-    limits = httpx.Limits(
-        max_connections=CONCURRENCY, max_keepalive_connections=KEEPALIVE_CONNECTIONS
-    )
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+    authority = url.split("//", 1)[1].split("/", 1)[0]
+    host, port = authority.rsplit(":", 1)
+    path = "/" + url.split("//", 1)[1].split("/", 1)[1].rstrip("/") + "/chat/completions"
+    body = json.dumps(
+        {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "turn"}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+    ).encode()
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
 
-        async def one() -> None:
-            for _ in range(turns):
-                sent = time.perf_counter()
-                first: float | None = None
-                async with httpx_sse.aconnect_sse(
-                    client, "POST", f"{url}/chat/completions", json=body
-                ) as source:
-                    async for sse in source.aiter_sse():
-                        if first is None and sse.data != "[DONE]":
-                            choices = json.loads(sse.data).get("choices") or [{}]
-                            if choices[0].get("delta", {}).get("content"):
-                                first = time.perf_counter()
-                if first is not None:
-                    samples.append((first - sent) * 1000)
+    async def one() -> None:
+        for _ in range(turns):
+            sent = time.perf_counter()
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(request)
+            first: float | None = None
+            seen = b""
+            while chunk := await reader.read(65_536):
+                if first is None:
+                    seen += chunk
+                    # The first chunk with text (the role chunk before it carries none).
+                    if b'"content": "' in seen.replace(b'"content": ""', b"") or (
+                        b'"content":"' in seen.replace(b'"content":""', b"")
+                    ):
+                        first = time.perf_counter()
+            writer.close()
+            await writer.wait_closed()
+            if first is not None:
+                samples.append((first - sent) * 1000)
 
-        await asyncio.gather(*(one() for _ in range(CONCURRENCY)))
+    await asyncio.gather(*(one() for _ in range(CONCURRENCY)))
     return samples
 
 
