@@ -130,7 +130,8 @@ async def direct_load(url: str, turns: int) -> list[float]:
 
 
 def run(turns: int) -> dict[str, Any]:
-    spec = RunSpec(concurrency=CONCURRENCY, tokens_per_s=1000, answer_tokens=6, turns=turns)
+    # Turn starts spread over half a second (a 25-token answer at 50 tokens/s), not one burst.
+    spec = RunSpec(concurrency=CONCURRENCY, tokens_per_s=50, answer_tokens=25, turns=turns)
     with fake_upstream_process() as url:
         # Warm both paths (imports, pools, first connections) before measuring.
         asyncio.run(direct_load(url, 1))
