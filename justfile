@@ -56,6 +56,8 @@ bench *args:
     {{python}} -m bench.actors {{args}}
     {{python}} -m bench.ttft {{args}}
     {{python}} -m bench.tool_call {{args}}
+    {{python}} -m bench.bridge {{args}}
+    {{python}} -m bench.provider {{args}}
 
 # Time to first token and streaming gaps under 1, 100 and 1000 sessions.
 bench-ttft *args:
