@@ -33,6 +33,7 @@ from actors.bridge import (
     RelayLinkConfig,
 )
 from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
+from supervisors._process import tune_gc
 from supervisors.tls import ALPN_HTTP1, TlsConfigError, client_ssl_context, warn_plaintext
 from zl_actors import (
     ActorError,
@@ -186,6 +187,7 @@ def bridge_main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError, TlsConfigError) as exc:
         print(f"zl-bridge: {exc}", file=sys.stderr)
         return 2
+    tune_gc()
     try:
         trio.run(lambda: run_bridge(link_config, server, show=not args.quiet))
     except KeyboardInterrupt:

@@ -15,6 +15,7 @@ import trio
 
 from actors.relay import KeyFileError
 from supervisors._config import ConfigError, load_config
+from supervisors._process import tune_gc
 from supervisors.tls import TlsConfigError
 
 from ._config import RelayConfig, check_config
@@ -64,6 +65,7 @@ def relay_main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    tune_gc()
     try:
         config = load_config(RelayConfig, args.config)
         check_config(config)
