@@ -97,7 +97,7 @@ async def read_frames(
                     ErrorFrame.from_wire(exc.to_wire(), call_id=exc.call_id),
                 )
                 break
-            await self_ref.send(FromPeer(frame=frame))
+            await self_ref.tell(FromPeer(frame=frame))
     except ConnectionClosed as exc:
         if exc.reason is not None:
             reason, code = f"closed by peer ({exc.reason.code})", exc.reason.code

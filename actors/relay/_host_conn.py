@@ -153,11 +153,11 @@ class HostConnection(Actor[HostMessage]):
                     )
                 else:
                     self.calls[call_id] = (tenant, device_id)
-                    await self.router.send(RouteCall(frame=frame, reply_to=ctx.self_ref))
+                    await self.router.tell(RouteCall(frame=frame, reply_to=ctx.self_ref))
             case ToolCancel(call_id=call_id, reason=reason):
                 target = self.calls.get(call_id)
                 if target is not None:
-                    await self.router.send(
+                    await self.router.tell(
                         RouteCancel(
                             tenant=target[0], device_id=target[1], call_id=call_id, reason=reason
                         )

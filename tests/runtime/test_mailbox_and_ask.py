@@ -284,3 +284,40 @@ class ActorContextProbe:
 
         cell = system.find_cell("/t/w")  # type: ignore[attr-defined]
         ActorContext(cell, None).defer_reply()  # type: ignore[arg-type]
+
+
+class TestTell:
+    """tell: no scheduling point while there is room; waits like send when full."""
+
+    async def test_no_yield_with_room_and_waits_when_full(self) -> None:
+        async with open_actor_system("t") as system:
+            ref = await system.spawn(ActorSpec(name="c", factory=counter(), mailbox_capacity=2))
+            gate = trio.Event()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(functools.partial(ref.ask, Block(until=gate), timeout=10))
+                await trio.testing.wait_all_tasks_blocked()
+                other_ran = False
+
+                async def other() -> None:
+                    nonlocal other_ran
+                    other_ran = True
+
+                nursery.start_soon(other)
+                await ref.tell(Add(n=1))
+                await ref.tell(Add(n=2))
+                assert not other_ran, "tell with room must not yield to other tasks"
+                told = trio.Event()
+
+                async def third() -> None:
+                    await ref.tell(Add(n=3))
+                    told.set()
+
+                nursery.start_soon(third)
+                await trio.testing.wait_all_tasks_blocked()
+                assert not told.is_set(), "tell waits while the mailbox is full"
+                gate.set()
+                await told.wait()
+            assert await ref.ask(Total()) == 6
+            await system.root.stop_child("c")
+            with pytest.raises(ActorStopped):
+                await ref.tell(Add(n=1))
