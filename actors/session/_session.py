@@ -15,6 +15,7 @@ import attrs
 
 from actors.errors import GuardrailBreached, InvalidRequest, WireError, ZlError, internal_error
 from actors.provider import ChatMessage, LlmProvider, Usage
+from actors.telemetry import Telemetry
 from zl_actors import Actor, ActorContext, ActorRef, ActorSpec, NoSuchActor, Restart
 
 from ._guardrails import LimitPolicy, TokenBudget, resolve_limits
@@ -66,6 +67,8 @@ class SessionDeps:
     limits: LimitPolicy
     default_model: str = "mock"
     tool_runner_factory: ToolRunnerFactory | None = None
+    #: Spans for turns, the time-to-first-token histogram and token counters (None: off).
+    telemetry: Telemetry | None = None
 
 
 class Session(Actor[SessionInbound]):
@@ -184,6 +187,8 @@ class Session(Actor[SessionInbound]):
         runner = self.tool_runner
         plan = TurnPlan(
             turn_id=turn_id,
+            session_id=self.session_id,
+            tenant=context.tenant,
             model=context.model,
             history=tuple(self.history),
             limits=context.limits,
@@ -201,6 +206,7 @@ class Session(Actor[SessionInbound]):
                     session=session_ref,
                     progress=progress,
                     tool_runner=runner,
+                    telemetry=self.deps.telemetry,
                 ),
                 restart=Restart.TEMPORARY,
             )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from typing import Any
 
 import attrs
@@ -29,6 +30,7 @@ from actors.provider import (
     ToolSpec,
     Usage,
 )
+from actors.telemetry import Telemetry
 from zl_actors import ActorContext, ActorRef, TaskActor
 
 from ._outbox import ClientGone, Outbox
@@ -88,6 +90,8 @@ class TurnPlan:
     """Everything one turn needs, decided by the session."""
 
     turn_id: str
+    session_id: str
+    tenant: str
     model: str
     history: tuple[ChatMessage, ...]
     limits: SessionLimits
@@ -112,7 +116,10 @@ class Turn(TaskActor):
         session: ActorRef[SessionInbound],
         progress: TurnProgress,
         tool_runner: ToolRunner | None,
+        telemetry: Telemetry | None = None,
     ) -> None:
+        self.telemetry = telemetry
+        self.started = time.monotonic()
         self.plan = plan
         self.provider = provider
         self.outbox = outbox
@@ -121,6 +128,30 @@ class Turn(TaskActor):
         self.tool_runner = tool_runner
 
     async def run(self, ctx: ActorContext[Any]) -> None:
+        plan = self.plan
+        telemetry = self.telemetry
+        self.started = time.monotonic()
+        if telemetry is None:
+            await self._run(ctx)
+            return
+        if not telemetry.recording:
+            # No span to keep: the turn's own span would only parent its tool calls.
+            await self._run(ctx)
+            self._count_tokens(telemetry)
+            return
+        with telemetry.turn_span(
+            session_id=plan.session_id, turn_id=plan.turn_id, tenant=plan.tenant
+        ):
+            await self._run(ctx)
+        self._count_tokens(telemetry)
+
+    def _count_tokens(self, telemetry: Telemetry) -> None:
+        usage = self.progress.usage()
+        telemetry.metrics.add_tokens(
+            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens
+        )
+
+    async def _run(self, ctx: ActorContext[Any]) -> None:
         plan = self.plan
         try:
             with trio.move_on_after(plan.limits.max_turn_ms / 1000) as deadline:
@@ -246,6 +277,8 @@ class Turn(TaskActor):
         if isinstance(event, TextDelta):
             if progress.output_tokens >= self.plan.budget_remaining:
                 raise GuardrailBreached("budget.exhausted", "the session's token budget is spent")
+            if not progress.text_parts and self.telemetry is not None:
+                self.telemetry.metrics.record_ttft((time.monotonic() - self.started) * 1000)
             progress.output_tokens += 1
             progress.text_parts.append(event.text)
             await self.outbox.emit(AssistantDeltaEvent(turn_id=self.plan.turn_id, text=event.text))

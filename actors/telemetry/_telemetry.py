@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from ._errors import TelemetryConfigError
@@ -66,7 +67,7 @@ ATTR_PHASE = "zl.phase"
 class Exporter(enum.StrEnum):
     """Where spans and metrics go."""
 
-    NONE = "none"  # spans are still made (trace context still propagates); nothing leaves
+    NONE = "none"  # spans are not recorded (trace context still propagates); nothing leaves
     CONSOLE = "console"  # printed to stdout (development)
     OTLP = "otlp"  # OTLP/HTTP, if its package is installed
 
@@ -121,7 +122,15 @@ class Telemetry:
         meter_provider: owns metric readers and export.
     """
 
-    def __init__(self, tracer_provider: TracerProvider, meter_provider: MeterProvider) -> None:
+    def __init__(
+        self,
+        tracer_provider: TracerProvider,
+        meter_provider: MeterProvider,
+        *,
+        recording: bool = True,
+    ) -> None:
+        #: Whether spans are recorded and exported (False: only trace context propagates).
+        self.recording = recording
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
         self.tracer = tracer_provider.get_tracer(INSTRUMENTATION_NAME)
@@ -150,7 +159,12 @@ class Telemetry:
         if config.service_version is not None:
             attributes["service.version"] = config.service_version
         resource = Resource.create(attributes)
-        tracer_provider = TracerProvider(resource=resource)
+        exporting = config.exporter is not Exporter.NONE or span_exporter is not None
+        # Exporting nowhere, spans are not recorded (ALWAYS_OFF): they still carry a trace
+        # context for ``traceparent``, at a fraction of the cost of a recording span.
+        tracer_provider = TracerProvider(
+            resource=resource, sampler=None if exporting else ALWAYS_OFF
+        )
         readers = list(metric_readers)
         interval_ms = config.metric_interval_s * 1000
         if config.exporter is not Exporter.NONE:
@@ -160,7 +174,7 @@ class Telemetry:
         if span_exporter is not None:
             tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
         meter_provider = MeterProvider(resource=resource, metric_readers=readers)
-        return cls(tracer_provider, meter_provider)
+        return cls(tracer_provider, meter_provider, recording=exporting)
 
     def shutdown(self, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> None:
         """Flush and stop exporters (blocking: call it from a worker thread under Trio)."""

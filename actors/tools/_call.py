@@ -32,6 +32,7 @@ from actors.errors import ToolError, WireError, ZlError, internal_error
 from actors.provider import ToolCallRequest, ToolSpec
 from actors.session import ClientGone, Outbox, SessionContext
 from actors.session.messages import ToolCallDeltaEvent, ToolCallStartedEvent
+from actors.telemetry import Telemetry, ToolCallScope
 from contracts import error_catalog
 from zl_actors import ActorContext, ActorError, ActorRef, ActorSpec, Restart, TaskActor
 
@@ -51,6 +52,8 @@ log = logging.getLogger("zl.tools")
 
 # Writing the receipt and the final event survives the call's cancellation, within this.
 FINISH_TIMEOUT_S = 5.0
+# Version reported for a tool the host has no contract for.
+UNVERSIONED = "0.0.0"
 # Asking the gateway which tools a session may offer.
 OFFER_TIMEOUT_S = 10.0
 
@@ -99,7 +102,10 @@ class ToolCall(TaskActor):
         audit: ActorRef[AuditMessage] | None,
         outbox: Outbox,
         result: trio.MemorySendChannel[str],
+        telemetry: Telemetry | None = None,
     ) -> None:
+        self.telemetry = telemetry
+        self.scope: ToolCallScope | None = None
         self.plan = plan
         self.link = link
         self.audit = audit
@@ -108,8 +114,29 @@ class ToolCall(TaskActor):
 
     async def run(self, ctx: ActorContext[Any]) -> None:
         plan = self.plan
+        telemetry = self.telemetry
+        if telemetry is None:
+            await self._run()
+            return
+        with telemetry.tool_call_span(
+            tool=plan.call.name,
+            tool_version=plan.offered.descriptor.version if plan.offered else UNVERSIONED,
+            call_id=self.audit_call_id,
+            device_id=plan.session.device_id or None,
+        ) as scope:
+            self.scope = scope
+            await self._run()
+
+    @property
+    def audit_call_id(self) -> str:
+        """The call's id in receipts, spans and on the wire: unique across sessions."""
+        plan = self.plan
+        return f"{plan.session.session_id}.{plan.turn_id}.{plan.call.call_id}"
+
+    async def _run(self) -> None:
+        plan = self.plan
         call = plan.call
-        version = plan.offered.descriptor.version if plan.offered else "0.0.0"
+        version = plan.offered.descriptor.version if plan.offered else UNVERSIONED
         watch = Stopwatch()
         args: Any = call.arguments_json
         result: dict[str, Any] | None = None
@@ -164,7 +191,7 @@ class ToolCall(TaskActor):
         validate_args(contract, args)
         output = await self.link.invoke(
             ToolInvocation(
-                call_id=f"{plan.session.session_id}.{plan.turn_id}.{plan.call.call_id}",
+                call_id=self.audit_call_id,
                 tenant=plan.session.tenant,
                 device_id=plan.session.device_id,
                 tool=contract.name,
@@ -172,6 +199,8 @@ class ToolCall(TaskActor):
                 arguments=args,
                 timeout_s=plan.caps.timeout_ms / 1000,
                 max_bytes=plan.caps.max_bytes,
+                # The tool call's span is the parent of whatever the device does.
+                traceparent=self.scope.traceparent if self.scope is not None else None,
             )
         )
         if output.is_error:
@@ -199,7 +228,7 @@ class ToolCall(TaskActor):
         receipt = ToolReceipt(
             tool=plan.call.name,
             tool_version=version,
-            call_id=f"{plan.session.session_id}.{plan.turn_id}.{plan.call.call_id}",
+            call_id=self.audit_call_id,
             session_id=plan.session.session_id,
             turn_id=plan.turn_id,
             tenant=plan.session.tenant,
@@ -217,6 +246,8 @@ class ToolCall(TaskActor):
                 await self.audit.ask(AppendReceipt(receipt=receipt), timeout=FINISH_TIMEOUT_S)
             except ActorError:
                 log.exception("receipt for %s could not be written", receipt.call_id)
+        if self.scope is not None:
+            self.scope.set_outcome(receipt.outcome.value, receipt.error_code)
         status = "ok" if error is None else receipt.outcome.value
         result_json = json.dumps(result) if result is not None else ""
         with contextlib.suppress(ClientGone):
@@ -250,7 +281,9 @@ class SessionTools:
         link: ToolLink,
         audit: ActorRef[AuditMessage] | None,
         config: ToolsConfig,
+        telemetry: Telemetry | None = None,
     ) -> None:
+        self.telemetry = telemetry
         self.session = session
         self.outbox = outbox
         self.gateway = gateway
@@ -292,7 +325,12 @@ class SessionTools:
             ActorSpec(
                 name=f"tool_call-{call.call_id}",
                 factory=lambda: ToolCall(
-                    plan=plan, link=self.link, audit=self.audit, outbox=self.outbox, result=send
+                    plan=plan,
+                    link=self.link,
+                    audit=self.audit,
+                    outbox=self.outbox,
+                    result=send,
+                    telemetry=self.telemetry,
                 ),
                 restart=Restart.TEMPORARY,
             )

@@ -11,6 +11,7 @@ from ._config import HostConfig as HostConfig
 from ._config import MockSection as MockSection
 from ._config import ProviderSection as ProviderSection
 from ._config import SessionsSection as SessionsSection
+from ._config import TelemetrySection as TelemetrySection
 from ._config import ToolsSection as ToolsSection
 from ._host import HostAddresses as HostAddresses
 from ._host import run_host as run_host
@@ -24,6 +25,7 @@ __all__ = [
     "MockSection",
     "ProviderSection",
     "SessionsSection",
+    "TelemetrySection",
     "ToolsSection",
     "event_to_proto",
     "host_main",

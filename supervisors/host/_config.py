@@ -6,6 +6,7 @@ import attrs
 
 from actors.session import LimitPolicy
 from actors.session.messages import SessionLimits
+from actors.telemetry import TelemetryConfig
 from supervisors.edges.debug_http import DebugHttpConfig
 
 from ._provider import MockSection as MockSection
@@ -117,6 +118,27 @@ class AuditSection:
 
 
 @attrs.frozen(kw_only=True)
+class TelemetrySection:
+    """OpenTelemetry traces and metrics (turn and tool-call spans, TTFT, tool, token metrics)."""
+
+    #: "none" (spans are made and trace context propagates; nothing is exported),
+    #: "console" (development) or "otlp" (needs opentelemetry-exporter-otlp-proto-http).
+    exporter: str = attrs.field(
+        default="none", validator=attrs.validators.in_(["none", "console", "otlp"])
+    )
+    otlp_endpoint: str = ""
+    metric_interval_s: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
+
+    def to_telemetry_config(self) -> TelemetryConfig:
+        return TelemetryConfig(
+            service_name="zl-host",
+            exporter=self.exporter,
+            otlp_endpoint=self.otlp_endpoint or None,
+            metric_interval_s=self.metric_interval_s,
+        )
+
+
+@attrs.frozen(kw_only=True)
 class HostConfig:
     grpc: GrpcSection = GrpcSection()
     debug: DebugSection = DebugSection()
@@ -124,3 +146,4 @@ class HostConfig:
     sessions: SessionsSection = SessionsSection()
     tools: ToolsSection = ToolsSection()
     audit: AuditSection = AuditSection()
+    telemetry: TelemetrySection = TelemetrySection()

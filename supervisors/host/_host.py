@@ -33,11 +33,12 @@ from actors.provider import LlmProvider
 from actors.relay import Shard
 from actors.session import Outbox, SessionContext, SessionDeps, ToolRunnerFactory
 from actors.session.tools import ToolRunner
+from actors.telemetry import Telemetry, TelemetryConfigError
 from actors.tools import SessionTools, StdioToolLink, ToolGateway, ToolLink, ToolsConfig
 from actors.tools._relay_link import RelayLinkSettings, RelayToolLink
 from contracts.generated import agent_pb2
 from supervisors._config import ConfigError
-from supervisors.edges.debug_http import DebugHttpConfigError
+from supervisors.edges.debug_http import DebugHttpConfig, DebugHttpConfigError
 from supervisors.edges.debug_http import check_config as check_debug_config
 from supervisors.edges.grpc import GrpcServerConfig, HealthService, service_from_descriptor
 from supervisors.tls import (
@@ -56,6 +57,8 @@ from ._provider import check_provider_section, open_host_provider, provider_acto
 
 log = logging.getLogger("zl.host")
 
+# Flushing the telemetry exporters at shutdown is bounded by this.
+TELEMETRY_CLOSE_TIMEOUT_S = 5.0
 # The drain of the gRPC edge gets its grace plus this before the host stops regardless.
 DRAIN_MARGIN_S = 2.0
 AGENT_SERVICE = "zl.agent.v0.Agent"
@@ -192,7 +195,10 @@ def relay_link_settings(config: HostConfig) -> RelayLinkSettings:
 
 
 async def _start_tools(
-    system: ActorSystem, config: HostConfig, audit: ActorRef[AuditMessage]
+    system: ActorSystem,
+    config: HostConfig,
+    audit: ActorRef[AuditMessage],
+    telemetry: Telemetry | None,
 ) -> ToolRunnerFactory | None:
     """Start the tool link and gateway; the factory that gives each session its tools."""
     link: ToolLink
@@ -222,6 +228,7 @@ async def _start_tools(
             link=link,
             audit=audit,
             config=tools_config,
+            telemetry=telemetry,
         )
 
     return factory
@@ -232,12 +239,14 @@ async def run_host(
     *,
     shutdown: trio.Event,
     provider: LlmProvider | None = None,
+    telemetry: Telemetry | None = None,
     task_status: trio.TaskStatus[HostAddresses] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the host until ``shutdown`` is set, then drain and stop.
 
     Reports its addresses through ``task_status`` once every edge listens. ``provider``
-    replaces the configured one (for embedding the host and for tests that watch it).
+    and ``telemetry`` replace the configured ones (for embedding the host and for tests
+    that watch it); a telemetry passed in is the caller's to close.
 
     Raises:
         ConfigError: a setting is unusable (checked before anything listens).
@@ -252,6 +261,42 @@ async def run_host(
         shutdown_grace_s=config.grpc.shutdown_grace_s,
     )
     debug_config = config.debug.to_edge_config()
+    own_telemetry = telemetry is None
+    if telemetry is None:
+        try:
+            telemetry = Telemetry.from_config(config.telemetry.to_telemetry_config())
+        except TelemetryConfigError as exc:
+            raise ConfigError(f"telemetry: {exc}") from None
+    try:
+        await _run_tree(
+            config,
+            shutdown=shutdown,
+            provider=provider,
+            telemetry=telemetry,
+            ssl_context=ssl_context,
+            ca_cert=ca_cert,
+            grpc_config=grpc_config,
+            debug_config=debug_config,
+            task_status=task_status,
+        )
+    finally:
+        if own_telemetry:
+            with trio.move_on_after(TELEMETRY_CLOSE_TIMEOUT_S, shield=True):
+                await telemetry.aclose()
+
+
+async def _run_tree(
+    config: HostConfig,
+    *,
+    shutdown: trio.Event,
+    provider: LlmProvider | None,
+    telemetry: Telemetry,
+    ssl_context: ssl.SSLContext | None,
+    ca_cert: str | None,
+    grpc_config: GrpcServerConfig,
+    debug_config: DebugHttpConfig,
+    task_status: trio.TaskStatus[HostAddresses],
+) -> None:
     async with (
         open_host_provider(config.provider) as provider_stack,
         open_actor_system("host", faults=config.debug.faults) as system,
@@ -266,6 +311,9 @@ async def run_host(
                             every_records=config.audit.fsync_every_records,
                             every_s=config.audit.fsync_every_s,
                         ),
+                        on_written=lambda appended: telemetry.metrics.add_audit_records(
+                            appended.kind
+                        ),
                     )
                 ),
             )
@@ -274,7 +322,8 @@ async def run_host(
             provider=provider if provider is not None else provider_stack.provider,
             limits=config.sessions.limit_policy(),
             default_model=config.provider.default_model,
-            tool_runner_factory=await _start_tools(system, config, audit),
+            tool_runner_factory=await _start_tools(system, config, audit, telemetry),
+            telemetry=telemetry,
         )
         await system.spawn(provider_actor_spec(provider_stack))
         sessions = await system.spawn(
