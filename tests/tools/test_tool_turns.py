@@ -17,6 +17,7 @@ from tests.host.conftest import (
     STEP_S,
     Conversation,
     RunningHost,
+    cancel,
     host_config,
     in_thread,
     kind,
@@ -47,6 +48,19 @@ def turn(talk: Conversation, text: str) -> list[Any]:
     return talk.until(lambda e: kind(e) in ("assistant_done", "error") and e.turn_id != "")
 
 
+async def run_turns(th: ToolHost, *messages: str) -> list[list[Any]]:
+    """One session on the tool host: one turn per message, then close and stop the host."""
+    with th.host.channel() as channel:
+        talk = Conversation(channel)
+        talk.send(start_request())
+        await in_thread(talk.next_event)
+        turns = [await in_thread(turn, talk, message) for message in messages]
+        talk.close()
+        await in_thread(talk.rest)
+    th.host.shutdown.set()
+    return turns
+
+
 class ToolHost:
     def __init__(self, host: RunningHost, audit: Path, tmp: Path) -> None:
         self.host, self.audit, self.tmp = host, audit, tmp
@@ -72,14 +86,7 @@ class TestReadAFile:
         (root / "notes.txt").write_text("Zero Latency keeps receipts.\n")
         async with trio.open_nursery() as nursery:
             th = await start_tool_host(nursery, tmp_path, roots=[str(root)])
-            with th.host.channel() as channel:
-                talk = Conversation(channel)
-                talk.send(start_request())
-                await in_thread(talk.next_event)
-                events = await in_thread(turn, talk, "please read notes.txt")
-                talk.close()
-                await in_thread(talk.rest)
-            th.host.shutdown.set()
+            (events,) = await run_turns(th, "please read notes.txt")
         kinds = [kind(e) for e in events]
         assert kinds[0] == "tool_call_started"
         started = events[0].tool_call_started
@@ -128,16 +135,8 @@ class TestFailures:
                 command=[sys.executable, str(ROGUE), "--log", str(log)],
                 timeout_ms=1000,
             )
-            with th.host.channel() as channel:
-                talk = Conversation(channel)
-                talk.send(start_request())
-                await in_thread(talk.next_event)
-                events = await in_thread(turn, talk, message)
-                # The next call works (after a restart, if the server crashed).
-                again = await in_thread(turn, talk, "read hello.txt")
-                talk.close()
-                await in_thread(talk.rest)
-            th.host.shutdown.set()
+            # The next call works (after a restart, if the server crashed).
+            events, again = await run_turns(th, message, "read hello.txt")
         deltas = [e.tool_call_delta for e in events if kind(e) == "tool_call_delta"]
         assert len(deltas) == 1
         assert deltas[0].status == status
@@ -162,14 +161,7 @@ class TestFailures:
         root.mkdir()
         async with trio.open_nursery() as nursery:
             th = await start_tool_host(nursery, tmp_path, roots=[str(root)])
-            with th.host.channel() as channel:
-                talk = Conversation(channel)
-                talk.send(start_request())
-                await in_thread(talk.next_event)
-                events = await in_thread(turn, talk, "read ../../etc/passwd")
-                talk.close()
-                await in_thread(talk.rest)
-            th.host.shutdown.set()
+            (events,) = await run_turns(th, "read ../../etc/passwd")
         (delta,) = [e.tool_call_delta for e in events if kind(e) == "tool_call_delta"]
         assert delta.status == "error"
         assert delta.error.code.startswith("fs.")
@@ -181,14 +173,7 @@ class TestFailures:
             th = await start_tool_host(
                 nursery, tmp_path, command=[sys.executable, str(ROGUE)], max_bytes=100
             )
-            with th.host.channel() as channel:
-                talk = Conversation(channel)
-                talk.send(start_request())
-                await in_thread(talk.next_event)
-                events = await in_thread(turn, talk, "read oversized")
-                talk.close()
-                await in_thread(talk.rest)
-            th.host.shutdown.set()
+            (events,) = await run_turns(th, "read oversized")
         (delta,) = [e.tool_call_delta for e in events if kind(e) == "tool_call_delta"]
         result = json.loads(delta.result_json)
         assert result["bytesReturned"] == 100
@@ -217,8 +202,6 @@ class TestCancellation:
                 await in_thread(talk.next_event)
                 talk.send(say("read hang"))
                 await in_thread(lambda: talk.until(lambda e: kind(e) == "tool_call_started"))
-                from tests.host.conftest import cancel
-
                 talk.send(cancel())
                 events = await in_thread(lambda: talk.until(lambda e: kind(e) == "assistant_done"))
                 talk.close()
