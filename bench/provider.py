@@ -3,11 +3,13 @@
     python -m bench.provider [--quick]
 
 Three processes: the fake upstream (``python -m actors.provider.fake_upstream``, first-token
-delay 50 ms), the host (``kind = "openai"`` pointing at it) and this one, the load generator
-(the grpcio client of ``bench.ttft``: 100 concurrent sessions, every one open before the turns
-start). In the same run a bare httpx client streams the same completions straight from the
-fake upstream at the same concurrency. ``added_ttft_ms_*`` is host minus direct. The last
-line is one JSON object.
+delay 50 ms, then 25 tokens at 50 tokens/s, the pace ``bench.ttft`` gives the mock), the host
+(``kind = "openai"`` pointing at it) and this one, the load generator (the grpcio client of
+``bench.ttft``: 100 concurrent sessions, every one open before the turns start, each sending
+its turns back to back from a random offset). In the same run a bare client (raw HTTP/1.1 over
+asyncio streams, no HTTP library) streams the same completions straight from the fake
+upstream with the same concurrency and the same offsets. ``added_ttft_ms_*`` is host minus
+direct. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import re
 import signal
 import subprocess
@@ -29,12 +32,10 @@ from ._stats import emit, median, percentile, progress
 from .ttft import RunSpec, run_load
 
 FIRST_TOKEN_DELAY_S = 0.05
+TOKENS_PER_S = 50
+ANSWER_TOKENS = 25
 CONCURRENCY = 100
 MODEL = "bench-model"
-# Connections kept for reuse, by both the host's pool and the direct client. Measured: the fake
-# upstream answers reused keep-alive connections with multi-second stalls at 100 concurrent
-# streams (fresh connections do not stall), so both sides open a connection per completion.
-KEEPALIVE_CONNECTIONS = 0
 _LISTENING = re.compile(r"listening on (\S+)")
 
 
@@ -48,6 +49,10 @@ def fake_upstream_process() -> Iterator[str]:
             "actors.provider.fake_upstream",
             "--first-token-delay",
             str(FIRST_TOKEN_DELAY_S),
+            "--token-interval",
+            str(1 / TOKENS_PER_S),
+            "--answer-tokens",
+            str(ANSWER_TOKENS),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -69,24 +74,26 @@ def fake_upstream_process() -> Iterator[str]:
             process.wait()
 
 
-def provider_settings(upstream_url: str) -> dict[str, str]:
+def provider_settings(upstream_url: str, concurrency: int, keepalive: int) -> dict[str, str]:
     """``ZL_*`` settings for a host whose provider is the OpenAI-compatible stack."""
     return {
         "ZL_SESSIONS__MAX_SESSIONS": "2000",
         "ZL_PROVIDER__KIND": "openai",
         "ZL_PROVIDER__DEFAULT_MODEL": MODEL,
         "ZL_PROVIDER__OPENAI__BASE_URL": upstream_url,
-        "ZL_PROVIDER__OPENAI__MAX_CONNECTIONS": str(CONCURRENCY * 2),
-        "ZL_PROVIDER__OPENAI__MAX_KEEPALIVE_CONNECTIONS": str(KEEPALIVE_CONNECTIONS),
+        "ZL_PROVIDER__OPENAI__MAX_CONNECTIONS": str(concurrency * 2),
+        "ZL_PROVIDER__OPENAI__MAX_KEEPALIVE_CONNECTIONS": str(keepalive),
     }
 
 
-async def direct_load(url: str, turns: int) -> list[float]:
-    """The baseline: ``CONCURRENCY`` bare clients streaming ``turns`` completions each.
+async def direct_load(url: str, turns: int, concurrency: int, *, keepalive: bool) -> list[float]:
+    """The baseline: ``concurrency`` bare clients streaming ``turns`` completions each.
 
-    Each completion is one HTTP/1.1 request on a fresh connection (as the host's pool is
-    configured here), read with asyncio streams and no HTTP library: a client this cheap
-    is not the bottleneck itself, so the figure is the upstream's own time to first token.
+    Each client starts at a random offset within one turn's length (the same offsets as the
+    host's sessions), then streams its completions back to back: on one kept-alive
+    connection when ``keepalive`` (as the host's pool does then), else on a fresh connection
+    per completion. Read with asyncio streams and no HTTP library: a client this cheap is not
+    the bottleneck itself, so the figure is the upstream's own time to first token.
     """
     samples: list[float] = []
     authority = url.split("//", 1)[1].split("/", 1)[0]
@@ -100,54 +107,75 @@ async def direct_load(url: str, turns: int) -> list[float]:
             "stream_options": {"include_usage": True},
         }
     ).encode()
+    connection = "keep-alive" if keepalive else "close"
     request = (
         f"POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: {connection}\r\n\r\n"
     ).encode() + body
 
-    async def one() -> None:
+    async def one(offset: float) -> None:
+        await asyncio.sleep(offset)
+        streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         for _ in range(turns):
             sent = time.perf_counter()
-            reader, writer = await asyncio.open_connection(host, int(port))
+            if streams is None:
+                streams = await asyncio.open_connection(host, int(port))
+            reader, writer = streams
             writer.write(request)
             first: float | None = None
             seen = b""
             while chunk := await reader.read(65_536):
-                if first is None:
-                    seen += chunk
-                    # The first chunk with text (the role chunk before it carries none).
-                    if b'"content": "' in seen.replace(b'"content": ""', b"") or (
-                        b'"content":"' in seen.replace(b'"content":""', b"")
-                    ):
-                        first = time.perf_counter()
-            writer.close()
-            await writer.wait_closed()
+                seen += chunk
+                # The first chunk with text (the role chunk before it carries none).
+                if first is None and b'"content":"' in seen.replace(b'"content":""', b""):
+                    first = time.perf_counter()
+                # The chunked body's last chunk: the response is complete.
+                if keepalive and seen.endswith(b"\r\n0\r\n\r\n"):
+                    break
+            if not keepalive:
+                writer.close()
+                await writer.wait_closed()
+                streams = None
             if first is not None:
                 samples.append((first - sent) * 1000)
+        if streams is not None:
+            streams[1].close()
+            await streams[1].wait_closed()
 
-    await asyncio.gather(*(one() for _ in range(CONCURRENCY)))
+    await asyncio.gather(*(one(offset) for offset in turn_offsets(concurrency)))
     return samples
 
 
-def run(turns: int) -> dict[str, Any]:
-    # Turn starts spread over half a second (a 25-token answer at 50 tokens/s), not one burst.
-    spec = RunSpec(concurrency=CONCURRENCY, tokens_per_s=50, answer_tokens=25, turns=turns)
+def turn_offsets(concurrency: int) -> list[float]:
+    """The start offsets ``bench.ttft.run_load`` gives its sessions (same seed, same spread)."""
+    rng = random.Random(1)
+    turn_s = FIRST_TOKEN_DELAY_S + ANSWER_TOKENS / TOKENS_PER_S
+    return [rng.uniform(0, turn_s) for _ in range(concurrency)]
+
+
+def run(turns: int, concurrency: int, keepalive: int) -> dict[str, Any]:
+    spec = RunSpec(
+        concurrency=concurrency,
+        tokens_per_s=TOKENS_PER_S,
+        answer_tokens=ANSWER_TOKENS,
+        turns=turns,
+    )
     with fake_upstream_process() as url:
         # Warm both paths (imports, pools, first connections) before measuring.
-        asyncio.run(direct_load(url, 1))
-        direct = asyncio.run(direct_load(url, turns))
-        with host_process(provider_settings(url)) as host:
-            samples, _, rss, _ = asyncio.run(run_load(host, spec))
-        direct_after = asyncio.run(direct_load(url, turns))
+        asyncio.run(direct_load(url, 1, concurrency, keepalive=keepalive > 0))
+        direct = asyncio.run(direct_load(url, turns, concurrency, keepalive=keepalive > 0))
+        with host_process(provider_settings(url, concurrency, keepalive)) as host:
+            samples, _, rss, host_cpu_pct = asyncio.run(run_load(host, spec))
+        direct_after = asyncio.run(direct_load(url, turns, concurrency, keepalive=keepalive > 0))
     direct += direct_after
     host_ttft = samples.ttft_ms
     return {
         "bench": "provider",
-        "concurrency": CONCURRENCY,
+        "concurrency": concurrency,
         "first_token_delay_ms": FIRST_TOKEN_DELAY_S * 1000,
         "turns": len(host_ttft),
-        "turns_expected": CONCURRENCY * turns,
-        "errors": samples.errors + CONCURRENCY * turns - len(host_ttft),
+        "turns_expected": concurrency * turns,
+        "errors": samples.errors + concurrency * turns - len(host_ttft),
         "host_ttft_ms_p50": round(median(host_ttft), 2),
         "host_ttft_ms_p95": round(percentile(host_ttft, 95), 2),
         "direct_ttft_ms_p50": round(median(direct), 2),
@@ -155,17 +183,30 @@ def run(turns: int) -> dict[str, Any]:
         "added_ttft_ms_p50": round(median(host_ttft) - median(direct), 2),
         "added_ttft_ms_p95": round(percentile(host_ttft, 95) - percentile(direct, 95), 2),
         "server_rss_mb": round(rss, 1),
-        "keepalive_connections": KEEPALIVE_CONNECTIONS,
+        "host_cpu_pct": round(host_cpu_pct, 1),
+        "keepalive_connections": keepalive,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer turns; under 30 s")
+    parser.add_argument(
+        "--concurrency", type=int, default=CONCURRENCY, help=f"sessions (default {CONCURRENCY})"
+    )
+    parser.add_argument(
+        "--keepalive",
+        type=int,
+        default=CONCURRENCY,
+        help=(
+            f"idle connections the host's pool keeps for reuse (default {CONCURRENCY}); "
+            "0: a connection per completion, for the host and the direct client alike"
+        ),
+    )
     args = parser.parse_args()
     turns = 3 if args.quick else 10
-    progress(f"{CONCURRENCY} sessions x {turns} turns, host vs direct ...")
-    result = run(turns)
+    progress(f"{args.concurrency} sessions x {turns} turns, host vs direct ...")
+    result = run(turns, args.concurrency, args.keepalive)
     result["quick"] = args.quick
     progress(
         f"  host ttft p50 {result['host_ttft_ms_p50']} / p95 {result['host_ttft_ms_p95']} ms; "

@@ -14,21 +14,28 @@ import time
 from collections.abc import Callable, Sequence
 
 import attrs
-import trio
 
 from actors.errors import ProviderError
 
 from ._breaker import BreakerConfig, BreakerSnapshot, CircuitBreaker, StateChangeObserver
 from ._types import CompletionRequest, LlmProvider, ProviderEvent, ProviderEventSink
 
-# Events pass through one unbuffered hop so the chain can tell whether a provider forwarded
-# anything before it failed; 0 keeps the caller's back-pressure intact.
-RELAY_CAPACITY = 0
-
 
 @attrs.define
 class _Relay:
+    """The caller's sink, noting whether a provider forwarded anything before it failed.
+
+    Events go straight through in the provider's own task: no channel and no second task, so
+    a token costs no extra scheduling pass and the caller's back-pressure reaches the provider
+    unchanged.
+    """
+
+    events: ProviderEventSink
     forwarded: bool = False
+
+    async def send(self, event: ProviderEvent) -> None:
+        await self.events.send(event)
+        self.forwarded = True
 
 
 class FallbackProvider:
@@ -88,9 +95,9 @@ class FallbackProvider:
             if not breaker.try_acquire():
                 reasons.append(f"{provider.name}: circuit open")
                 continue
-            relay = _Relay()
+            relay = _Relay(events)
             try:
-                error = await self._run(provider, request, events, relay)
+                error = await self._run(provider, request, relay)
             except BaseException:
                 breaker.release()
                 raise
@@ -110,25 +117,10 @@ class FallbackProvider:
 
     @staticmethod
     async def _run(
-        provider: LlmProvider,
-        request: CompletionRequest,
-        events: ProviderEventSink,
-        relay: _Relay,
+        provider: LlmProvider, request: CompletionRequest, relay: _Relay
     ) -> ProviderError | None:
-        send, receive = trio.open_memory_channel[ProviderEvent](RELAY_CAPACITY)
-
-        async def pump() -> None:
-            async with receive:
-                async for event in receive:
-                    await events.send(event)
-                    relay.forwarded = True
-
-        error: ProviderError | None = None
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(pump)
-            async with send:
-                try:
-                    await provider.stream(request, send)
-                except ProviderError as exc:
-                    error = exc
-        return error
+        try:
+            await provider.stream(request, relay)
+        except ProviderError as exc:
+            return exc
+        return None

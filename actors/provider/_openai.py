@@ -40,6 +40,7 @@ import trio
 from actors.errors import ProviderError
 
 from ._credentials import ApiKey, load_api_key
+from ._http_pool import PooledHttpClient, open_pooled_http_client
 from ._openai_config import OpenAIProviderConfig
 from ._openai_wire import ChunkAssembler, ToolNames, build_request_body, make_usage
 from ._retry import backoff_delay, parse_retry_after
@@ -94,7 +95,7 @@ class OpenAICompatibleProvider:
 
     Args:
         config: endpoint, deadlines, retries and prices.
-        client: the HTTP client (its connection pool is shared by all calls).
+        client: the HTTP client (its connection pools are shared by all calls).
         api_key: the bearer token, or None for a keyless server.
         rng: the jitter source (seeded in tests).
         usage_observer: called once per ``stream`` call that reached the upstream, with the
@@ -105,7 +106,7 @@ class OpenAICompatibleProvider:
     def __init__(
         self,
         config: OpenAIProviderConfig,
-        client: httpx.AsyncClient,
+        client: PooledHttpClient,
         api_key: ApiKey | None,
         *,
         rng: random.Random | None = None,
@@ -400,16 +401,13 @@ async def open_openai_provider(
     Cancellation: the pool is closed on the way out.
     """
     api_key = load_api_key(key=config.api_key, env_var=config.api_key_env, file=config.api_key_file)
-    client = httpx.AsyncClient(
+    async with open_pooled_http_client(
+        max_connections=config.max_connections,
+        max_keepalive_connections=config.max_keepalive_connections,
         # Only the connect timeout is httpx's; the stream's deadlines are Trio scopes above,
         # which (unlike per-read timeouts) also bound a server that trickles keep-alive bytes.
         timeout=httpx.Timeout(connect=config.connect_timeout, read=None, write=None, pool=None),
-        limits=httpx.Limits(
-            max_connections=config.max_connections,
-            max_keepalive_connections=config.max_keepalive_connections,
-        ),
-    )
-    async with client:
+    ) as client:
         yield OpenAICompatibleProvider(
             config, client, api_key, rng=rng, usage_observer=usage_observer
         )

@@ -11,6 +11,7 @@ import itertools
 import logging
 from typing import Final
 
+import attrs
 import trio
 
 from actors.errors import WireError
@@ -144,6 +145,8 @@ class DeviceConnection(Actor[DeviceMessage]):
         self.tools = {tool.name for tool in hello.tools}
         self.in_flight: dict[str, ActorRef[HostMessage]] = {}
         self.nonces = itertools.count()
+        #: The last relay↔device round trip in milliseconds (None before the first pong).
+        self.rtt_ms: float | None = None
         self.close_code = CLOSE_GOING_AWAY
         self.close_reason = "relay shutting down"
         self.gone = False
@@ -250,6 +253,9 @@ class DeviceConnection(Actor[DeviceMessage]):
             case ToolResult(call_id=call_id):
                 reply_to = self.in_flight.pop(call_id, None)
                 if reply_to is not None:
+                    # The relay is the one that measured it: a device's own figure is replaced.
+                    if frame.device_rtt_ms != self.rtt_ms:
+                        frame = attrs.evolve(frame, device_rtt_ms=self.rtt_ms)
                     reply_nowait(reply_to, frame)
             case ToolProgress(call_id=call_id):
                 progress_to = self.in_flight.get(call_id)
@@ -272,10 +278,10 @@ class DeviceConnection(Actor[DeviceMessage]):
                 if not await self._send(Pong(nonce=nonce, sent_at_ms=sent_at_ms)):
                     ctx.stop()
             case Pong(sent_at_ms=sent_at_ms):
-                rtt = max(0.0, trio.current_time() * 1000 - sent_at_ms)
+                self.rtt_ms = max(0.0, trio.current_time() * 1000 - sent_at_ms)
                 with contextlib.suppress(MailboxFull, ActorStopped):
                     self.router.send_nowait(
-                        UpdateRtt(tenant=self.tenant, device_id=self.device_id, rtt_ms=rtt)
+                        UpdateRtt(tenant=self.tenant, device_id=self.device_id, rtt_ms=self.rtt_ms)
                     )
             case _:
                 kind = getattr(frame, "TYPE", "?")

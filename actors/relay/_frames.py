@@ -122,12 +122,17 @@ def _exactly_one_outcome(instance: ToolResult, _: attrs.Attribute[Any], __: obje
 
 @attrs.frozen(kw_only=True)
 class ToolResult:
-    """Bridge → relay → host: how a call ended, exactly one of ``result`` and ``error``."""
+    """Bridge → relay → host: how a call ended, exactly one of ``result`` and ``error``.
+
+    ``device_rtt_ms`` is set by the relay on results it forwards from a device: the last
+    relay↔device round trip it measured with ping/pong (absent before the first pong).
+    """
 
     TYPE: ClassVar[str] = "tool.result"
     call_id: str
     result: dict[str, Any] | None = None
     error: WireError | None = attrs.field(default=None, validator=_exactly_one_outcome)
+    device_rtt_ms: float | None = None
 
     @property
     def ok(self) -> bool:

@@ -20,7 +20,7 @@ import logging
 import random
 import ssl
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 import attrs
@@ -145,14 +145,29 @@ class _Pending:
     frame: Frame
 
 
+#: Called with a host↔device round trip in milliseconds; runs in the shard connection's
+#: read loop, so it must be quick and must not raise (a metric's ``record``).
+RttObserver = Callable[[float], None]
+
+
 class ShardConnection(Actor[ShardMessage]):
-    """The persistent, multiplexed connection to one relay shard (see the module docstring)."""
+    """The persistent, multiplexed connection to one relay shard (see the module docstring).
+
+    Args:
+        url: the shard's host endpoint.
+        settings: how to reach it.
+        on_rtt: given host↔relay plus relay↔device round trip for every ``tool.result``
+            that carries the relay's ``device_rtt_ms``, once this connection has its own.
+    """
 
     mailbox_capacity = SHARD_MAILBOX_CAPACITY
 
-    def __init__(self, url: str, settings: RelayLinkSettings) -> None:
+    def __init__(
+        self, url: str, settings: RelayLinkSettings, *, on_rtt: RttObserver | None = None
+    ) -> None:
         self.url = url
         self.settings = settings
+        self.on_rtt = on_rtt
         self.ws: WebSocketConnection | None = None
         self.pending: dict[str, _Pending] = {}
         self.waiting: list[str] = []
@@ -258,10 +273,12 @@ class ShardConnection(Actor[ShardMessage]):
             # The relay validated every frame where it entered (from a device); trusted here.
             frame = decode_frame(data, max_bytes=self.settings.max_frame_bytes, validate=False)
             match frame:
-                case ToolResult(call_id=key) | Catalog(request_id=key):
-                    pending = self.pending.pop(key, None)
-                    if pending is not None:
-                        pending.reply.resolve(frame)
+                case ToolResult(call_id=key, device_rtt_ms=device_rtt):
+                    self._resolve(key, frame)
+                    if device_rtt is not None:
+                        self._observe_rtt(device_rtt)
+                case Catalog(request_id=key):
+                    self._resolve(key, frame)
                 case ErrorFrame(call_id=str(key)) if key in self.pending:
                     self.pending.pop(key).reply.fail(ToolError(frame.code, frame.message))
                 case Redirect(tenant=tenant):
@@ -277,6 +294,17 @@ class ShardConnection(Actor[ShardMessage]):
                     log.warning("relay %s reports %s: %s", self.url, code, message)
                 case _:
                     log.debug("relay link: ignoring %s frame", frame.TYPE)
+
+    def _resolve(self, key: str, frame: ToolResult | Catalog) -> None:
+        pending = self.pending.pop(key, None)
+        if pending is not None:
+            pending.reply.resolve(frame)
+
+    def _observe_rtt(self, device_rtt_ms: float) -> None:
+        # Both legs are the latest heartbeat samples, not this call's own duration, which
+        # would add the tool's work to the network's round trip.
+        if self.on_rtt is not None and self.rtt_ms is not None:
+            self.on_rtt(self.rtt_ms + device_rtt_ms)
 
 
 # --- the link ---------------------------------------------------------------------------
@@ -315,23 +343,37 @@ class RelayToolLink:
     """``ToolLink`` over relay shards.
 
     Build it with :meth:`start` inside the host's tree; it starts one ``ShardConnection``
-    child under ``parent`` per shard it needs, on first use.
+    child under ``parent`` per shard it needs, on first use. ``on_rtt`` is handed to each
+    (see ``ShardConnection``): the host records it as ``host_to_device_rtt_ms``.
     """
 
-    def __init__(self, parent: SupervisorRef, settings: RelayLinkSettings) -> None:
+    def __init__(
+        self,
+        parent: SupervisorRef,
+        settings: RelayLinkSettings,
+        *,
+        on_rtt: RttObserver | None = None,
+    ) -> None:
         self.parent = parent
         self.settings = settings
+        self.on_rtt = on_rtt
         self.connections: dict[str, ActorRef[ShardMessage]] = {}
         self.overrides: dict[str, str] = {}
         self.lock = trio.Lock()
         self.serial = itertools.count()
 
     @classmethod
-    async def start(cls, parent: SupervisorRef, settings: RelayLinkSettings) -> RelayToolLink:
+    async def start(
+        cls,
+        parent: SupervisorRef,
+        settings: RelayLinkSettings,
+        *,
+        on_rtt: RttObserver | None = None,
+    ) -> RelayToolLink:
         """A link whose shard connections are children of ``parent`` (opened lazily)."""
         if not settings.shards:
             raise ValueError("the relay link needs at least one shard")
-        return cls(parent, settings)
+        return cls(parent, settings, on_rtt=on_rtt)
 
     async def _connection(self, url: str) -> ActorRef[ShardMessage]:
         async with self.lock:
@@ -339,7 +381,7 @@ class RelayToolLink:
             if ref is None:
                 spec = ActorSpec(
                     name=f"relay_shard_{next(self.serial)}",
-                    factory=lambda: ShardConnection(url, self.settings),
+                    factory=lambda: ShardConnection(url, self.settings, on_rtt=self.on_rtt),
                 )
                 ref = await self.parent.start_child(spec)
                 self.connections[url] = ref

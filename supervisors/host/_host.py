@@ -206,7 +206,11 @@ async def _start_tools(
         return None
     if config.tools.mode == "relay":
         tool_link = await system.spawn(SupervisorSpec(name="tool_link"))
-        link = await RelayToolLink.start(tool_link, relay_link_settings(config))
+        link = await RelayToolLink.start(
+            tool_link,
+            relay_link_settings(config),
+            on_rtt=None if telemetry is None else telemetry.metrics.record_host_to_device_rtt,
+        )
     else:
         client = await system.spawn(
             mcp_client_spec(

@@ -93,8 +93,8 @@ frames: st.SearchStrategy[Frame] = st.one_of(
         traceparent=st.none()
         | st.from_regex(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", fullmatch=True),
     ),
-    st.builds(ToolResult, call_id=ids, result=json_objects),
-    st.builds(ToolResult, call_id=ids, error=wire_errors),
+    st.builds(ToolResult, call_id=ids, result=json_objects, device_rtt_ms=st.none() | clocks),
+    st.builds(ToolResult, call_id=ids, error=wire_errors, device_rtt_ms=st.none() | clocks),
     st.builds(ToolCancel, call_id=ids, reason=st.text(min_size=1, max_size=60)),
     st.builds(
         ToolProgress,
@@ -153,6 +153,12 @@ class TestRoundTrip:
             "inputSchema": {},
         }
         assert json.loads(encode_frame(a_call()))["caps"] == {"timeoutMs": 3000, "maxBytes": 4096}
+
+    def test_device_rtt_is_optional_on_the_wire(self) -> None:
+        unmeasured = ToolResult(call_id="c-1", result={})
+        assert "device_rtt_ms" not in json.loads(encode_frame(unmeasured))
+        measured = json.loads(encode_frame(ToolResult(call_id="c-1", result={}, device_rtt_ms=0.8)))
+        assert measured["device_rtt_ms"] == 0.8
 
     def test_lone_surrogate_survives(self) -> None:
         call = a_call(args={"path": "bad\ud800name"})

@@ -5,20 +5,26 @@ from __future__ import annotations
 import argparse
 from functools import partial
 
+import attrs
 import trio
 
 from ._script import Script, ScriptedToolCall
 from ._server import FakeUpstream, serve_fake_upstream
 
 
-async def _main(host: str, port: int, first_token_delay: float, tool: bool) -> None:
+async def _main(args: argparse.Namespace) -> None:
     script = Script(
-        first_token_delay=first_token_delay,
-        tool_call=ScriptedToolCall() if tool else None,
+        first_token_delay=args.first_token_delay,
+        token_interval=args.token_interval,
+        tool_call=ScriptedToolCall() if args.tool_call else None,
     )
+    if args.answer_tokens is not None:
+        script = attrs.evolve(script, text=" ".join(f"w{i}" for i in range(args.answer_tokens)))
     upstream = FakeUpstream(script)
     async with trio.open_nursery() as nursery:
-        url = await nursery.start(partial(serve_fake_upstream, upstream, host=host, port=port))
+        url = await nursery.start(
+            partial(serve_fake_upstream, upstream, host=args.host, port=args.port)
+        )
         print(f"fake upstream listening on {url}", flush=True)
 
 
@@ -27,9 +33,14 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--first-token-delay", type=float, default=0.05)
+    parser.add_argument(
+        "--token-interval", type=float, default=0.0, help="seconds between content chunks"
+    )
+    parser.add_argument(
+        "--answer-tokens", type=int, default=None, help="answer with this many word tokens"
+    )
     parser.add_argument("--tool-call", action="store_true", help="answer with an fs.read call")
-    args = parser.parse_args()
-    trio.run(_main, args.host, args.port, args.first_token_delay, args.tool_call)
+    trio.run(_main, parser.parse_args())
 
 
 if __name__ == "__main__":
