@@ -15,6 +15,7 @@ The last line of output is one JSON object.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -54,6 +55,34 @@ IDLE_RAMP = 32
 IDLE_CONNECT_TIMEOUT_S = 600.0
 #: The relay's default heartbeat (``RelayLimits``): what idle devices see in production.
 IDLE_HEARTBEAT_S = 5.0
+
+
+def cpu_s(pid: int) -> float:
+    """CPU time (user + system) the process has used so far, in seconds (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of a process (Linux /proc)."""
+    pids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        pids += [int(child) for child in (task / "children").read_text().split()]
+    return pids
+
+
+class CpuMeter:
+    """CPU milliseconds per call of named processes over one measured phase."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.before = {name: cpu_s(pid) for name, pid in pids.items()}
+
+    def per_call_ms(self, calls: int) -> dict[str, float]:
+        return {
+            name: round((cpu_s(pid) - self.before[name]) * 1000 / calls, 3)
+            for name, pid in self.pids.items()
+        }
 
 
 def rss_mb(pid: int) -> float:
@@ -333,10 +362,25 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             await timed(20, 1, direct)
             await timed(20, 1, relayed)
             worst = {50: 0.0, 95: 0.0, 99: 0.0}
+            (direct_server,) = set(child_pids(os.getpid())) - {relay.pid, bridge.pid}
+            (bridge_server,) = child_pids(bridge.pid)
             for concurrency in (1, 50):
+                meter = CpuMeter({"client": os.getpid(), "mcp_server": direct_server})
                 d = await timed(n, concurrency, direct)
+                direct_cpu = meter.per_call_ms(n)
+                meter = CpuMeter(
+                    {
+                        "host_link": os.getpid(),
+                        "relay": relay.pid,
+                        "bridge": bridge.pid,
+                        "mcp_server": bridge_server,
+                    }
+                )
                 r = await timed(n, concurrency, relayed)
-                level = {}
+                level: dict[str, Any] = {
+                    "direct_cpu_ms_per_call": direct_cpu,
+                    "relay_cpu_ms_per_call": meter.per_call_ms(n),
+                }
                 for pct in (50, 95, 99):
                     over = percentile(r, pct) - percentile(d, pct)
                     level[f"overhead_ms_p{pct}"] = round(over, 3)
