@@ -7,15 +7,17 @@ import socket
 import ssl
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import attrs
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from trio_websocket import WebSocketConnection
 
 from actors.relay import generate_signing_key, mint_device_token, mint_host_token, save_public_key
+from actors.relay._dial import open_relay_websocket
 from actors.relay._limits import RelayLimits
 from actors.tools._relay_link import RelayLinkSettings, RelayToolLink
 from supervisors.relay import (
@@ -33,6 +35,8 @@ REPO = Path(__file__).resolve().parents[2]
 LEGACY_SERVER = REPO / "tests" / "mcp_client" / "legacy_server.py"
 DEADLINE_S = 30.0
 HEARTBEAT_S = 0.5
+#: The largest frame the tests' raw connections accept.
+MAX_BYTES = 1 << 20
 
 
 def free_port() -> int:
@@ -141,12 +145,28 @@ async def start_relay(
 
 
 @asynccontextmanager
-async def open_link(settings: RelayLinkSettings) -> AsyncIterator[RelayToolLink]:
+async def open_link(
+    settings: RelayLinkSettings, on_rtt: Callable[[float], None] | None = None
+) -> AsyncIterator[RelayToolLink]:
     async with open_actor_system("host", stop_grace_s=2.0) as system:
         parent = await system.spawn(
             SupervisorSpec(name="tool_link", backoff=Backoff(initial_s=0.05, max_s=0.2))
         )
-        yield await RelayToolLink.start(parent, settings)
+        yield await RelayToolLink.start(parent, settings, on_rtt=on_rtt)
+
+
+@asynccontextmanager
+async def dial(env: Env, url: str, token: str | None) -> AsyncIterator[WebSocketConnection]:
+    """A raw WebSocket to a relay endpoint, for tests that speak the frames themselves."""
+    async with open_relay_websocket(
+        url,
+        env.client_context(),
+        token=token,
+        message_queue_size=16,
+        max_message_size=MAX_BYTES,
+        connect_timeout_s=DEADLINE_S,
+    ) as ws:
+        yield ws
 
 
 class Bridge:

@@ -32,7 +32,6 @@ from actors.relay import (
     mint_host_token,
     shard_for,
 )
-from actors.relay._dial import open_relay_websocket
 from actors.relay._wire import (
     CLOSE_BAD_FRAME,
     CLOSE_REPLACED,
@@ -43,12 +42,11 @@ from actors.tools._relay_link import RelayToolLink
 from supervisors.relay import ShardSection
 from supervisors.tls import ALPN_HTTP1, client_ssl_context
 
-from ._support import DEADLINE_S, Env, open_link, start_relay
+from ._support import DEADLINE_S, MAX_BYTES, Env, dial, open_link, start_relay
 
 TENANT = "acme"
 #: Frames larger than this are refused by the relay under test.
 SMALL_FRAME_BYTES = 8192
-MAX_BYTES = 1 << 20
 
 
 def home(env: Env) -> ShardSection:
@@ -58,19 +56,6 @@ def home(env: Env) -> ShardSection:
 
 def tool(name: str) -> Tool:
     return Tool(name=name, version="1.0.0", description=name, input_schema={"type": "object"})
-
-
-@asynccontextmanager
-async def dial(env: Env, url: str, token: str | None) -> AsyncIterator[WebSocketConnection]:
-    async with open_relay_websocket(
-        url,
-        env.client_context(),
-        token=token,
-        message_queue_size=16,
-        max_message_size=MAX_BYTES,
-        connect_timeout_s=DEADLINE_S,
-    ) as ws:
-        yield ws
 
 
 async def closed_with(ws: WebSocketConnection) -> tuple[int, list[Any]]:

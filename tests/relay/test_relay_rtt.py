@@ -8,7 +8,7 @@ in the first test, for the host, so the tests decide when the device answers pin
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
@@ -29,17 +29,13 @@ from actors.relay import (
     encode_frame,
     shard_for,
 )
-from actors.relay._dial import open_relay_websocket
 from actors.tools import ToolInvocation
-from actors.tools._relay_link import RelayLinkSettings, RelayToolLink
 from supervisors.relay import ShardSection
-from zl_actors import Backoff, SupervisorSpec, open_actor_system
 
-from ._support import DEADLINE_S, HEARTBEAT_S, Env, start_relay
+from ._support import DEADLINE_S, HEARTBEAT_S, MAX_BYTES, Env, dial, open_link, start_relay
 
 TENANT = "acme"
 DEVICE = "laptop-1"
-MAX_BYTES = 1 << 20
 #: What the device claims as its round trip; the relay must not pass it on.
 FORGED_RTT_MS = 999_999.0
 
@@ -54,19 +50,6 @@ async def relay(env: Env, nursery: trio.Nursery) -> ShardSection:
     shard = home(env)
     await start_relay(nursery, env.config(shard.shard_id))
     return shard
-
-
-@asynccontextmanager
-async def dial(env: Env, url: str, token: str) -> AsyncIterator[WebSocketConnection]:
-    async with open_relay_websocket(
-        url,
-        env.client_context(),
-        token=token,
-        message_queue_size=16,
-        max_message_size=MAX_BYTES,
-        connect_timeout_s=DEADLINE_S,
-    ) as ws:
-        yield ws
 
 
 class Device:
@@ -134,17 +117,6 @@ async def call_through(host: WebSocketConnection, call_id: str) -> ToolResult:
             frame = decode_frame(await host.get_message(), max_bytes=MAX_BYTES)
             if isinstance(frame, ToolResult) and frame.call_id == call_id:
                 return frame
-
-
-@asynccontextmanager
-async def open_link(
-    settings: RelayLinkSettings, on_rtt: Callable[[float], None]
-) -> AsyncIterator[RelayToolLink]:
-    async with open_actor_system("host", stop_grace_s=2.0) as system:
-        parent = await system.spawn(
-            SupervisorSpec(name="tool_link", backoff=Backoff(initial_s=0.05, max_s=0.2))
-        )
-        yield await RelayToolLink.start(parent, settings, on_rtt=on_rtt)
 
 
 def fs_read(call_id: str) -> ToolInvocation:

@@ -13,11 +13,11 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from actors.provider import ScriptedMockProvider
 from actors.telemetry import Telemetry, TelemetryConfig
-from supervisors.host import HostAddresses, ToolsSection, run_host
-from tests.host.conftest import Conversation, host_config, in_thread, kind, say
+from supervisors.host import HostAddresses, run_host
+from tests.host.conftest import Conversation, in_thread, kind, say
 from tests.relay._support import HEARTBEAT_S, Bridge, make_env, start_relay
 
-from .test_streamchat_via_relay import DEVICE, TENANT, start_for, turn_finished
+from ._support import DEVICE, TENANT, device_root, relay_host_config, start_for, turn_finished
 
 METRIC = "host_to_device_rtt_ms"
 #: Tool turns after the first one that may pass before the relay has pinged the device.
@@ -45,22 +45,8 @@ class TestRttMetricThroughTheRelay:
 
     async def test_tool_turn_records_host_to_device_rtt(self, tmp_path: Path) -> None:
         env = make_env(tmp_path)
-        root = tmp_path / "device-files"
-        root.mkdir()
-        (root / "notes.txt").write_text("written on the device\n")
-        token_file = tmp_path / "host.jwt"
-        token_file.write_text(env.host_token(TENANT))
-        config = host_config(
-            tmp_path,
-            tls=True,
-            tools=ToolsSection(
-                mode="relay",
-                relay_shards=[f"{s.shard_id}={s.host_url}" for s in env.shards],
-                relay_token_file=str(token_file),
-                relay_ca=str(env.ca),
-                relay_heartbeat_s=HEARTBEAT_S,
-            ),
-        )
+        root = device_root(tmp_path)
+        config = relay_host_config(env, tmp_path)
         reader = InMemoryMetricReader()
         telemetry = Telemetry.from_config(
             TelemetryConfig(service_name="zl-rtt-test"), metric_readers=[reader]
@@ -105,7 +91,7 @@ class TestRttMetricThroughTheRelay:
         creds = grpc.ssl_channel_credentials(Path(addresses.ca_cert).read_bytes())
         with grpc.secure_channel(f"localhost:{addresses.grpc_port}", creds) as channel:
             talk = Conversation(channel)
-            talk.send(start_for(DEVICE))  # type: ignore[arg-type]
+            talk.send(start_for(DEVICE))
             await in_thread(talk.next_event)
             with trio.fail_after(30):
                 # Until the bridge has announced itself, the device offers no tools.

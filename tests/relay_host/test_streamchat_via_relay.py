@@ -5,28 +5,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import trio
 
 from actors.audit import verify_audit
-from supervisors.host import AuditSection, ToolsSection
-from tests.host.conftest import Conversation, host_config, in_thread, kind, say, start_host
+from supervisors.host import AuditSection
+from tests.host.conftest import Conversation, in_thread, kind, say, start_host
 from tests.relay._support import Bridge, make_env, start_relay
 
-TENANT = "acme"
-DEVICE = "laptop-7"
-
-
-def start_for(device: str) -> object:
-    from contracts.generated import agent_pb2
-
-    return agent_pb2.ChatRequest(
-        start_session=agent_pb2.StartSession(tenant=TENANT, user="u1", device_id=device)
-    )
-
-
-def turn_finished(event: object) -> bool:
-    return kind(event) == "assistant_done"  # type: ignore[arg-type]
+from ._support import (
+    DEVICE,
+    NOTES,
+    TENANT,
+    device_root,
+    relay_host_config,
+    start_for,
+    turn_finished,
+)
 
 
 class TestStreamChatThroughTheRelay:
@@ -34,23 +30,10 @@ class TestStreamChatThroughTheRelay:
 
     async def test_tool_turn_via_relay_and_bridge(self, tmp_path: Path) -> None:
         env = make_env(tmp_path)
-        root = tmp_path / "device-files"
-        root.mkdir()
-        (root / "notes.txt").write_text("written on the device\n")
-        token_file = tmp_path / "host.jwt"
-        token_file.write_text(env.host_token(TENANT))
+        root = device_root(tmp_path)
         audit = tmp_path / "audit.jsonl"
-        config = host_config(
-            tmp_path,
-            tls=True,
-            tools=ToolsSection(
-                mode="relay",
-                relay_shards=[f"{s.shard_id}={s.host_url}" for s in env.shards],
-                relay_token_file=str(token_file),
-                relay_ca=str(env.ca),
-                relay_heartbeat_s=0.5,
-            ),
-            audit=AuditSection(path=str(audit), fsync_every_records=1),
+        config = relay_host_config(
+            env, tmp_path, audit=AuditSection(path=str(audit), fsync_every_records=1)
         )
         bridge: Bridge | None = None
         async with trio.open_nursery() as nursery:
@@ -61,9 +44,9 @@ class TestStreamChatThroughTheRelay:
                 host = await start_host(nursery, config)
                 with host.channel() as channel:
                     talk = Conversation(channel)
-                    talk.send(start_for(DEVICE))  # type: ignore[arg-type]
+                    talk.send(start_for(DEVICE))
                     await in_thread(talk.next_event)
-                    events: list[object] = []
+                    events: list[Any] = []
                     with trio.fail_after(30):
                         # Until the bridge has announced itself, the device offers no tools.
                         while not any(kind(e) == "tool_call_started" for e in events):
@@ -83,7 +66,7 @@ class TestStreamChatThroughTheRelay:
         assert started.device_id == DEVICE
         delta = next(e.tool_call_delta for e in events if kind(e) == "tool_call_delta")
         assert delta.status == "ok", delta
-        assert json.loads(delta.result_json)["content"] == "written on the device\n"
+        assert json.loads(delta.result_json)["content"] == NOTES
         answer = "".join(e.assistant_delta.text for e in events if kind(e) == "assistant_delta")
         assert "written on the device" in answer
         receipts = [
