@@ -228,7 +228,12 @@ async def _serve_connection(upstream: FakeUpstream, stream: trio.SocketStream) -
             keep = False
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_watch_peer, conn, stream, nursery.cancel_scope)
-                keep = await _play(conn, stream, plan)
+                try:
+                    keep = await _play(conn, stream, plan)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    # The client left mid-response (a reset can beat _watch_peer to it);
+                    # caught here, inside the nursery, so it ends this connection quietly.
+                    keep = False
                 nursery.cancel_scope.cancel()
             if not keep or conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                 return
