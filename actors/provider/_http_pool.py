@@ -1,4 +1,5 @@
-"""The adapter's HTTP client: several small httpx connection pools used as one.
+"""The adapter's HTTP client: several small httpx connection pools used as one, each on
+:mod:`._net`'s network backend.
 
 Why not one pool: httpcore 1.0's pool re-examines every connection for every queued request
 each time a request starts or a response closes, and counts idle connections inside that
@@ -19,6 +20,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Final
 
 import httpx
+
+from ._net import FewerPassesTransport
 
 #: The most connections one httpx pool holds (its scans stay in the microseconds).
 CONNECTIONS_PER_POOL: Final = 16
@@ -78,9 +81,11 @@ async def open_pooled_http_client(
             await stack.enter_async_context(
                 httpx.AsyncClient(
                     timeout=timeout,
-                    limits=httpx.Limits(
-                        max_connections=per_pool,
-                        max_keepalive_connections=keepalive_per_pool,
+                    transport=FewerPassesTransport(
+                        limits=httpx.Limits(
+                            max_connections=per_pool,
+                            max_keepalive_connections=keepalive_per_pool,
+                        )
                     ),
                 )
             )

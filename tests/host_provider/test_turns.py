@@ -131,7 +131,10 @@ class TestUpstreamHang:
     """A hung upstream: first-token timeout, a typed error on the stream, nothing left open."""
 
     async def test_first_token_timeout(self, tmp_path: Path) -> None:
-        async with open_fake_upstream_host(tmp_path, first_token_timeout_s=0.5) as host:
+        # No kept-alive connections: "nothing left open" then means every connection closed.
+        async with open_fake_upstream_host(
+            tmp_path, first_token_timeout_s=0.5, max_keepalive_connections=0
+        ) as host:
             host.upstream.default = Script(fault=Fault.HANG_BEFORE_RESPONSE)
             conv = await _open(host)
             conv.send(say("anyone there?"))
