@@ -15,6 +15,8 @@ from pathlib import Path
 
 import attrs
 
+from ._proc import cpu_s, rss_mb
+
 # How long a host may take to start listening.
 READY_TIMEOUT_S = 30.0
 # How long a host may take to drain and exit.
@@ -29,16 +31,11 @@ class HostProcess:
 
     def cpu_s(self) -> float:
         """CPU time (user + system) the host process has used so far, in seconds."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = int(fields[11]) + int(fields[12])
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return cpu_s(self.pid)
 
     def rss_mb(self) -> float:
-        """Resident memory of the host process now, in MiB (Linux /proc)."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        """Resident memory of the host process now, in MiB."""
+        return rss_mb(self.pid)
 
 
 @contextmanager

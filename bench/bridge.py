@@ -40,6 +40,7 @@ from actors.tools._relay_link import RelayLinkSettings, RelayToolLink
 from supervisors.tls import ALPN_HTTP1, client_ssl_context, generate_dev_certs
 from zl_actors import SupervisorSpec, open_actor_system
 
+from ._proc import child_pids, cpu_s, rss_mb
 from ._stats import emit, percentile
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,20 +58,6 @@ IDLE_CONNECT_TIMEOUT_S = 600.0
 IDLE_HEARTBEAT_S = 5.0
 
 
-def cpu_s(pid: int) -> float:
-    """CPU time (user + system) the process has used so far, in seconds (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def child_pids(pid: int) -> list[int]:
-    """The direct children of a process (Linux /proc)."""
-    pids: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        pids += [int(child) for child in (task / "children").read_text().split()]
-    return pids
-
-
 class CpuMeter:
     """CPU milliseconds per call of named processes over one measured phase."""
 
@@ -83,13 +70,6 @@ class CpuMeter:
             name: round((cpu_s(pid) - self.before[name]) * 1000 / calls, 3)
             for name, pid in self.pids.items()
         }
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def write_relay_config(

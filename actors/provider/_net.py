@@ -154,8 +154,10 @@ class _SocketStream(_Coalescing, httpcore.AsyncNetworkStream):
             return self._sock.getpeername()
         if info == "is_readable":
             # httpcore asks before reusing an idle connection: readable means closed (or junk).
-            readable, _, _ = select.select([self._sock], [], [], 0)
-            return bool(readable)
+            # poll, not select: a busy host's descriptors go past select's limit of 1024.
+            poller = select.poll()
+            poller.register(self._sock, select.POLLIN)
+            return bool(poller.poll(0))
         return None
 
 
