@@ -14,6 +14,7 @@ connections stay spread and each pool's keep-alive connections get reused.
 
 from __future__ import annotations
 
+import http.cookiejar
 import math
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -25,6 +26,21 @@ from ._net import FewerPassesTransport
 
 #: The most connections one httpx pool holds (its scans stay in the microseconds).
 CONNECTIONS_PER_POOL: Final = 16
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """A jar that keeps nothing.
+
+    One client carries every tenant's requests, so a cookie the upstream set in answer to one
+    request must not ride along on the next, someone else's. (httpx keeps cookies by
+    default; this also saves parsing them on every response.)
+    """
+
+    def extract_cookies(self, response: object, request: object) -> None:
+        return None
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        return None
 
 
 class PooledHttpClient:
@@ -81,6 +97,7 @@ async def open_pooled_http_client(
             await stack.enter_async_context(
                 httpx.AsyncClient(
                     timeout=timeout,
+                    cookies=_NoCookies(),
                     transport=FewerPassesTransport(
                         limits=httpx.Limits(
                             max_connections=per_pool,

@@ -149,6 +149,18 @@ class TestToolCalls:
         assert sent[2] == {"role": "tool", "tool_call_id": call.call_id, "content": "buy milk"}
 
 
+class TestNoCookies:
+    """Cookies the upstream sets are not kept: one client carries every tenant's requests."""
+
+    async def test_a_set_cookie_is_not_sent_back(self, upstream: FakeUpstream) -> None:
+        upstream.default = Script(extra_headers=(("set-cookie", "tenant=a; Path=/"),))
+        async with open_openai_provider(fast_config(upstream.url)) as provider:
+            await collect(provider, user_request("first, as tenant a"))
+            await collect(provider, user_request("second, as tenant b"))
+        assert len(upstream.requests) == 2
+        assert "cookie" not in upstream.requests[1].headers
+
+
 class TestConcurrency:
     """Many streams share one provider without mixing their events."""
 

@@ -75,6 +75,7 @@ class Script:
             upstream that never reports usage.
         fault: at most one misbehaviour (see :class:`Fault`).
         fault_after: how many content chunks are sent before the fault.
+        extra_headers: more response headers (``Set-Cookie``, say), sent with any status.
     """
 
     status: int = 200
@@ -88,6 +89,7 @@ class Script:
     send_usage: bool = True
     fault: Fault | None = None
     fault_after: int = 1
+    extra_headers: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -189,7 +191,7 @@ def plan_response(script: Script, body: dict[str, Any]) -> ResponsePlan:
             headers.append(("retry-after", script.retry_after))
         return ResponsePlan(
             status=script.status,
-            headers=tuple(headers),
+            headers=(*headers, *script.extra_headers),
             steps=(Send(data=payload, delay=script.first_token_delay),),
             streaming=False,
         )
@@ -273,4 +275,9 @@ def plan_response(script: Script, body: dict[str, Any]) -> ResponsePlan:
         ("content-type", "text/event-stream; charset=utf-8"),
         ("cache-control", "no-cache"),
     )
-    return ResponsePlan(status=200, headers=sse_headers, steps=tuple(steps), streaming=True)
+    return ResponsePlan(
+        status=200,
+        headers=(*sse_headers, *script.extra_headers),
+        steps=tuple(steps),
+        streaming=True,
+    )
