@@ -64,19 +64,18 @@ class Actor(abc.ABC, Generic[M]):
 class TaskActor(Actor[Any]):
     """An actor whose life is one piece of work (a turn, a tool call).
 
-    ``run`` starts once the actor is ready and runs in its nursery; when it returns the
-    actor ends normally (so a temporary child is gone, a permanent one is started again).
-    It takes no messages of its own; stop or cancel it like any other actor.
+    ``run`` starts once the actor is ready, in the incarnation's own task (where a message
+    loop would run); when it returns the actor ends normally (so a temporary child is gone, a
+    permanent one is started again). It takes no messages of its own. Stopping it (its
+    parent, its supervisor, or ``ctx.stop()``) cancels ``run``; its children are then stopped
+    and ``on_stop`` runs, as for any actor.
+
+    Why not a task of its own beside the loop: a new Trio task first runs in the scheduler's
+    next pass, so the work would start one pass after the actor is ready, which under load
+    is a millisecond or more on every turn and every tool call.
     """
 
     mailbox_capacity = 1
-
-    async def on_start(self, ctx: ActorContext[Any]) -> None:
-        ctx.nursery.start_soon(self._run_then_end, ctx)
-
-    async def _run_then_end(self, ctx: ActorContext[Any]) -> None:
-        await self.run(ctx)
-        ctx.stop()
 
     @abc.abstractmethod
     async def run(self, ctx: ActorContext[Any]) -> None:
@@ -119,6 +118,8 @@ class ActorContext(Generic[M]):
         cell.exit_requested = True
         # If the loop is parked on an empty mailbox, wake it so that it sees the request.
         cell.mailbox.wake_receiver((_WAKE, None))
+        if cell.work_scope is not None:
+            cell.work_scope.cancel()
 
     @property
     def answering(self) -> bool:
@@ -244,7 +245,8 @@ def _forget_child(child: Cell, _incarnation: int, _failure: BaseException | None
 
 
 async def run_actor(cell: Cell, flag: StartFlag) -> None:
-    """One incarnation of an actor: on_start, the mailbox loop, children, on_stop."""
+    """One incarnation of an actor: on_start, the mailbox loop (a task actor's run), children,
+    on_stop."""
     spec = cell.spec
     assert isinstance(spec, ActorSpec)
     actor = spec.factory()
@@ -260,8 +262,12 @@ async def run_actor(cell: Cell, flag: StartFlag) -> None:
         try:
             await actor.on_start(ctx)
             flag.ready(cell)
-            await _mailbox_loop(cell, actor, ctx)
-            # The mailbox is closed and drained: a graceful stop. Children go first.
+            if isinstance(actor, TaskActor):
+                await _run_work(cell, actor, ctx)
+            else:
+                await _mailbox_loop(cell, actor, ctx)
+            # The mailbox is closed and drained, or the work is done: a graceful stop.
+            # Children go first.
             cell.state = CellState.STOPPING
             await actor.on_drained(ctx)
             grace = _lifecycle.child_grace(cell)
@@ -278,6 +284,16 @@ async def run_actor(cell: Cell, flag: StartFlag) -> None:
             cell.children.clear()
             with trio.move_on_after(ON_STOP_TIMEOUT_S, shield=True):
                 await actor.on_stop(ctx)
+
+
+async def _run_work(cell: Cell, actor: TaskActor, ctx: ActorContext[Any]) -> None:
+    with trio.CancelScope() as work:
+        cell.work_scope = work
+        try:
+            if not cell.exit_requested:
+                await actor.run(ctx)
+        finally:
+            cell.work_scope = None
 
 
 async def _mailbox_loop(cell: Cell, actor: Actor[Any], ctx: ActorContext[Any]) -> None:

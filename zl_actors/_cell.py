@@ -95,6 +95,7 @@ class Cell:
         "stop_mode",
         "supervisor",
         "system",
+        "work_scope",
     )
 
     def __init__(
@@ -123,6 +124,8 @@ class Cell:
         self.children: dict[str, Cell] = {}
         self.actor_type = ""
         self.scope: trio.CancelScope | None = None
+        # A task actor's work while it runs (stopping the actor cancels it; see TaskActor).
+        self.work_scope: trio.CancelScope | None = None
         self.exit_requested = False
         # Whether the current incarnation has ended; the event is made only if someone waits.
         self.finished = True

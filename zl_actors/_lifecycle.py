@@ -110,9 +110,10 @@ async def _run_incarnation(
 async def stop_cell(cell: Cell, grace_s: float, mode: StopMode = StopMode.FINAL) -> None:
     """Stop ``cell`` (its children first, in reverse start order) and wait until it has ended.
 
-    A FINAL stop closes an actor's mailbox so it handles what is queued and ends, or
-    is cancelled when ``grace_s`` runs out; a FOR_RESTART stop cancels it at once (its
-    ``on_stop`` still runs, bounded) and keeps the mailbox for the next incarnation.
+    A FINAL stop closes an actor's mailbox so it handles what is queued and ends (a task
+    actor's work is cancelled at once), or is cancelled when ``grace_s`` runs out; a
+    FOR_RESTART stop cancels it at once (its ``on_stop`` still runs, bounded) and keeps the
+    mailbox for the next incarnation.
     """
     if cell.finished:
         cell.stop_mode = mode
@@ -126,6 +127,8 @@ async def stop_cell(cell: Cell, grace_s: float, mode: StopMode = StopMode.FINAL)
     if scope is not None:
         if cell.kind is Kind.ACTOR and mode is StopMode.FINAL:
             cell.mailbox.close_for_senders()
+            if cell.work_scope is not None:
+                cell.work_scope.cancel()  # a task actor's work ends as its loop would
             scope.deadline = min(scope.deadline, trio.current_time() + grace_s)
         else:
             scope.cancel()
