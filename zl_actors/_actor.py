@@ -70,9 +70,9 @@ class TaskActor(Actor[Any]):
     parent, its supervisor, or ``ctx.stop()``) cancels ``run``; its children are then stopped
     and ``on_stop`` runs, as for any actor.
 
-    Why not a task of its own beside the loop: a new Trio task first runs in the scheduler's
-    next pass, so the work would start one pass after the actor is ready, which under load
-    is a millisecond or more on every turn and every tool call.
+    Why not a task of its own beside the loop: one task per turn or tool call instead of
+    two, the work starts in the scheduler's pass that starts the actor rather than the next,
+    and ``on_stop`` runs once the work has ended, never beside it.
     """
 
     mailbox_capacity = 1
