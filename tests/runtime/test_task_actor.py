@@ -25,6 +25,15 @@ from ._support import Boom
 LONG_GRACE_S = 30.0
 
 
+async def wait_until_cancelled(log: list[str], entry: str) -> None:
+    """Sleep until cancelled; note ``entry`` in ``log`` on the way out."""
+    try:
+        await trio.sleep_forever()
+    except trio.Cancelled:
+        log.append(entry)
+        raise
+
+
 class Work(TaskActor):
     """Records what happens to it; ``hold`` keeps ``run`` waiting until cancelled."""
 
@@ -38,11 +47,7 @@ class Work(TaskActor):
         if self.fail:
             raise Boom("the work failed")
         if self.hold:
-            try:
-                await trio.sleep_forever()
-            except trio.Cancelled:
-                self.log.append("run cancelled")
-                raise
+            await wait_until_cancelled(self.log, "run cancelled")
         self.log.append("run done")
 
     async def on_stop(self, ctx: ActorContext[Any]) -> None:
@@ -158,11 +163,7 @@ class TestStopping:
         class StopsItself(TaskActor):
             async def run(self, ctx: ActorContext[Any]) -> None:
                 ctx.stop()
-                try:
-                    await trio.sleep_forever()
-                except trio.Cancelled:
-                    log.append("run cancelled")
-                    raise
+                await wait_until_cancelled(log, "run cancelled")
 
         async with open_actor_system("t", stop_grace_s=LONG_GRACE_S) as system:
             sup = await sessions(system)
@@ -186,11 +187,7 @@ class TestStopping:
                         restart=Restart.TEMPORARY,
                     )
                 )
-                try:
-                    await trio.sleep_forever()
-                except trio.Cancelled:
-                    log.append("parent cancelled")
-                    raise
+                await wait_until_cancelled(log, "parent cancelled")
 
         async with open_actor_system("t", stop_grace_s=LONG_GRACE_S) as system:
             sup = await sessions(system)
