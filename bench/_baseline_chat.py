@@ -68,12 +68,15 @@ def _handler(args: argparse.Namespace) -> grpc.RpcMethodHandler:
     )
 
 
-async def serve(args: argparse.Namespace) -> None:
+async def serve(args: argparse.Namespace, credentials: grpc.ServerCredentials | None) -> None:
     server = grpc.aio.server()
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler("zl.agent.v0.Agent", {"StreamChat": _handler(args)}),)
     )
-    port = server.add_insecure_port("127.0.0.1:0")
+    if credentials is not None:
+        port = server.add_secure_port("127.0.0.1:0", credentials)
+    else:
+        port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     await asyncio.to_thread(Path(args.port_file).write_text, str(port))
     await server.wait_for_termination()
@@ -85,7 +88,17 @@ def main() -> None:
     parser.add_argument("--first-token-delay-ms", type=float, required=True)
     parser.add_argument("--tokens-per-s", type=float, required=True)
     parser.add_argument("--answer-tokens", type=int, required=True)
-    asyncio.run(serve(parser.parse_args()))
+    parser.add_argument("--tls-cert", default="", help="serve TLS with this PEM certificate")
+    parser.add_argument("--tls-key", default="", help="the certificate's PEM key")
+    args = parser.parse_args()
+    credentials = (
+        grpc.ssl_server_credentials(
+            [(Path(args.tls_key).read_bytes(), Path(args.tls_cert).read_bytes())]
+        )
+        if args.tls_cert
+        else None
+    )
+    asyncio.run(serve(args, credentials))
 
 
 if __name__ == "__main__":

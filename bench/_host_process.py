@@ -15,6 +15,8 @@ from pathlib import Path
 
 import attrs
 
+from supervisors.tls import generate_dev_certs
+
 from ._proc import cpu_s, rss_mb
 
 # How long a host may take to start listening.
@@ -28,6 +30,8 @@ class HostProcess:
     pid: int
     grpc_port: int
     debug_url: str | None
+    #: The CA that signed the host's certificate when it serves TLS; None for plaintext.
+    ca_cert: Path | None = None
 
     def cpu_s(self) -> float:
         """CPU time (user + system) the host process has used so far, in seconds."""
@@ -40,11 +44,20 @@ class HostProcess:
 
 @contextmanager
 def baseline_process(
-    *, first_token_delay_ms: float, tokens_per_s: float, answer_tokens: int
+    *, first_token_delay_ms: float, tokens_per_s: float, answer_tokens: int, tls: bool = False
 ) -> Iterator[HostProcess]:
-    """The grpcio baseline StreamChat server (bench._baseline_chat) in its own process."""
+    """The grpcio baseline StreamChat server (bench._baseline_chat) in its own process.
+
+    Over TLS when ``tls`` (development certificates, as ``host_process`` makes them).
+    """
     with tempfile.TemporaryDirectory(prefix="zl-bench-") as scratch:
         port_file = Path(scratch) / "port"
+        certs = generate_dev_certs(Path(scratch) / "certs") if tls else None
+        transport = (
+            ["--tls-cert", str(certs.server_cert), "--tls-key", str(certs.server_key)]
+            if certs is not None
+            else []
+        )
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -58,6 +71,7 @@ def baseline_process(
                 str(tokens_per_s),
                 "--answer-tokens",
                 str(answer_tokens),
+                *transport,
             ],
             stdout=subprocess.DEVNULL,
         )
@@ -67,7 +81,12 @@ def baseline_process(
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("the baseline server did not start")
                 time.sleep(0.05)
-            yield HostProcess(pid=process.pid, grpc_port=int(port_file.read_text()), debug_url=None)
+            yield HostProcess(
+                pid=process.pid,
+                grpc_port=int(port_file.read_text()),
+                debug_url=None,
+                ca_cert=certs.ca_cert if certs is not None else None,
+            )
         finally:
             process.terminate()
             try:
@@ -78,16 +97,26 @@ def baseline_process(
 
 
 @contextmanager
-def host_process(settings: dict[str, str]) -> Iterator[HostProcess]:
-    """A plaintext loopback host configured by ``ZL_*`` settings; stopped with SIGTERM."""
+def host_process(settings: dict[str, str], *, tls: bool = False) -> Iterator[HostProcess]:
+    """A loopback host configured by ``ZL_*`` settings; stopped with SIGTERM.
+
+    Plaintext gRPC unless ``tls``: then the host serves TLS with development certificates
+    made in a scratch folder, and ``HostProcess.ca_cert`` is the CA a client must trust.
+    """
     with tempfile.TemporaryDirectory(prefix="zl-bench-") as scratch:
         ready = Path(scratch) / "ready.json"
+        certs = generate_dev_certs(Path(scratch) / "certs") if tls else None
+        transport = (
+            {"ZL_GRPC__TLS_CERT": str(certs.server_cert), "ZL_GRPC__TLS_KEY": str(certs.server_key)}
+            if certs is not None
+            else {"ZL_GRPC__INSECURE_DEV_PLAINTEXT": "true"}
+        )
         env = dict(
             os.environ,
             ZL_GRPC__PORT="0",
-            ZL_GRPC__INSECURE_DEV_PLAINTEXT="true",
             ZL_DEBUG__PORT="0",
             ZL_AUDIT__PATH=str(Path(scratch) / "audit.jsonl"),
+            **transport,
             **settings,
         )
         process = subprocess.Popen(
@@ -117,6 +146,7 @@ def host_process(settings: dict[str, str]) -> Iterator[HostProcess]:
                 pid=process.pid,
                 grpc_port=addresses["grpc_port"],
                 debug_url=addresses.get("debug_url"),
+                ca_cert=certs.ca_cert if certs is not None else None,
             )
         finally:
             process.send_signal(signal.SIGTERM)

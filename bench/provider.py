@@ -153,7 +153,7 @@ def turn_offsets(concurrency: int) -> list[float]:
     return [rng.uniform(0, turn_s) for _ in range(concurrency)]
 
 
-def run(turns: int, concurrency: int, keepalive: int) -> dict[str, Any]:
+def run(turns: int, concurrency: int, keepalive: int, *, tls: bool = False) -> dict[str, Any]:
     spec = RunSpec(
         concurrency=concurrency,
         tokens_per_s=TOKENS_PER_S,
@@ -164,7 +164,7 @@ def run(turns: int, concurrency: int, keepalive: int) -> dict[str, Any]:
         # Warm both paths (imports, pools, first connections) before measuring.
         asyncio.run(direct_load(url, 1, concurrency, keepalive=keepalive > 0))
         direct = asyncio.run(direct_load(url, turns, concurrency, keepalive=keepalive > 0))
-        with host_process(provider_settings(url, concurrency, keepalive)) as host:
+        with host_process(provider_settings(url, concurrency, keepalive), tls=tls) as host:
             samples, _, rss, host_cpu_pct = asyncio.run(run_load(host, spec))
         direct_after = asyncio.run(direct_load(url, turns, concurrency, keepalive=keepalive > 0))
     direct += direct_after
@@ -185,6 +185,7 @@ def run(turns: int, concurrency: int, keepalive: int) -> dict[str, Any]:
         "server_rss_mb": round(rss, 1),
         "host_cpu_pct": round(host_cpu_pct, 1),
         "keepalive_connections": keepalive,
+        "grpc_tls": tls,
     }
 
 
@@ -203,10 +204,16 @@ def main() -> None:
             "0: a connection per completion, for the host and the direct client alike"
         ),
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="the host serves gRPC over TLS (development certificates), as in production",
+    )
     args = parser.parse_args()
     turns = 3 if args.quick else 10
-    progress(f"{args.concurrency} sessions x {turns} turns, host vs direct ...")
-    result = run(turns, args.concurrency, args.keepalive)
+    over = "TLS" if args.tls else "plaintext"
+    progress(f"{args.concurrency} sessions x {turns} turns over {over} gRPC, host vs direct ...")
+    result = run(turns, args.concurrency, args.keepalive, tls=args.tls)
     result["quick"] = args.quick
     progress(
         f"  host ttft p50 {result['host_ttft_ms_p50']} / p95 {result['host_ttft_ms_p95']} ms; "

@@ -115,6 +115,18 @@ async def one_session(
         samples.errors += 1
 
 
+def open_channel(host: HostProcess) -> grpc.aio.Channel:
+    """A channel of its own (no shared subchannel) to the host, over TLS when it serves TLS."""
+    target = f"127.0.0.1:{host.grpc_port}"
+    options: list[tuple[str, str | int]] = [("grpc.use_local_subchannel_pool", 1)]
+    if host.ca_cert is None:
+        return grpc.aio.insecure_channel(target, options=options)
+    credentials = grpc.ssl_channel_credentials(root_certificates=host.ca_cert.read_bytes())
+    # The development certificate names "localhost"; the connection goes to its address.
+    options.append(("grpc.ssl_target_name_override", "localhost"))
+    return grpc.aio.secure_channel(target, credentials, options=options)
+
+
 async def run_load(host: HostProcess, spec: RunSpec) -> tuple[Samples, float, float, float]:
     samples = Samples()
     peak_rss = [host.rss_mb()]
@@ -126,12 +138,7 @@ async def run_load(host: HostProcess, spec: RunSpec) -> tuple[Samples, float, fl
 
     watcher = threading.Thread(target=watch_memory, daemon=True)
     watcher.start()
-    channels = [
-        grpc.aio.insecure_channel(
-            f"127.0.0.1:{host.grpc_port}", options=[("grpc.use_local_subchannel_pool", 1)]
-        )
-        for _ in range(CHANNELS)
-    ]
+    channels = [open_channel(host) for _ in range(CHANNELS)]
     all_started = asyncio.Barrier(spec.concurrency)
     turn_s = FIRST_TOKEN_DELAY_MS / 1000 + spec.answer_tokens / spec.tokens_per_s
     rng = random.Random(1)
@@ -161,19 +168,20 @@ async def run_load(host: HostProcess, spec: RunSpec) -> tuple[Samples, float, fl
     return samples, elapsed, max(peak_rss), cpu_pct
 
 
-def run(spec: RunSpec) -> dict[str, Any]:
+def run(spec: RunSpec, *, tls: bool = False) -> dict[str, Any]:
     settings = {
         "ZL_PROVIDER__MOCK__FIRST_TOKEN_DELAY_MS": str(FIRST_TOKEN_DELAY_MS),
         "ZL_PROVIDER__MOCK__TOKENS_PER_S": str(spec.tokens_per_s),
         "ZL_PROVIDER__MOCK__ANSWER_TOKENS": str(spec.answer_tokens),
         "ZL_SESSIONS__MAX_SESSIONS": str(max(2000, spec.concurrency * 2)),
     }
-    with host_process(settings) as host:
+    with host_process(settings, tls=tls) as host:
         samples, elapsed, rss, cpu_pct = asyncio.run(run_load(host, spec))
     with baseline_process(
         first_token_delay_ms=FIRST_TOKEN_DELAY_MS,
         tokens_per_s=spec.tokens_per_s,
         answer_tokens=spec.answer_tokens,
+        tls=tls,
     ) as baseline_host:
         baseline, _, _, _ = asyncio.run(run_load(baseline_host, spec))
     pace_ms = 1000 / spec.tokens_per_s
@@ -212,6 +220,11 @@ def main() -> None:
     parser.add_argument(
         "--only", type=int, default=None, help="run just the run with this concurrency"
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="host and baseline serve gRPC over TLS (development certificates)",
+    )
     args = parser.parse_args()
     if args.quick:
         specs = [
@@ -230,7 +243,7 @@ def main() -> None:
     runs = []
     for spec in specs:
         progress(f"run: {spec.concurrency} sessions at {spec.tokens_per_s:g} tokens/s ...")
-        result = run(spec)
+        result = run(spec, tls=args.tls)
         progress(
             f"  ttft p50 {result['ttft_ms_p50']} ms, p95 {result['ttft_ms_p95']} ms; "
             f"added gap p99 {result['added_gap_ms_p99']} ms; errors {result['errors']}; "
@@ -241,6 +254,7 @@ def main() -> None:
         {
             "bench": "ttft",
             "quick": args.quick,
+            "grpc_tls": args.tls,
             "first_token_delay_ms": FIRST_TOKEN_DELAY_MS,
             "runs": runs,
         }
