@@ -12,7 +12,7 @@ import pytest
 import trio
 import trio.testing
 
-from actors.provider._net import FAIRNESS_EVERY, FewerPassesTransport, _SocketStream
+from actors.provider._net import FAIRNESS_EVERY, FewerPassesTransport, _FreeLock, _SocketStream
 from actors.provider.fake_upstream import FakeUpstream
 from supervisors.tls import ALPN_HTTP1, client_ssl_context, generate_dev_certs, server_ssl_context
 
@@ -111,7 +111,62 @@ class TestSocketStream:
             assert len(errors) == 1
 
 
+class TestFreeLock:
+    async def test_a_free_lock_is_taken_without_a_checkpoint(self) -> None:
+        lock = _FreeLock()
+        with trio.testing.assert_no_checkpoints():
+            async with lock:
+                pass
+
+    async def test_a_held_lock_waits_its_turn(self) -> None:
+        lock = _FreeLock()
+        order: list[str] = []
+
+        async def second() -> None:
+            async with lock:
+                order.append("second")
+
+        async with trio.open_nursery() as nursery, lock:
+            nursery.start_soon(second)
+            await trio.testing.wait_all_tasks_blocked()
+            order.append("first, still holding")
+        assert order == ["first, still holding", "second"]
+
+    async def test_a_cancelled_waiter_leaves_it_usable(self) -> None:
+        lock = _FreeLock()
+        outcome: list[str] = []
+
+        async def waiter() -> None:
+            with trio.move_on_after(0.01) as waited:
+                async with lock:
+                    outcome.append("taken while held")
+            if waited.cancelled_caught:
+                outcome.append("gave up")
+
+        async with trio.open_nursery() as nursery, lock:
+            nursery.start_soon(waiter)
+            await trio.sleep(0.05)
+        assert outcome == ["gave up"]
+        with trio.testing.assert_no_checkpoints():
+            async with lock:
+                pass
+
+
 class TestTransport:
+    async def test_kept_alive_connections_use_free_locks(self, upstream: FakeUpstream) -> None:
+        """Guards the httpcore internals the transport relies on (see _net.py)."""
+        transport = FewerPassesTransport(limits=LIMITS)
+        async with httpx.AsyncClient(transport=transport) as client:
+            for _ in range(2):
+                with trio.fail_after(10):
+                    response = await client.post(upstream.url + "/chat/completions", json=BODY)
+                assert response.status_code == 200
+            (connection,) = transport._pool.connections
+            assert isinstance(connection._request_lock, _FreeLock)  # type: ignore[attr-defined]
+            inner = connection._connection  # type: ignore[attr-defined]
+            assert isinstance(inner._state_lock, _FreeLock)
+        assert upstream.total_connections == 1
+
     async def test_streams_keep_their_connection_alive(self, upstream: FakeUpstream) -> None:
         async with httpx.AsyncClient(transport=FewerPassesTransport(limits=LIMITS)) as client:
             for _ in range(3):
