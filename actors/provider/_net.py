@@ -23,8 +23,8 @@ What it does differently, over plain TCP:
   every acquire, even when nobody holds it. The pool here gives its connections locks that
   are taken at once when free (:class:`_FreeLock`). Those yields came before the request was
   written, so each put the turn behind the event loop's busiest passes: at 100 sessions
-  (``python -m bench.provider``, alternating runs) added TTFT p50 9.0 to 9.2 ms before, 3.9
-  to 5.0 ms after; p95 11.4 to 18.0 ms before, 8.6 to 9.0 ms after.
+  (``python -m bench.provider``, seven alternating runs each) added TTFT p50 8.8 to 11.5 ms
+  before, 5.4 to 8.8 ms after; p95 14.0 to 30.8 ms before, 7.8 to 19.1 ms after.
 
 Over TLS the stream is Trio's ``SSLStream`` (a hand-written TLS pump is not worth its risk);
 writes are still coalesced.
