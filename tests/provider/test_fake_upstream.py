@@ -8,7 +8,13 @@ from typing import Any
 import httpx
 import trio
 
-from actors.provider.fake_upstream import FakeUpstream, Fault, Script, ScriptedToolCall
+from actors.provider.fake_upstream import (
+    FakeUpstream,
+    Fault,
+    Script,
+    ScriptedToolCall,
+    open_fake_upstream,
+)
 
 BODY: dict[str, Any] = {
     "model": "fake-model",
@@ -130,3 +136,14 @@ class TestScripts:
                 nursery.cancel_scope.cancel()
             await upstream.wait_until(open_connections=0)
         assert upstream.total_connections == 1
+
+    async def test_remembers_only_the_latest_requests(self) -> None:
+        """A long benchmark run must not grow the fake without bound."""
+        async with open_fake_upstream(keep=2) as upstream:
+            for model in ("a", "b", "c"):
+                await _raw(upstream, {**BODY, "model": model})
+            with trio.fail_after(10):
+                await upstream.wait_until(requests=3, open_connections=0)
+        assert upstream.request_count == 3
+        assert [r.body["model"] for r in upstream.requests] == ["b", "c"]
+        assert len(upstream.closed_at) == 2

@@ -32,6 +32,8 @@ _MAX_REQUEST_BYTES = 4 * 1024 * 1024
 _REQUEST_DEADLINE = 10.0
 # One-shot scripts queued ahead of the default; a test that queues more is a bug.
 _MAX_QUEUED_SCRIPTS = 1024
+# Requests (and connection closes) remembered by default: every test's, not a benchmark's.
+DEFAULT_KEEP = 1000
 
 
 @attrs.frozen(kw_only=True)
@@ -54,18 +56,27 @@ class FakeUpstream:
     Args:
         default: the script used when nothing more specific applies.
         by_model: scripts chosen by the request's ``model`` field.
+        keep: how many of the latest requests and connection closes are remembered (0 for
+            none, as a long benchmark run wants: it would otherwise grow without bound).
     """
 
     def __init__(
-        self, default: Script | None = None, *, by_model: dict[str, Script] | None = None
+        self,
+        default: Script | None = None,
+        *,
+        by_model: dict[str, Script] | None = None,
+        keep: int = DEFAULT_KEEP,
     ) -> None:
         self.default = default if default is not None else Script()
         self.by_model: dict[str, Script] = dict(by_model or {})
-        self.requests: list[RecordedRequest] = []
+        #: The latest ``keep`` requests, oldest first.
+        self.requests: deque[RecordedRequest] = deque(maxlen=keep)
+        #: How many requests were received in all.
+        self.request_count = 0
         self.open_connections = 0
         self.total_connections = 0
-        # trio.current_time() of every connection close, for "closed within X ms" checks.
-        self.closed_at: list[float] = []
+        # trio.current_time() of the latest connection closes, for "closed within X ms".
+        self.closed_at: deque[float] = deque(maxlen=keep)
         self.url = ""
         self._queued: deque[Script] = deque()
         self._changed = trio.Event()
@@ -92,7 +103,7 @@ class FakeUpstream:
         Cancellation: plain; callers bound it with ``trio.fail_after``.
         """
         while not (
-            len(self.requests) >= requests
+            self.request_count >= requests
             and (open_connections is None or self.open_connections == open_connections)
         ):
             await self._changed.wait()
@@ -113,6 +124,7 @@ class FakeUpstream:
 
     def _record(self, request: RecordedRequest) -> None:
         self.requests.append(request)
+        self.request_count += 1
         self._notify()
 
 
@@ -279,7 +291,10 @@ async def serve_fake_upstream(
 
 @asynccontextmanager
 async def open_fake_upstream(
-    default: Script | None = None, *, by_model: dict[str, Script] | None = None
+    default: Script | None = None,
+    *,
+    by_model: dict[str, Script] | None = None,
+    keep: int = DEFAULT_KEEP,
 ) -> AsyncIterator[FakeUpstream]:
     """Run a fake upstream on 127.0.0.1 for the body of the ``async with``.
 
@@ -288,7 +303,7 @@ async def open_fake_upstream(
 
     Cancellation: leaving the block stops the server and closes its connections.
     """
-    upstream = FakeUpstream(default, by_model=by_model)
+    upstream = FakeUpstream(default, by_model=by_model, keep=keep)
     async with trio.open_nursery() as nursery:
         await nursery.start(serve_fake_upstream, upstream)
         try:
