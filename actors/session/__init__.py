@@ -5,6 +5,7 @@ from ._guardrails import TokenBudget as TokenBudget
 from ._guardrails import resolve_limits as resolve_limits
 from ._outbox import OUTBOX_CAPACITY as OUTBOX_CAPACITY
 from ._outbox import ClientGone as ClientGone
+from ._outbox import DirectSink as DirectSink
 from ._outbox import Outbox as Outbox
 from ._outbox import open_outbox as open_outbox
 from ._session import SESSION_MAILBOX as SESSION_MAILBOX
@@ -21,6 +22,7 @@ __all__ = [
     "OUTBOX_CAPACITY",
     "SESSION_MAILBOX",
     "ClientGone",
+    "DirectSink",
     "LimitPolicy",
     "Outbox",
     "Session",

@@ -14,7 +14,6 @@ import logging
 import uuid
 from typing import Any
 
-import attrs
 import trio
 
 from actors.errors import WireError
@@ -152,62 +151,90 @@ def event_to_proto(event: SessionEvent, *, session_id: str, seq: int) -> agent_p
     return out
 
 
-@attrs.define
-class _Numbering:
-    session_id: str = ""
-    seq: int = 0
+class _StreamSender:
+    """Numbers the session's events and sends them on the stream, two ways, in order.
 
-
-async def send_events(
-    events: trio.MemoryReceiveChannel[SessionEvent],
-    stream: ServerStream[Any, Any],
-) -> None:
-    """Send the session's events in order, numbered; merge deltas that queued up.
-
-    Ends when the session closes its outbox. A slow client makes ``stream.send`` wait,
-    the outbox fill and the session's turn wait: back-pressure, not buffering.
+    ``offer`` (the outbox's direct way, :class:`actors.session.DirectSink`) sends in the
+    emitting task when the stream can take the event at once. ``run`` drains the outbox's
+    channel, where events go when it cannot, and waits for the client as needed; it merges
+    assistant deltas that queued up behind a slow client. While anything is queued ``offer``
+    refuses, so nothing overtakes an event waiting in the channel.
     """
-    numbering = _Numbering()
-    pending: SessionEvent | None = None
-    async with events:
-        while True:
-            if pending is not None:
-                event, pending = pending, None
-            else:
-                try:
-                    event = events.receive_nowait()
-                except trio.WouldBlock:
+
+    def __init__(self, stream: ServerStream[Any, Any]) -> None:
+        self._stream = stream
+        self._session_id = ""
+        self._seq = 0
+        # True from the first refusal until the channel is found empty again.
+        self._queued = False
+
+    def _to_proto(self, event: SessionEvent) -> agent_pb2.ChatEvent:
+        if isinstance(event, SessionStartedEvent):
+            self._session_id = event.session_id
+        return event_to_proto(event, session_id=self._session_id, seq=self._seq + 1)
+
+    def offer(self, event: SessionEvent) -> bool:
+        if self._queued:
+            return False
+        if not self._stream.try_send(self._to_proto(event)):
+            self._queued = True
+            return False
+        self._seq += 1
+        return True
+
+    async def run(self, events: trio.MemoryReceiveChannel[SessionEvent]) -> None:
+        """Send what comes through the channel until the session closes its outbox.
+
+        A slow client makes ``stream.send`` wait, the outbox fill and the session's turn
+        wait: back-pressure, not buffering.
+        """
+        pending: SessionEvent | None = None
+        async with events:
+            while True:
+                if pending is not None:
+                    event, pending = pending, None
+                else:
                     try:
-                        event = await events.receive()
+                        event = events.receive_nowait()
+                    except trio.WouldBlock:
+                        # Everything refused so far is sent: the direct way may open again.
+                        self._queued = False
+                        try:
+                            event = await events.receive()
+                        except trio.EndOfChannel:
+                            return
                     except trio.EndOfChannel:
                         return
-                except trio.EndOfChannel:
+                if isinstance(event, AssistantDeltaEvent):
+                    event, pending = _merge_deltas(event, events)
+                try:
+                    await self._stream.send(self._to_proto(event))
+                except (StreamClosed, RpcError):
+                    # The client is gone (or stopped reading for too long); closing
+                    # ``events`` tells the session (ClientGone).
                     return
-            if isinstance(event, AssistantDeltaEvent):
-                texts = [event.text]
-                while True:
-                    try:
-                        queued = events.receive_nowait()
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
-                    if isinstance(queued, AssistantDeltaEvent) and queued.turn_id == event.turn_id:
-                        texts.append(queued.text)
-                    else:
-                        pending = queued
-                        break
-                if len(texts) > 1:
-                    event = AssistantDeltaEvent(turn_id=event.turn_id, text="".join(texts))
-            if isinstance(event, SessionStartedEvent):
-                numbering.session_id = event.session_id
-            numbering.seq += 1
-            try:
-                await stream.send(
-                    event_to_proto(event, session_id=numbering.session_id, seq=numbering.seq)
-                )
-            except (StreamClosed, RpcError):
-                # The client is gone (or stopped reading for too long); closing ``events``
-                # tells the session (ClientGone).
-                return
+                self._seq += 1
+
+
+def _merge_deltas(
+    first: AssistantDeltaEvent, events: trio.MemoryReceiveChannel[SessionEvent]
+) -> tuple[AssistantDeltaEvent, SessionEvent | None]:
+    """``first`` joined with the deltas of the same turn queued behind it; the next other event."""
+    texts = [first.text]
+    following: SessionEvent | None = None
+    while True:
+        try:
+            queued = events.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            break
+        if isinstance(queued, AssistantDeltaEvent) and queued.turn_id == first.turn_id:
+            texts.append(queued.text)
+        else:
+            following = queued
+            break
+    if len(texts) == 1:
+        return first, following
+    return AssistantDeltaEvent(turn_id=first.turn_id, text="".join(texts)), following
 
 
 async def _receive_requests(
@@ -238,7 +265,8 @@ def make_stream_chat_handler(
 
     async def stream_chat(stream: ServerStream[Any, Any]) -> None:
         session_id = uuid.uuid4().hex[:16]
-        outbox, events = open_outbox()
+        sender = _StreamSender(stream)
+        outbox, events = open_outbox(direct=sender)
         try:
             session = await sessions.start_child(
                 ActorSpec(
@@ -252,7 +280,7 @@ def make_stream_chat_handler(
             return
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(send_events, events, stream)
+                nursery.start_soon(sender.run, events)
                 # If the session ends under us (it failed), its events say why.
                 with contextlib.suppress(ActorError):
                     await _receive_requests(stream, session)

@@ -310,3 +310,50 @@ class TestHealth:
         assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
         assert first.status == health_pb2.HealthCheckResponse.SERVING
         assert second.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class TestTrySend:
+    """``ServerStream.try_send`` sends at once what needs no waiting, and nothing else."""
+
+    async def test_stops_at_the_window_then_send_waits_for_it(self) -> None:
+        text = "x" * 1000
+        accepted: list[int] = []
+        refused = trio.Event()
+
+        def event(seq: int) -> agent_pb2.ChatEvent:
+            return agent_pb2.ChatEvent(seq=seq, assistant_delta=agent_pb2.AssistantDelta(text=text))
+
+        async def stream_chat(stream: ServerStream[Any, Any]) -> None:
+            await stream.receive()
+            seq = 1  # (seq 0 would encode shorter: proto3 leaves defaults out)
+            while stream.try_send(event(seq)):
+                accepted.append(seq)
+                seq += 1
+            refused.set()
+            await stream.send(event(seq))  # waits until the client opens its window
+            accepted.append(seq)
+
+        service = service_from_descriptor(
+            agent_pb2.DESCRIPTOR.services_by_name["Agent"], {"StreamChat": stream_chat}
+        )
+        frame_bytes = 5 + len(event(1).SerializeToString())
+        window = 65_535  # the client's initial window: it acknowledges nothing until pump()
+        async with trio.open_nursery() as nursery:
+            handle = await start_server(nursery, [service])
+            with trio.fail_after(STEP_TIMEOUT_S):
+                async with await RawH2Client.connect(handle.port) as client:
+                    stream_id = await client.open_call()
+                    await client.send_message(stream_id, start().SerializeToString())
+                    await refused.wait()
+                    await trio.sleep(0.1)
+                    assert len(accepted) == window // frame_bytes, "stopped at the window"
+                    expected_bytes = (len(accepted) + 1) * frame_bytes
+                    while len(client.data.get(stream_id, b"")) < expected_bytes:
+                        await client.pump()  # acknowledges: the window opens, send() goes on
+            nursery.cancel_scope.cancel()
+        data = client.data[stream_id]
+        received = [
+            agent_pb2.ChatEvent.FromString(data[at + 5 : at + frame_bytes]).seq
+            for at in range(0, len(data), frame_bytes)
+        ]
+        assert received == accepted == list(range(1, window // frame_bytes + 2))

@@ -112,9 +112,13 @@ class Connection:
             self._outbox += data
             self._wake_writer.set()
 
+    def outbox_has_room(self) -> bool:
+        """No more than ``outbound_buffer_bytes`` are waiting for the socket."""
+        return len(self._outbox) + self._in_flight <= self.config.outbound_buffer_bytes
+
     async def wait_outbox_room(self) -> None:
         """Wait while more than ``outbound_buffer_bytes`` are waiting for the socket."""
-        while len(self._outbox) + self._in_flight > self.config.outbound_buffer_bytes:
+        while not self.outbox_has_room():
             if self._nursery is None or self._nursery.cancel_scope.cancel_called:
                 raise StreamReset("connection lost")
             await self._written.wait()

@@ -166,6 +166,35 @@ class ServerStream(Generic[RequestT, ResponseT]):
             connection.flush()
             await connection.wait_outbox_room()
 
+    def try_send(self, message: ResponseT) -> bool:
+        """Send one response message now if that needs no waiting; never blocks.
+
+        For a caller in another task than the handler's (it saves that task a hand-over): the
+        message goes to the connection's writer at once when the stream is open, the client's
+        window holds all of it in one frame and the connection's outbound buffer has room.
+
+        Returns:
+            True if it was sent; False if nothing was sent (use :meth:`send`, which waits).
+        """
+        if self.abort_reason is not None or self._finished:
+            return False
+        connection = self._connection
+        if not connection.outbox_has_room():
+            return False
+        data = frame(message.SerializeToString())
+        try:
+            window = connection.h2.local_flow_control_window(self.stream_id)
+        except h2.exceptions.H2Error:
+            return False  # closed in h2 already; send() reports it
+        if len(data) > min(window, connection.h2.max_outbound_frame_size):
+            return False
+        if not self._headers_sent:
+            connection.h2.send_headers(self.stream_id, response_headers())
+            self._headers_sent = True
+        connection.h2.send_data(self.stream_id, data)
+        connection.flush()
+        return True
+
     # --- the connection's side ----------------------------------------------------------
 
     def _check_open(self) -> None:
