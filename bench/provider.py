@@ -27,9 +27,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ._host_process import EXIT_TIMEOUT_S, host_process
+from ._host_process import EXIT_TIMEOUT_S, HostProcess, host_process
 from ._stats import emit, median, percentile, progress
-from .ttft import RunSpec, run_load
+from .ttft import RunSpec, Samples, run_load
 
 FIRST_TOKEN_DELAY_S = 0.05
 TOKENS_PER_S = 50
@@ -40,20 +40,13 @@ _LISTENING = re.compile(r"listening on (\S+)")
 
 
 @contextmanager
-def fake_upstream_process() -> Iterator[str]:
-    """The fake upstream in its own process; yields its base URL."""
+def _listening_process(what: str, module: str, *args: str) -> Iterator[tuple[int, str]]:
+    """``python -m module args`` until the block ends; yields its pid and where it listens.
+
+    The process prints ``listening on WHERE`` first; it is stopped with SIGINT.
+    """
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "actors.provider.fake_upstream",
-            "--first-token-delay",
-            str(FIRST_TOKEN_DELAY_S),
-            "--token-interval",
-            str(1 / TOKENS_PER_S),
-            "--answer-tokens",
-            str(ANSWER_TOKENS),
-        ],
+        [sys.executable, "-m", module, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -63,8 +56,8 @@ def fake_upstream_process() -> Iterator[str]:
         line = process.stdout.readline()
         match = _LISTENING.search(line)
         if match is None:
-            raise RuntimeError(f"the fake upstream did not start: {line!r}")
-        yield match.group(1)
+            raise RuntimeError(f"the {what} did not start: {line!r}")
+        yield process.pid, match.group(1)
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -72,6 +65,38 @@ def fake_upstream_process() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def fake_upstream_process() -> Iterator[str]:
+    """The fake upstream in its own process; yields its base URL."""
+    with _listening_process(
+        "fake upstream",
+        "actors.provider.fake_upstream",
+        "--first-token-delay",
+        str(FIRST_TOKEN_DELAY_S),
+        "--token-interval",
+        str(1 / TOKENS_PER_S),
+        "--answer-tokens",
+        str(ANSWER_TOKENS),
+    ) as (_, url):
+        yield url
+
+
+@contextmanager
+def floor_process(upstream_url: str, concurrency: int, keepalive: int) -> Iterator[HostProcess]:
+    """``bench._floor_server`` in front of the upstream, with the host's pool settings."""
+    with _listening_process(
+        "floor server",
+        "bench._floor_server",
+        "--upstream",
+        upstream_url,
+        "--max-connections",
+        str(concurrency * 2),
+        "--keepalive",
+        str(keepalive),
+    ) as (pid, port):
+        yield HostProcess(pid=pid, grpc_port=int(port), debug_url=None)
 
 
 def provider_settings(upstream_url: str, concurrency: int, keepalive: int) -> dict[str, str]:
@@ -153,23 +178,44 @@ def turn_offsets(concurrency: int) -> list[float]:
     return [rng.uniform(0, turn_s) for _ in range(concurrency)]
 
 
-def run(turns: int, concurrency: int, keepalive: int, *, tls: bool = False) -> dict[str, Any]:
+def run(
+    turns: int, concurrency: int, keepalive: int, *, tls: bool = False, floor: bool = False
+) -> dict[str, Any]:
     spec = RunSpec(
         concurrency=concurrency,
         tokens_per_s=TOKENS_PER_S,
         answer_tokens=ANSWER_TOKENS,
         turns=turns,
     )
+    floor_samples: Samples | None = None
+    floor_cpu_pct = 0.0
     with fake_upstream_process() as url:
         # Warm both paths (imports, pools, first connections) before measuring.
         asyncio.run(direct_load(url, 1, concurrency, keepalive=keepalive > 0))
         direct = asyncio.run(direct_load(url, turns, concurrency, keepalive=keepalive > 0))
         with host_process(provider_settings(url, concurrency, keepalive), tls=tls) as host:
             samples, _, rss, host_cpu_pct = asyncio.run(run_load(host, spec))
+        if floor:
+            with floor_process(url, concurrency, keepalive) as floor_server:
+                floor_samples, _, _, floor_cpu_pct = asyncio.run(run_load(floor_server, spec))
         direct_after = asyncio.run(direct_load(url, turns, concurrency, keepalive=keepalive > 0))
     direct += direct_after
     host_ttft = samples.ttft_ms
+    floor_figures: dict[str, Any] = {}
+    if floor_samples is not None:
+        floor_ttft = floor_samples.ttft_ms
+        floor_figures = {
+            "floor_ttft_ms_p50": round(median(floor_ttft), 2),
+            "floor_ttft_ms_p95": round(percentile(floor_ttft, 95), 2),
+            "floor_added_ttft_ms_p50": round(median(floor_ttft) - median(direct), 2),
+            "floor_added_ttft_ms_p95": round(
+                percentile(floor_ttft, 95) - percentile(direct, 95), 2
+            ),
+            "floor_cpu_pct": round(floor_cpu_pct, 1),
+            "floor_errors": floor_samples.errors + concurrency * turns - len(floor_ttft),
+        }
     return {
+        **floor_figures,
         "bench": "provider",
         "concurrency": concurrency,
         "first_token_delay_ms": FIRST_TOKEN_DELAY_S * 1000,
@@ -209,17 +255,30 @@ def main() -> None:
         action="store_true",
         help="the host serves gRPC over TLS (development certificates), as in production",
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help=(
+            "also measure bench._floor_server (the gRPC edge and the adapter, nothing between "
+            "them; plaintext) in the same run: what the stack itself adds"
+        ),
+    )
     args = parser.parse_args()
     turns = 3 if args.quick else 10
     over = "TLS" if args.tls else "plaintext"
     progress(f"{args.concurrency} sessions x {turns} turns over {over} gRPC, host vs direct ...")
-    result = run(turns, args.concurrency, args.keepalive, tls=args.tls)
+    result = run(turns, args.concurrency, args.keepalive, tls=args.tls, floor=args.floor)
     result["quick"] = args.quick
     progress(
         f"  host ttft p50 {result['host_ttft_ms_p50']} / p95 {result['host_ttft_ms_p95']} ms; "
         f"direct p50 {result['direct_ttft_ms_p50']} / p95 {result['direct_ttft_ms_p95']} ms; "
         f"errors {result['errors']}"
     )
+    if args.floor:
+        progress(
+            f"  floor ttft p50 {result['floor_ttft_ms_p50']} / "
+            f"p95 {result['floor_ttft_ms_p95']} ms; errors {result['floor_errors']}"
+        )
     emit(result)
 
 
