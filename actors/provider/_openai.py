@@ -248,11 +248,13 @@ class OpenAICompatibleProvider:
                                 done = True
                                 continue
                             text = self._feed(assembler, sse.data)
-                            if assembler.got_content:
-                                watchdog.deadline = trio.current_time() + self.config.idle_timeout
                             if text:
+                                # Restarts the idle clock itself (one deadline change per
+                                # token, not two: each is a heap operation of the run loop).
                                 await self._forward(TextDelta(text=text), events, watchdog)
                                 progress.forwarded = True
+                            elif assembler.got_content:
+                                watchdog.deadline = trio.current_time() + self.config.idle_timeout
                             if assembler.finish_reason is not None and not calls_sent:
                                 calls_sent = True
                                 for call in assembler.tool_calls():

@@ -48,6 +48,8 @@ from zl_actors import (
     ActorError,
     ActorRef,
     ActorSpec,
+    ActorStopped,
+    MailboxFull,
     Restart,
     SupervisorRef,
     TooManyChildren,
@@ -240,6 +242,16 @@ def _merge_deltas(
 async def _receive_requests(
     stream: ServerStream[Any, Any], session: ActorRef[SessionInbound]
 ) -> None:
+    def accept(request: agent_pb2.ChatRequest) -> bool:
+        # Straight into the session's mailbox from the connection's task when it has room;
+        # otherwise the loop below takes the message and waits for room.
+        try:
+            session.send_nowait(request_to_inbound(request))
+        except (MailboxFull, ActorStopped):
+            return False
+        return True
+
+    stream.deliver_to(accept)
     while True:
         try:
             request = await stream.receive()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -357,3 +358,76 @@ class TestTrySend:
             for at in range(0, len(data), frame_bytes)
         ]
         assert received == accepted == list(range(1, window // frame_bytes + 2))
+
+
+class TestDeliverTo:
+    """``ServerStream.deliver_to`` hands messages over in the connection's task, in order."""
+
+    @staticmethod
+    async def converse(
+        accept: Any, batches: list[list[str]], received: list[tuple[str, str]]
+    ) -> None:
+        """Send each batch of user messages in one write; the handler logs what it receives."""
+        done = trio.Event()
+
+        async def stream_chat(stream: ServerStream[Any, Any]) -> None:
+            stream.deliver_to(accept)
+            async for request in stream:
+                received.append(("received", request.user_message.text))
+            done.set()
+
+        service = service_from_descriptor(
+            agent_pb2.DESCRIPTOR.services_by_name["Agent"], {"StreamChat": stream_chat}
+        )
+        total = sum(len(batch) for batch in batches)
+        async with trio.open_nursery() as nursery:
+            handle = await start_server(nursery, [service])
+            with trio.fail_after(STEP_TIMEOUT_S):
+                async with await RawH2Client.connect(handle.port) as client:
+                    stream_id = await client.open_call()
+                    sent = 0
+                    for batch in batches:
+                        for text in batch:
+                            payload = say(text).SerializeToString()
+                            client.h2.send_data(
+                                stream_id, struct.pack(">BI", 0, len(payload)) + payload
+                            )
+                        await client.flush()
+                        sent += len(batch)
+                        while len(received) < sent:
+                            await trio.sleep(0.01)
+                    client.h2.end_stream(stream_id)
+                    await client.flush()
+                    await done.wait()
+                    assert len(received) == total
+            nursery.cancel_scope.cancel()
+
+    async def test_a_refusal_queues_the_rest_until_the_handler_caught_up(self) -> None:
+        log: list[tuple[str, str]] = []
+        refuse = {"3"}
+
+        def accept(request: agent_pb2.ChatRequest) -> bool:
+            text = request.user_message.text
+            if text in refuse:
+                refuse.discard(text)
+                return False
+            log.append(("direct", text))
+            return True
+
+        await self.converse(accept, [["1", "2", "3", "4"], ["5"]], log)
+        assert log == [
+            ("direct", "1"),
+            ("direct", "2"),
+            ("received", "3"),
+            ("received", "4"),
+            ("direct", "5"),
+        ]
+
+    async def test_a_failing_accept_falls_back_to_receive(self) -> None:
+        log: list[tuple[str, str]] = []
+
+        def accept(request: agent_pb2.ChatRequest) -> bool:
+            raise RuntimeError("a bug")
+
+        await self.converse(accept, [["1", "2"], ["3"]], log)
+        assert log == [("received", "1"), ("received", "2"), ("received", "3")]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import h2.errors
@@ -23,6 +24,8 @@ from ._wire import Compressed, MessageReader, Oversized, frame, response_headers
 
 if TYPE_CHECKING:
     from ._connection import Connection
+
+log = logging.getLogger(__name__)
 
 RequestT = TypeVar("RequestT", bound=Message)
 ResponseT = TypeVar("ResponseT", bound=Message)
@@ -71,6 +74,10 @@ class ServerStream(Generic[RequestT, ResponseT]):
         self.abort_reason: str | None = None
         self._readable = trio.Event()
         self._writable = trio.Event()
+        self._accept: Callable[[RequestT], bool] | None = None
+        # Whether a message may go to ``_accept`` now: not while one waits in the queue or is
+        # in the handler's hands, so that none overtakes another.
+        self._delivering = True
         self.cancel_scope = trio.CancelScope(deadline=math.inf if deadline is None else deadline)
 
     # --- the handler's API -------------------------------------------------------------
@@ -79,6 +86,18 @@ class ServerStream(Generic[RequestT, ResponseT]):
     def buffered_inbound_bytes(self) -> int:
         """Inbound bytes held for the handler (complete messages plus one partial one)."""
         return self._reader.queued_bytes + self._reader.partial_bytes
+
+    def deliver_to(self, accept: Callable[[RequestT], bool]) -> None:
+        """Hand the call's messages to ``accept`` as they arrive, in the connection's task.
+
+        It saves the handler's task a hand-over per message (under load, a pass of the run
+        queue). ``accept`` must not block; it returns False to refuse a message, which then
+        waits for :meth:`receive` like any other, and so do the messages after it until the
+        handler has received them all: order is kept. Messages that are too large,
+        compressed or do not decode always go to :meth:`receive`, which reports them. Call
+        it before the first :meth:`receive`.
+        """
+        self._accept = accept
 
     async def receive(self) -> RequestT:
         """Wait for the client's next message.
@@ -101,6 +120,9 @@ class ServerStream(Generic[RequestT, ResponseT]):
         await trio.lowlevel.checkpoint_if_cancelled()
         while True:
             if self._reader.queue:
+                # The handler holds this message until it has dealt with it: none may go
+                # direct meanwhile, or it could overtake this one.
+                self._delivering = False
                 item = self._reader.pop()
                 if not self._reader.queue:
                     self._return_credit()
@@ -116,6 +138,8 @@ class ServerStream(Generic[RequestT, ResponseT]):
                 raise StreamReset(f"stream {self.abort_reason}")
             if self._remote_closed:
                 raise EndOfStream("the client closed its side of the stream")
+            # Whatever came before was received and dealt with: messages may go direct again.
+            self._delivering = True
             await self._readable.wait()
             self._readable = trio.Event()
 
@@ -219,9 +243,36 @@ class ServerStream(Generic[RequestT, ResponseT]):
     def on_data(self, data: bytes, flow_controlled_length: int) -> None:
         self._reader.feed(data)
         self._owed_credit += flow_controlled_length
-        if not self._reader.queue:
+        if self._accept is not None and self._delivering:
+            self._deliver(self._accept)
+        if self._reader.queue:
+            self._readable.set()
+        else:
             self._return_credit()
-        self._readable.set()
+
+    def _deliver(self, accept: Callable[[RequestT], bool]) -> None:
+        queue = self._reader.queue
+        while queue:
+            item = queue[0]
+            if not isinstance(item, bytes):
+                break  # too large or compressed: receive() reports it
+            try:
+                message = self._request_type.FromString(item)
+            except DecodeError:
+                break  # receive() reports it
+            try:
+                accepted = accept(message)
+            except Exception:
+                # A bug in ``accept`` must not end the connection's reading task (and with it
+                # every call on the connection); this call falls back to receive().
+                log.exception("gRPC %s: delivering a message failed", self.method)
+                self._accept = None
+                break
+            if not accepted:
+                break
+            self._reader.pop()
+        if queue:
+            self._delivering = False
 
     def on_remote_closed(self) -> None:
         self._remote_closed = True
