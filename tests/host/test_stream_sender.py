@@ -8,10 +8,13 @@ hand.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import trio
 import trio.testing
 
-from actors.session import ClientGone, open_outbox
+from actors.session import ClientGone, Outbox, open_outbox
 from actors.session.messages import AssistantDeltaEvent, SessionEvent
 from contracts.generated import agent_pb2
 from supervisors.host._chat_edge import _StreamSender
@@ -49,16 +52,24 @@ def delta(text: str, turn: str = "t1") -> SessionEvent:
     return AssistantDeltaEvent(turn_id=turn, text=text)
 
 
-async def test_events_go_at_once_while_the_stream_takes_them() -> None:
-    stream = ShutterStream()
+@contextlib.asynccontextmanager
+async def sending(stream: ShutterStream) -> AsyncIterator[Outbox]:
+    """An outbox whose events go to ``stream`` through the edge's sender; closed at the end."""
     sender = _StreamSender(stream)  # type: ignore[arg-type]
     outbox, events = open_outbox(direct=sender)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(sender.run, events)
+    with trio.fail_after(STEP_S):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sender.run, events)
+            yield outbox
+            outbox.close()
+
+
+async def test_events_go_at_once_while_the_stream_takes_them() -> None:
+    stream = ShutterStream()
+    async with sending(stream) as outbox:
         with trio.testing.assert_no_checkpoints():
             for text in ("a", "b", "c"):
                 await outbox.emit(delta(text))
-        outbox.close()
     assert [how for how, _ in stream.sent] == ["at once"] * 3
     assert stream.texts() == ["a", "b", "c"]
     assert [event.seq for _, event in stream.sent] == [1, 2, 3]
@@ -66,24 +77,19 @@ async def test_events_go_at_once_while_the_stream_takes_them() -> None:
 
 async def test_nothing_overtakes_an_event_waiting_in_the_channel() -> None:
     stream = ShutterStream()
-    sender = _StreamSender(stream)  # type: ignore[arg-type]
-    outbox, events = open_outbox(direct=sender)
-    with trio.fail_after(STEP_S):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(sender.run, events)
-            await outbox.emit(delta("1"))
-            stream.window_open = False
-            await outbox.emit(delta("2", turn="t2"))  # refused: into the channel
-            # The window is back, but "2" has not gone yet: "3" must queue behind it.
-            stream.window_open = True
-            await outbox.emit(delta("3", turn="t3"))
-            await trio.testing.wait_all_tasks_blocked()
-            assert stream.texts() == ["1"]
-            stream.open_window()
-            await trio.testing.wait_all_tasks_blocked()
-            # The channel is drained: the direct way is open again.
-            await outbox.emit(delta("4", turn="t4"))
-            outbox.close()
+    async with sending(stream) as outbox:
+        await outbox.emit(delta("1"))
+        stream.window_open = False
+        await outbox.emit(delta("2", turn="t2"))  # refused: into the channel
+        # The window is back, but "2" has not gone yet: "3" must queue behind it.
+        stream.window_open = True
+        await outbox.emit(delta("3", turn="t3"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert stream.texts() == ["1"]
+        stream.open_window()
+        await trio.testing.wait_all_tasks_blocked()
+        # The channel is drained: the direct way is open again.
+        await outbox.emit(delta("4", turn="t4"))
     assert stream.texts() == ["1", "2", "3", "4"]
     assert [how for how, _ in stream.sent] == ["at once", "queued", "queued", "at once"]
     assert [event.seq for _, event in stream.sent] == [1, 2, 3, 4]
@@ -92,18 +98,13 @@ async def test_nothing_overtakes_an_event_waiting_in_the_channel() -> None:
 async def test_queued_deltas_of_one_turn_are_merged() -> None:
     stream = ShutterStream()
     stream.window_open = False
-    sender = _StreamSender(stream)  # type: ignore[arg-type]
-    outbox, events = open_outbox(direct=sender)
-    with trio.fail_after(STEP_S):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(sender.run, events)
-            await outbox.emit(delta("a"))
-            await trio.testing.wait_all_tasks_blocked()  # "a" is in the sender's hands
-            for text in ("b", "c", "d"):
-                await outbox.emit(delta(text))
-            stream.open_window()
-            await trio.testing.wait_all_tasks_blocked()
-            outbox.close()
+    async with sending(stream) as outbox:
+        await outbox.emit(delta("a"))
+        await trio.testing.wait_all_tasks_blocked()  # "a" is in the sender's hands
+        for text in ("b", "c", "d"):
+            await outbox.emit(delta(text))
+        stream.open_window()
+        await trio.testing.wait_all_tasks_blocked()
     assert stream.texts() == ["a", "bcd"]
     assert [event.seq for _, event in stream.sent] == [1, 2]
 
