@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import queue
 import threading
 import time
@@ -83,6 +84,9 @@ class TestNoLeaks:
         probe = Probe()
         async with trio.open_nursery() as nursery:
             handle = await start_server(nursery, [echo_service(probe)])
+            # Earlier tests' garbage (sockets not yet finalized) must not close inside this
+            # one and hide a leak, nor count as one.
+            gc.collect()
             tasks_before, fds_before = count_tasks(), open_fds()
 
             def cancel_many() -> None:
@@ -109,5 +113,5 @@ class TestNoLeaks:
                     await trio.sleep(0.01)
             assert probe.started == 2 * CHURN
             assert count_tasks() == tasks_before
-            assert open_fds() == fds_before
+            assert open_fds() <= fds_before, "a leak opens descriptors; fewer is not one"
             nursery.cancel_scope.cancel()
