@@ -365,26 +365,37 @@ class TestDeliverTo:
 
     @staticmethod
     async def converse(
-        accept: Any, batches: list[list[str]], received: list[tuple[str, str]]
+        accept: Any, batches: list[list[str]], log: list[tuple[str, str]], *, held: int
     ) -> None:
-        """Send each batch of user messages in one write; the handler logs what it receives."""
+        """Send each batch of user messages in one write; the handler logs what it receives.
+
+        The handler starts receiving only once ``held`` messages wait in the stream (the
+        rest went to ``accept``), so the outcome does not depend on how the first batch is
+        split between reads.
+        """
         done = trio.Event()
+        go = trio.Event()
+        streams: list[ServerStream[Any, Any]] = []
 
         async def stream_chat(stream: ServerStream[Any, Any]) -> None:
             stream.deliver_to(accept)
+            streams.append(stream)
+            await go.wait()
             async for request in stream:
-                received.append(("received", request.user_message.text))
+                log.append(("received", request.user_message.text))
             done.set()
 
         service = service_from_descriptor(
             agent_pb2.DESCRIPTOR.services_by_name["Agent"], {"StreamChat": stream_chat}
         )
-        total = sum(len(batch) for batch in batches)
+        message_bytes = len(say("1").SerializeToString())  # every text here is one character
         async with trio.open_nursery() as nursery:
             handle = await start_server(nursery, [service])
             with trio.fail_after(STEP_TIMEOUT_S):
                 async with await RawH2Client.connect(handle.port) as client:
                     stream_id = await client.open_call()
+                    while not streams:  # what comes before deliver_to waits for receive()
+                        await trio.sleep(0.01)
                     sent = 0
                     for batch in batches:
                         for text in batch:
@@ -394,12 +405,18 @@ class TestDeliverTo:
                             )
                         await client.flush()
                         sent += len(batch)
-                        while len(received) < sent:
+                        if not go.is_set():
+                            while (
+                                streams[0].buffered_inbound_bytes < held * message_bytes
+                                or len(log) < sent - held
+                            ):
+                                await trio.sleep(0.01)
+                            go.set()
+                        while len(log) < sent:
                             await trio.sleep(0.01)
                     client.h2.end_stream(stream_id)
                     await client.flush()
                     await done.wait()
-                    assert len(received) == total
             nursery.cancel_scope.cancel()
 
     async def test_a_refusal_queues_the_rest_until_the_handler_caught_up(self) -> None:
@@ -414,7 +431,7 @@ class TestDeliverTo:
             log.append(("direct", text))
             return True
 
-        await self.converse(accept, [["1", "2", "3", "4"], ["5"]], log)
+        await self.converse(accept, [["1", "2", "3", "4"], ["5"]], log, held=2)
         assert log == [
             ("direct", "1"),
             ("direct", "2"),
@@ -429,5 +446,5 @@ class TestDeliverTo:
         def accept(request: agent_pb2.ChatRequest) -> bool:
             raise RuntimeError("a bug")
 
-        await self.converse(accept, [["1", "2"], ["3"]], log)
+        await self.converse(accept, [["1", "2"], ["3"]], log, held=2)
         assert log == [("received", "1"), ("received", "2"), ("received", "3")]
