@@ -75,6 +75,11 @@ bench-bridge *args:
 bench-provider *args:
     {{python}} -m bench.provider {{args}}
 
+# Rotate runs of one benchmark over git revisions and print medians, e.g.
+# `just bench-compare main WORKTREE --rounds 6 -- --concurrency 100`.
+bench-compare *args:
+    {{python}} -m bench.compare {{args}}
+
 # Install the npm MCP server the interop tests drive (also done by `.ci/run`).
 node-deps:
     npm ci --prefix tests/mcp_client/node --no-audit --no-fund
