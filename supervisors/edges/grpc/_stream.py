@@ -171,9 +171,7 @@ class ServerStream(Generic[RequestT, ResponseT]):
         connection = self._connection
         data = memoryview(frame(message.SerializeToString()))
         self._check_open()
-        if not self._headers_sent:
-            connection.h2.send_headers(self.stream_id, response_headers())
-            self._headers_sent = True
+        self._send_headers_once()
         while data:
             self._check_open()
             window = connection.h2.local_flow_control_window(self.stream_id)
@@ -212,12 +210,16 @@ class ServerStream(Generic[RequestT, ResponseT]):
             return False  # closed in h2 already; send() reports it
         if len(data) > min(window, connection.h2.max_outbound_frame_size):
             return False
-        if not self._headers_sent:
-            connection.h2.send_headers(self.stream_id, response_headers())
-            self._headers_sent = True
+        self._send_headers_once()
         connection.h2.send_data(self.stream_id, data)
         connection.flush()
         return True
+
+    def _send_headers_once(self) -> None:
+        # The response headers go out with the first message (trailers-only otherwise).
+        if not self._headers_sent:
+            self._connection.h2.send_headers(self.stream_id, response_headers())
+            self._headers_sent = True
 
     # --- the connection's side ----------------------------------------------------------
 
