@@ -7,6 +7,7 @@ from ._actor import Actor as Actor
 from ._actor import ActorContext as ActorContext
 from ._actor import DeferredReply as DeferredReply
 from ._actor import TaskActor as TaskActor
+from ._eager_stream import EagerSocketStream as EagerSocketStream
 from ._errors import ActorCrashed as ActorCrashed
 from ._errors import ActorError as ActorError
 from ._errors import ActorStopped as ActorStopped
@@ -57,6 +58,7 @@ __all__ = [
     "ChildSpec",
     "DeferredReply",
     "DuplicateName",
+    "EagerSocketStream",
     "FailureSnapshot",
     "FaultInjectionDisabled",
     "FaultInjector",

@@ -9,14 +9,12 @@ stream adds two context managers and a cancel scope to every read. Measured with
 httpcore's backend, 66 to 71 % with this one; added TTFT p50 16 to 27 ms before, 11 to 15 ms
 after (the p95 swings too much between runs on a shared machine to rank them).
 
-What it does differently, over plain TCP:
+What it does differently:
 
+* **A socket call that does not have to wait does not yield** (``zl_actors.EagerSocketStream``,
+  under TLS too).
 * **Writes are coalesced until the next read.** httpcore writes the request head and body
   separately and then reads the response; they leave in one ``send``.
-* **A socket call that does not have to wait does not yield.** ``recv``/``send`` are tried
-  on the non-blocking socket first; only when they would block does the task wait (which is
-  a checkpoint). So that a stream that always has data cannot starve the other tasks, every
-  ``FAIRNESS_EVERY``-th call without a wait yields anyway.
 * **A free connection lock does not yield.** httpcore takes two locks per request on a
   kept-alive connection (the connection's request lock, then its HTTP/1.1 state lock, and the
   state lock again when the response closes), and ``trio.Lock`` yields to the scheduler on
@@ -26,9 +24,6 @@ What it does differently, over plain TCP:
   (``python -m bench.provider``, seven alternating runs each) added TTFT p50 8.8 to 11.5 ms
   before, 5.4 to 8.8 ms after; p95 14.0 to 30.8 ms before, 7.8 to 19.1 ms after.
 
-Over TLS the stream is Trio's ``SSLStream`` (a hand-written TLS pump is not worth its risk);
-writes are still coalesced.
-
 Errors: httpcore's own exceptions, which httpx maps to its own (``ConnectError``,
 ``ConnectTimeout``, ``ReadError``, ``WriteError``, ``ReadTimeout``, ``WriteTimeout``).
 """
@@ -37,7 +32,6 @@ from __future__ import annotations
 
 import math
 import select
-import socket
 import ssl
 from collections.abc import Iterable
 from typing import Any, Final
@@ -46,40 +40,32 @@ import httpcore
 import httpx
 import trio
 
-#: Socket calls in a row that may complete without yielding before one yields anyway.
-FAIRNESS_EVERY: Final = 8
-_RECEIVE_FLOOR = 65_536
+from zl_actors import EagerSocketStream
+
+#: A read asks the socket for at least this much (httpcore asks for less).
+_RECEIVE_FLOOR: Final = 65_536
 
 
 def _deadline(timeout: float | None) -> float:
     return math.inf if timeout is None else timeout
 
 
-class _Coalescing:
-    """Write coalescing and the fairness counter shared by both stream kinds."""
+class _Stream(httpcore.AsyncNetworkStream):
+    """An eager socket stream, or TLS over one, with writes coalesced until the next read."""
 
-    def __init__(self) -> None:
+    def __init__(self, stream: EagerSocketStream | trio.SSLStream[EagerSocketStream]) -> None:
+        self._stream = stream
         self._pending = bytearray()
-        self._unyielded = 0
+
+    @property
+    def _socket_stream(self) -> EagerSocketStream:
+        stream = self._stream
+        return stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         # Sent by the next read (or dropped with the connection): httpcore always reads the
         # response after writing a request.
         self._pending += buffer
-
-    async def _fair(self) -> None:
-        self._unyielded += 1
-        if self._unyielded >= FAIRNESS_EVERY:
-            self._unyielded = 0
-            await trio.lowlevel.checkpoint()
-
-
-class _SocketStream(_Coalescing, httpcore.AsyncNetworkStream):
-    """A connected, non-blocking TCP socket (see the module docstring)."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        super().__init__()
-        self._sock = sock
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         if timeout is None:
@@ -93,101 +79,13 @@ class _SocketStream(_Coalescing, httpcore.AsyncNetworkStream):
 
     async def _read(self, max_bytes: int) -> bytes:
         if self._pending:
-            await self._flush()
+            data, self._pending = bytes(self._pending), bytearray()
+            try:
+                await self._stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                raise httpcore.WriteError(str(exc) or type(exc).__name__) from exc
         try:
-            while True:
-                try:
-                    data = self._sock.recv(max(max_bytes, _RECEIVE_FLOOR))
-                except BlockingIOError:
-                    self._unyielded = 0
-                    await trio.lowlevel.wait_readable(self._sock)
-                    continue
-                await self._fair()
-                return data
-        except (OSError, trio.ClosedResourceError) as exc:
-            raise httpcore.ReadError(str(exc) or type(exc).__name__) from exc
-
-    async def _flush(self) -> None:
-        view = memoryview(self._pending)
-        try:
-            while view:
-                try:
-                    view = view[self._sock.send(view) :]
-                except BlockingIOError:
-                    self._unyielded = 0
-                    await trio.lowlevel.wait_writable(self._sock)
-        except (OSError, trio.ClosedResourceError) as exc:
-            raise httpcore.WriteError(str(exc) or type(exc).__name__) from exc
-        finally:
-            view.release()
-            self._pending.clear()
-        await self._fair()
-
-    async def aclose(self) -> None:
-        self._pending.clear()
-        # Wakes any task still waiting on the socket (with ClosedResourceError) before it goes.
-        trio.lowlevel.notify_closing(self._sock)
-        self._sock.close()
-        await trio.lowlevel.checkpoint()
-
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        tls = trio.SSLStream(
-            trio.SocketStream(trio.socket.from_stdlib_socket(self._sock)),
-            ssl_context=ssl_context,
-            server_hostname=server_hostname,
-            https_compatible=True,
-        )
-        try:
-            with trio.fail_after(_deadline(timeout)):
-                await tls.do_handshake()
-        except trio.TooSlowError:
-            await tls.aclose()
-            raise httpcore.ConnectTimeout("TLS handshake timed out") from None
-        except (trio.BrokenResourceError, OSError) as exc:
-            await tls.aclose()
-            raise httpcore.ConnectError(str(exc)) from exc
-        return _TlsStream(tls)
-
-    def get_extra_info(self, info: str) -> Any:
-        if info == "socket":
-            return self._sock
-        if info == "client_addr":
-            return self._sock.getsockname()
-        if info == "server_addr":
-            return self._sock.getpeername()
-        if info == "is_readable":
-            # httpcore asks before reusing an idle connection: readable means closed (or junk).
-            # poll, not select: a busy host's descriptors go past select's limit of 1024.
-            poller = select.poll()
-            poller.register(self._sock, select.POLLIN)
-            return bool(poller.poll(0))
-        return None
-
-
-class _TlsStream(_Coalescing, httpcore.AsyncNetworkStream):
-    """Trio's TLS stream, with writes coalesced until the next read."""
-
-    def __init__(self, stream: trio.SSLStream[trio.SocketStream]) -> None:
-        super().__init__()
-        self._stream = stream
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        try:
-            with trio.fail_after(_deadline(timeout)):
-                if self._pending:
-                    data, self._pending = bytes(self._pending), bytearray()
-                    try:
-                        await self._stream.send_all(data)
-                    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                        raise httpcore.WriteError(str(exc) or type(exc).__name__) from exc
-                return bytes(await self._stream.receive_some(max_bytes))
-        except trio.TooSlowError:
-            raise httpcore.ReadTimeout("read timed out") from None
+            return bytes(await self._stream.receive_some(max(max_bytes, _RECEIVE_FLOOR)))
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise httpcore.ReadError(str(exc) or type(exc).__name__) from exc
 
@@ -201,11 +99,28 @@ class _TlsStream(_Coalescing, httpcore.AsyncNetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.UnsupportedProtocol("TLS inside TLS (an HTTPS proxy) is not supported")
+        if isinstance(self._stream, trio.SSLStream):
+            raise httpcore.UnsupportedProtocol("TLS inside TLS (an HTTPS proxy) is not supported")
+        tls = trio.SSLStream(
+            self._stream,
+            ssl_context=ssl_context,
+            server_hostname=server_hostname,
+            https_compatible=True,
+        )
+        try:
+            with trio.fail_after(_deadline(timeout)):
+                await tls.do_handshake()
+        except trio.TooSlowError:
+            await trio.aclose_forcefully(tls)
+            raise httpcore.ConnectTimeout("TLS handshake timed out") from None
+        except (trio.BrokenResourceError, OSError) as exc:
+            await trio.aclose_forcefully(tls)
+            raise httpcore.ConnectError(str(exc)) from exc
+        return _Stream(tls)
 
     def get_extra_info(self, info: str) -> Any:
-        sock = self._stream.transport_stream.socket
-        if info == "ssl_object":
+        sock = self._socket_stream.socket
+        if info == "ssl_object" and isinstance(self._stream, trio.SSLStream):
             # The stream answers the SSLObject's questions (selected_alpn_protocol, ...).
             return self._stream
         if info == "socket":
@@ -215,7 +130,11 @@ class _TlsStream(_Coalescing, httpcore.AsyncNetworkStream):
         if info == "server_addr":
             return sock.getpeername()
         if info == "is_readable":
-            return sock.is_readable()
+            # httpcore asks before reusing an idle connection: readable means closed (or junk).
+            # poll, not select: a busy host's descriptors go past select's limit of 1024.
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
         return None
 
 
@@ -319,12 +238,9 @@ class FewerPassesBackend(httpcore.AsyncNetworkBackend):
             raise httpcore.ConnectTimeout(f"connecting to {host}:{port} timed out") from None
         except OSError as exc:
             raise httpcore.ConnectError(str(exc)) from exc
-        # The connected socket leaves Trio's wrapper and is driven directly from here on.
-        sock = socket.socket(fileno=stream.socket.detach())
-        sock.setblocking(False)
         for option in socket_options or ():
-            sock.setsockopt(*option)
-        return _SocketStream(sock)
+            stream.setsockopt(*option)
+        return _Stream(EagerSocketStream.from_trio(stream))
 
     async def connect_unix_socket(
         self,

@@ -1,4 +1,7 @@
-"""The adapter's network backend: coalesced writes, fairness, errors, keep-alive and TLS."""
+"""The adapter's network backend: coalesced writes, errors, free locks, keep-alive and TLS.
+
+The eager socket calls underneath have their own tests (tests/runtime/test_eager_stream.py).
+"""
 
 from __future__ import annotations
 
@@ -12,22 +15,24 @@ import pytest
 import trio
 import trio.testing
 
-from actors.provider._net import FAIRNESS_EVERY, FewerPassesTransport, _FreeLock, _SocketStream
+from actors.provider._net import FewerPassesTransport, _FreeLock, _Stream
 from actors.provider.fake_upstream import FakeUpstream
 from supervisors.tls import ALPN_HTTP1, client_ssl_context, generate_dev_certs, server_ssl_context
+from zl_actors import EagerSocketStream
 
 BODY = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
 LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=4)
 
 
-def socket_pair() -> tuple[_SocketStream, socket.socket]:
+def socket_pair() -> tuple[_Stream, socket.socket]:
     ours, peer = socket.socketpair()
-    ours.setblocking(False)
     peer.setblocking(False)
-    return _SocketStream(ours), peer
+    return _Stream(EagerSocketStream(ours)), peer
 
 
-class TestSocketStream:
+class TestStream:
+    """Coalesced writes, httpcore's timeouts and errors."""
+
     async def test_writes_leave_together_at_the_next_read(self) -> None:
         stream, peer = socket_pair()
         with peer:
@@ -41,51 +46,6 @@ class TestSocketStream:
             assert answer == b"HTTP/1.1 200 OK\r\n"
             assert peer.recv(1024) == b'POST / HTTP/1.1\r\n\r\n{"a": 1}'
             await stream.aclose()
-
-    async def test_a_read_waits_for_data(self) -> None:
-        stream, peer = socket_pair()
-        with peer:
-            async with trio.open_nursery() as nursery:
-
-                async def answer_later() -> None:
-                    await trio.sleep(0.05)
-                    peer.send(b"late")
-
-                nursery.start_soon(answer_later)
-                with trio.fail_after(5):
-                    assert await stream.read(16) == b"late"
-            await stream.aclose()
-
-    async def test_a_stream_that_always_has_data_still_lets_others_run(self) -> None:
-        stream, peer = socket_pair()
-        ticks = 0
-
-        async def other_task() -> None:
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await trio.lowlevel.checkpoint()
-
-        with peer:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(other_task)
-                await trio.lowlevel.checkpoint()
-                seen = []
-                for _ in range(4 * FAIRNESS_EVERY):
-                    peer.send(b"x")  # always ready: no read has to wait
-                    assert await stream.read(16) == b"x"
-                    seen.append(ticks)
-                nursery.cancel_scope.cancel()
-            # Without its periodic checkpoint the reader would have run alone throughout.
-            assert seen[-1] > seen[0]
-            await stream.aclose()
-
-    async def test_peer_close_reads_as_end_of_stream(self) -> None:
-        stream, peer = socket_pair()
-        peer.close()
-        with trio.fail_after(5):
-            assert await stream.read(16) == b""  # an orderly close reads as end of stream
-        await stream.aclose()
 
     async def test_read_timeout(self) -> None:
         stream, peer = socket_pair()

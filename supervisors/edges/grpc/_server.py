@@ -34,6 +34,7 @@ from collections.abc import Iterable
 import trio
 
 from supervisors.edges._listen import ListenError, bind_listener
+from zl_actors import EagerSocketStream
 
 from ._config import ACCEPT_BACKOFF_S, LISTEN_BACKLOG, GrpcServerConfig
 from ._connection import Connection
@@ -147,15 +148,21 @@ class _Server:
         host, port, *_ = raw.socket.getpeername()
         peer = f"{host}:{port}"
         _set_keepalive(raw)
-        transport: trio.abc.Stream = raw
+        # The writer sends once per pass with tokens for the connection's streams, and the
+        # reader wakes per client message: neither should spend a second scheduler step on
+        # a socket call that did not wait (zl_actors.EagerSocketStream).
+        socket_stream = EagerSocketStream.from_trio(raw)
+        transport: trio.abc.Stream = socket_stream
         if self.ssl_context is not None:
-            tls = trio.SSLStream(raw, self.ssl_context, server_side=True, https_compatible=True)
+            tls = trio.SSLStream(
+                socket_stream, self.ssl_context, server_side=True, https_compatible=True
+            )
             try:
                 with trio.fail_after(self.config.handshake_timeout_s):
                     await tls.do_handshake()
             except (trio.TooSlowError, trio.BrokenResourceError) as error:
                 log.info("gRPC TLS handshake with %s failed: %r", peer, error)
-                await trio.aclose_forcefully(raw)
+                await trio.aclose_forcefully(socket_stream)
                 return
             if tls.selected_alpn_protocol() != "h2":
                 log.info("gRPC client %s did not negotiate ALPN h2; trying HTTP/2 anyway", peer)
