@@ -8,7 +8,8 @@ when an actor failed is lost (and its asker gets ``ActorCrashed``).
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import outcome
@@ -21,6 +22,11 @@ if TYPE_CHECKING:
     from ._spec import ChildSpec
     from ._supervisor import SupervisorRuntime
     from ._system import ActorSystem
+
+
+# Woken into an actor's loop in place of a message when its inline handler raised; the
+# loop raises the exception that comes with it (see ``Cell.offer_inline``).
+INLINE_FAILED: Final = object()
 
 
 class Kind(enum.Enum):
@@ -80,6 +86,7 @@ class Cell:
         "fault_delay_s",
         "finished",
         "incarnation",
+        "inline",
         "kind",
         "last_failure",
         "mailbox",
@@ -138,6 +145,9 @@ class Cell:
         # later (ctx.defer_reply): failed for the asker if the incarnation ends first.
         self.current_reply: Reply | None = None
         self.deferred_replies: set[Reply] | None = None
+        # The running incarnation's ``Actor.handle_inline`` (bound to its context), if the
+        # actor has one; see ``Cell.offer_inline``.
+        self.inline: Callable[[Any], bool] | None = None
         # Made now when the capacity is known, else by the first incarnation (see run_actor).
         self.mailbox = _UNSET_MAILBOX if mailbox_capacity is None else Mailbox(mailbox_capacity)
 
@@ -157,6 +167,36 @@ class Cell:
         if self.done_event is None:
             self.done_event = trio.Event()
         await self.done_event.wait()
+
+    def offer_inline(self, message: Any) -> bool:
+        """Have the actor handle ``message`` now, in the caller's task, if it is idle.
+
+        Idle: its loop is parked on an empty mailbox, so it is not in the middle of a
+        message and nothing sent earlier is waiting (order and one-at-a-time both hold),
+        and it is running normally (not stopping, no fault injected). Returns whether the
+        actor took the message; if not, the caller queues it as usual. An exception from
+        the handler fails the actor, in its own task, as one from ``handle`` would.
+        """
+        inline = self.inline
+        if (
+            inline is None
+            or not self.mailbox.receiver_waiting
+            or self.exit_requested
+            or self.stop_mode is not StopMode.NONE
+            or self.fault is not None
+            or self.pending_crash
+        ):
+            return False
+        # Not re-entered: what the handler sends to its own actor is queued.
+        self.inline = None
+        try:
+            return inline(message)
+        except Exception as exc:
+            # Raised where the actor's loop waits: its supervisor sees the failure.
+            self.mailbox.wake_receiver((INLINE_FAILED, exc))
+            return True
+        finally:
+            self.inline = inline
 
     @property
     def mailbox_capacity(self) -> int:

@@ -61,6 +61,21 @@ async def start_incarnation(cell: Cell, nursery: trio.Nursery, on_exit: ExitHook
     Raises:
         Exception: whatever the incarnation raised before it was ready.
     """
+    _begin(cell)
+    await nursery.start(_run_incarnation, cell, cell.incarnation, on_exit, True)
+
+
+def start_incarnation_soon(cell: Cell, nursery: trio.Nursery, on_exit: ExitHook) -> None:
+    """Like ``start_incarnation``, but return at once; the incarnation starts in its own task.
+
+    A failure before it is ready goes to ``on_exit`` like any later failure (nobody is
+    waiting for the start to raise it to).
+    """
+    _begin(cell)
+    nursery.start_soon(_run_incarnation, cell, cell.incarnation, on_exit, False)
+
+
+def _begin(cell: Cell) -> None:
     cell.incarnation += 1
     cell.stop_mode = StopMode.NONE
     cell.pending_crash = False
@@ -68,13 +83,13 @@ async def start_incarnation(cell: Cell, nursery: trio.Nursery, on_exit: ExitHook
     if cell.fault is Fault.HANG:
         cell.fault = None  # A hang lasts one incarnation; a restart is how it ends.
     cell.begin_incarnation()
-    await nursery.start(_run_incarnation, cell, cell.incarnation, on_exit)
 
 
 async def _run_incarnation(
     cell: Cell,
     incarnation: int,
     on_exit: ExitHook,
+    awaited: bool,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     flag = StartFlag(task_status)
@@ -88,7 +103,7 @@ async def _run_incarnation(
             else:
                 await _supervisor.run_supervisor(cell, flag)
         except Exception as exc:
-            if not flag.started:
+            if not flag.started and awaited:
                 cell.state = CellState.FAILED
                 cell.last_failure = FailureInfo.of(exc)
                 raise
@@ -103,7 +118,7 @@ async def _run_incarnation(
         cell.last_failure = FailureInfo.of(failure)
     else:
         cell.state = CellState.STOPPED
-    if flag.started:
+    if flag.started or not awaited:
         on_exit(cell, incarnation, failure)
 
 

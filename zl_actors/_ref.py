@@ -65,6 +65,8 @@ class ActorRef(Generic[M]):
     async def tell(self, message: M) -> None:
         """Like ``send``, but with no scheduling point when the mailbox has room.
 
+        An idle actor may handle the message at once (``Actor.handle_inline``).
+
         For hot paths: under load every pass of Trio's run queue is latency, and a message
         crossing several actors would pay one per hop. Waits (back-pressure) only when the
         mailbox is full; then it is a checkpoint like ``send``.
@@ -72,7 +74,10 @@ class ActorRef(Generic[M]):
         Raises:
             ActorStopped: the actor is stopped for good.
         """
-        mailbox = self._cell.mailbox
+        cell = self._cell
+        if cell.inline is not None and cell.offer_inline(message):
+            return
+        mailbox = cell.mailbox
         try:
             mailbox.put_nowait((message, None))
         except trio.WouldBlock:
@@ -89,12 +94,17 @@ class ActorRef(Generic[M]):
     def send_nowait(self, message: M) -> None:
         """Put ``message`` in the mailbox or raise at once.
 
+        An idle actor may handle the message at once (``Actor.handle_inline``).
+
         Raises:
             MailboxFull: the mailbox is at capacity.
             ActorStopped: the actor is stopped for good.
         """
+        cell = self._cell
+        if cell.inline is not None and cell.offer_inline(message):
+            return
         try:
-            self._cell.mailbox.put_nowait((message, None))
+            cell.mailbox.put_nowait((message, None))
         except trio.WouldBlock:
             raise MailboxFull(self._cell.path, self._cell.mailbox_capacity) from None
         except trio.ClosedResourceError:

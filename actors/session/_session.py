@@ -152,33 +152,50 @@ class Session(Actor[SessionInbound]):
         self.tool_runner = factory(self.context, self.outbox) if factory is not None else None
         await self.outbox.emit(SessionStartedEvent(session_id=self.session_id, limits=limits))
 
+    def handle_inline(self, message: SessionInbound, ctx: ActorContext[SessionInbound]) -> bool:
+        """A user message that starts a turn starts it here, in the edge's task.
+
+        It saves the message a hand-over to the session's task before the turn's request
+        can go out (see ``Actor.handle_inline``). Anything else, including a user message
+        that is refused, goes through ``handle``.
+        """
+        if isinstance(message, UserMessage) and self._refusal(message.text) is None:
+            self._begin_turn(message.text, ctx)
+            return True
+        return False
+
     async def _user_message(self, text: str, ctx: ActorContext[SessionInbound]) -> None:
+        refusal = self._refusal(text)
+        if refusal is not None:
+            turn_id, error = refusal
+            await self._error(turn_id, error)
+            return
+        self._begin_turn(text, ctx)
+
+    def _refusal(self, text: str) -> tuple[str, ZlError] | None:
+        """Why this user message cannot start a turn now (turn id, error), or None."""
         context, budget = self.context, self.budget
         if context is None or budget is None:
-            await self._error("", InvalidRequest("session.not_started", "send start_session first"))
-            return
+            return "", InvalidRequest("session.not_started", "send start_session first")
         size = len(text.encode("utf-8"))
         if size > context.limits.max_message_bytes:
-            await self._error(
-                "",
-                InvalidRequest(
-                    "message.too_large",
-                    f"the message has {size} bytes; the limit is "
-                    f"{context.limits.max_message_bytes}",
-                ),
+            return "", InvalidRequest(
+                "message.too_large",
+                f"the message has {size} bytes; the limit is {context.limits.max_message_bytes}",
             )
-            return
         if self.turn_id is not None:
-            await self._error(
-                self.turn_id,
-                InvalidRequest("session.busy", "a turn is running; cancel it or wait for it"),
+            return self.turn_id, InvalidRequest(
+                "session.busy", "a turn is running; cancel it or wait for it"
             )
-            return
         if budget.exhausted:
-            await self._error(
-                "", GuardrailBreached("budget.exhausted", "the session's token budget is spent")
-            )
-            return
+            return "", GuardrailBreached("budget.exhausted", "the session's token budget is spent")
+        return None
+
+    def _begin_turn(self, text: str, ctx: ActorContext[SessionInbound]) -> None:
+        """Start the turn for ``text``, which ``_refusal`` let through."""
+        context, budget = self.context, self.budget
+        assert context is not None
+        assert budget is not None
         self.turns += 1
         turn_id = f"t{self.turns}"
         self.history.append(ChatMessage(role="user", content=text))
@@ -196,7 +213,9 @@ class Session(Actor[SessionInbound]):
         )
         progress = self.progress
         session_ref: ActorRef[SessionInbound] = ctx.self_ref
-        await ctx.start_child(
+        # Soon, not awaited: the turn cannot fail to start (no on_start; its constructor only
+        # stores what it is given), and its request should go out in the next pass.
+        ctx.start_child_soon(
             ActorSpec(
                 name=turn_id,
                 factory=lambda: Turn(
