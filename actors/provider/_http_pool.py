@@ -92,6 +92,8 @@ async def open_pooled_http_client(
     count = max(1, math.ceil(max_connections / CONNECTIONS_PER_POOL))
     per_pool = math.ceil(max_connections / count)
     keepalive_per_pool = math.ceil(max_keepalive_connections / count)
+    # One CA bundle for all the pools: loading it is the slow part of making a pool.
+    ssl_context = httpx.create_ssl_context()
     async with AsyncExitStack() as stack:
         clients = [
             await stack.enter_async_context(
@@ -102,7 +104,8 @@ async def open_pooled_http_client(
                         limits=httpx.Limits(
                             max_connections=per_pool,
                             max_keepalive_connections=keepalive_per_pool,
-                        )
+                        ),
+                        ssl_context=ssl_context,
                     ),
                 )
             )

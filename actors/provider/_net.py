@@ -263,12 +263,15 @@ class FewerPassesTransport(httpx.AsyncHTTPTransport):
     """
 
     def __init__(self, *, limits: httpx.Limits, ssl_context: ssl.SSLContext | None = None) -> None:
-        super().__init__(limits=limits)
+        # httpx's default: the system's (or certifi's) CA bundle, hostname checked. Loading
+        # it takes ~25 ms of the event loop's thread: pass one context to many transports.
+        if ssl_context is None:
+            ssl_context = httpx.create_ssl_context()
+        super().__init__(limits=limits, verify=ssl_context)
         if not isinstance(getattr(self, "_pool", None), httpcore.AsyncConnectionPool):
             raise TypeError("this httpx version keeps its pool elsewhere; update _net.py")
         self._pool = _Pool(
-            # httpx's default: the system's (or certifi's) CA bundle, hostname checked.
-            ssl_context=ssl_context if ssl_context is not None else httpx.create_ssl_context(),
+            ssl_context=ssl_context,
             limits=limits,
             network_backend=FewerPassesBackend(),
         )

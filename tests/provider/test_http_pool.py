@@ -26,6 +26,14 @@ class TestPooledHttpClient:
         ) as client:
             assert client.pools == pools
 
+    async def test_the_pools_share_one_tls_context(self) -> None:
+        """Loading the CA bundle is ~25 ms of the event loop: once, not twice per pool."""
+        async with open_pooled_http_client(
+            max_connections=100, max_keepalive_connections=0, timeout=TIMEOUT
+        ) as client:
+            pools = [http_client._transport._pool for http_client in client._clients]  # type: ignore[attr-defined]
+            assert len({id(pool._ssl_context) for pool in pools}) == 1
+
     async def test_concurrent_streams_spread_and_stay_within_the_bound(
         self, upstream: FakeUpstream
     ) -> None:
