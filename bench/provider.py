@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import re
 import signal
@@ -27,7 +28,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import attrs
+
 from ._host_process import EXIT_TIMEOUT_S, HostProcess, host_process
+from ._proc import cpu_s
 from ._stats import emit, median, percentile, progress
 from .ttft import RunSpec, Samples, run_load
 
@@ -68,8 +72,8 @@ def _listening_process(what: str, module: str, *args: str) -> Iterator[tuple[int
 
 
 @contextmanager
-def fake_upstream_process() -> Iterator[str]:
-    """The fake upstream in its own process; yields its base URL."""
+def fake_upstream_process() -> Iterator[tuple[int, str]]:
+    """The fake upstream in its own process; yields its pid and base URL."""
     with _listening_process(
         "fake upstream",
         "actors.provider.fake_upstream",
@@ -79,8 +83,8 @@ def fake_upstream_process() -> Iterator[str]:
         str(1 / TOKENS_PER_S),
         "--answer-tokens",
         str(ANSWER_TOKENS),
-    ) as (_, url):
-        yield url
+    ) as (pid, url):
+        yield pid, url
 
 
 @contextmanager
@@ -97,6 +101,35 @@ def floor_process(upstream_url: str, concurrency: int, keepalive: int) -> Iterat
         str(keepalive),
     ) as (pid, port):
         yield HostProcess(pid=pid, grpc_port=int(port), debug_url=None)
+
+
+@attrs.define
+class _CpuShare:
+    pct: float = 0.0
+
+
+@contextmanager
+def _cpu_pct(pid: int) -> Iterator[_CpuShare]:
+    """The share of one core that ``pid`` used during the block (set when it ends)."""
+    share = _CpuShare()
+    started, cpu_before = time.perf_counter(), cpu_s(pid)
+    yield share
+    elapsed = time.perf_counter() - started
+    share.pct = 100 * (cpu_s(pid) - cpu_before) / elapsed if elapsed > 0 else 0.0
+
+
+def _host_load(
+    host: HostProcess, spec: RunSpec, upstream_pid: int
+) -> tuple[Samples, float, float, float, float]:
+    """``run_load`` on the host; also what else used the machine's two cores meanwhile.
+
+    Returns:
+        The samples, the host's peak RSS and CPU share, the fake upstream's CPU share and
+        this process's (the load generator's).
+    """
+    with _cpu_pct(upstream_pid) as upstream, _cpu_pct(os.getpid()) as load_generator:
+        samples, _, rss, host_cpu_pct = asyncio.run(run_load(host, spec))
+    return samples, rss, host_cpu_pct, upstream.pct, load_generator.pct
 
 
 def provider_settings(upstream_url: str, concurrency: int, keepalive: int) -> dict[str, str]:
@@ -189,12 +222,14 @@ def run(
     )
     floor_samples: Samples | None = None
     floor_cpu_pct = 0.0
-    with fake_upstream_process() as url:
+    with fake_upstream_process() as (upstream_pid, url):
         # Warm both paths (imports, pools, first connections) before measuring.
         asyncio.run(direct_load(url, 1, concurrency, keepalive=keepalive > 0))
         direct = asyncio.run(direct_load(url, turns, concurrency, keepalive=keepalive > 0))
         with host_process(provider_settings(url, concurrency, keepalive), tls=tls) as host:
-            samples, _, rss, host_cpu_pct = asyncio.run(run_load(host, spec))
+            samples, rss, host_cpu_pct, upstream_cpu_pct, load_cpu_pct = _host_load(
+                host, spec, upstream_pid
+            )
         if floor:
             with floor_process(url, concurrency, keepalive) as floor_server:
                 floor_samples, _, _, floor_cpu_pct = asyncio.run(run_load(floor_server, spec))
@@ -230,6 +265,9 @@ def run(
         "added_ttft_ms_p95": round(percentile(host_ttft, 95) - percentile(direct, 95), 2),
         "server_rss_mb": round(rss, 1),
         "host_cpu_pct": round(host_cpu_pct, 1),
+        # Beside the host, on the same cores: the fake upstream and this process (the client).
+        "upstream_cpu_pct": round(upstream_cpu_pct, 1),
+        "load_generator_cpu_pct": round(load_cpu_pct, 1),
         "keepalive_connections": keepalive,
         "grpc_tls": tls,
     }
