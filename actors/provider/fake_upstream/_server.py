@@ -22,8 +22,6 @@ import attrs
 import h11
 import trio
 
-from zl_actors import EagerSocketStream
-
 from ._script import Cut, Hang, ResponsePlan, Script, Send, plan_response
 
 # Bytes read from the socket at a time; requests here are small JSON bodies.
@@ -131,7 +129,7 @@ class FakeUpstream:
 
 
 async def _read_request(
-    conn: h11.Connection, stream: EagerSocketStream
+    conn: h11.Connection, stream: trio.SocketStream
 ) -> tuple[h11.Request, bytes] | None:
     """Read one whole request; None when the client closed the connection between requests."""
     request: h11.Request | None = None
@@ -155,13 +153,13 @@ async def _read_request(
             return request, bytes(body)
 
 
-async def _send(conn: h11.Connection, stream: EagerSocketStream, event: h11.Event) -> None:
+async def _send(conn: h11.Connection, stream: trio.SocketStream, event: h11.Event) -> None:
     data = conn.send(event)
     if data:
         await stream.send_all(data)
 
 
-async def _play(conn: h11.Connection, stream: EagerSocketStream, plan: ResponsePlan) -> bool:
+async def _play(conn: h11.Connection, stream: trio.SocketStream, plan: ResponsePlan) -> bool:
     """Send one response; returns False when the connection must be dropped afterwards."""
     if plan.steps and isinstance(plan.steps[0], Hang):
         await trio.sleep_forever()
@@ -183,7 +181,7 @@ async def _play(conn: h11.Connection, stream: EagerSocketStream, plan: ResponseP
 
 
 async def _watch_peer(
-    conn: h11.Connection, stream: EagerSocketStream, scope: trio.CancelScope
+    conn: h11.Connection, stream: trio.SocketStream, scope: trio.CancelScope
 ) -> None:
     """While a response plays, notice the client leaving and stop the response at once."""
     while True:
@@ -198,7 +196,7 @@ async def _watch_peer(
         conn.receive_data(data)
 
 
-async def _respond_bad_request(conn: h11.Connection, stream: EagerSocketStream) -> None:
+async def _respond_bad_request(conn: h11.Connection, stream: trio.SocketStream) -> None:
     payload = b'{"error": {"message": "bad request", "type": "invalid_request_error"}}'
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
     await _send(conn, stream, h11.Response(status_code=400, headers=headers, reason=b"Bad Request"))
@@ -215,7 +213,7 @@ def _parse_body(raw: bytes) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-async def _serve_connection(upstream: FakeUpstream, stream: EagerSocketStream) -> None:
+async def _serve_connection(upstream: FakeUpstream, stream: trio.SocketStream) -> None:
     upstream._connection_opened()
     conn = h11.Connection(h11.SERVER)
     try:
@@ -283,9 +281,7 @@ async def serve_fake_upstream(
     upstream.url = f"http://{host}:{bound_port}/v1"
 
     async def handler(stream: trio.SocketStream) -> None:
-        # Its benchmarks share the machine with the host they measure: a socket call that
-        # did not wait costs no second scheduler step (about one per token otherwise).
-        await _serve_connection(upstream, EagerSocketStream.from_trio(stream))
+        await _serve_connection(upstream, stream)
 
     async with trio.open_nursery() as nursery:
         await nursery.start(trio.serve_listeners, handler, listeners)
