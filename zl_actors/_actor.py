@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 import trio
 
 from . import _lifecycle
-from ._cell import INLINE_FAILED, Cell, CellState, Fault, Reply, StopMode
+from ._cell import WAKE, Cell, CellState, Fault, Reply, StopMode
 from ._errors import ActorStopped, DuplicateName, NoSuchActor
 from ._mailbox import Mailbox
 from ._ref import ActorRef, SupervisorRef, ref_of
@@ -22,8 +22,6 @@ if TYPE_CHECKING:
 M = TypeVar("M")
 N = TypeVar("N")
 
-# Put in an idle actor's mailbox by ``ActorContext.stop`` to wake its loop; never handled.
-_WAKE: Any = object()
 
 # on_stop runs even when the actor is being cancelled; it gets this long, shielded.
 ON_STOP_TIMEOUT_S = 1.0
@@ -136,7 +134,7 @@ class ActorContext(Generic[M]):
         cell = self._cell
         cell.exit_requested = True
         # If the loop is parked on an empty mailbox, wake it so that it sees the request.
-        cell.mailbox.wake_receiver((_WAKE, None))
+        cell.mailbox.wake_receiver((WAKE, None))
         if cell.work_scope is not None:
             cell.work_scope.cancel()
 
@@ -349,10 +347,16 @@ async def _mailbox_loop(cell: Cell, actor: Actor[Any], ctx: ActorContext[Any]) -
                 message, reply = await receive()
             except trio.EndOfChannel:
                 return
-            if message is _WAKE:
+            failure = cell.inline_failure
+            if failure is not None:
+                # The inline handler failed: the actor fails here, in its own task, and the
+                # message that woke it counts as the one being handled (its asker is told).
+                cell.inline_failure = None
+                if reply is not None:
+                    reply.crashed(failure)
+                raise failure
+            if message is WAKE:
                 continue
-            if message is INLINE_FAILED:
-                raise reply
             if cell.fault is not None:
                 await _apply_fault(cell)
             if reply is None:
@@ -372,6 +376,7 @@ async def _mailbox_loop(cell: Cell, actor: Actor[Any], ctx: ActorContext[Any]) -
                 reply.resolve(result)
     finally:
         cell.inline = None
+        cell.inline_failure = None
 
 
 async def _apply_fault(cell: Cell) -> None:

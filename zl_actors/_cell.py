@@ -24,9 +24,9 @@ if TYPE_CHECKING:
     from ._system import ActorSystem
 
 
-# Woken into an actor's loop in place of a message when its inline handler raised; the
-# loop raises the exception that comes with it (see ``Cell.offer_inline``).
-INLINE_FAILED: Final = object()
+# Put in an idle actor's mailbox to wake its loop (a stop request, a failure of its inline
+# handler); never handled.
+WAKE: Final[Any] = object()
 
 
 class Kind(enum.Enum):
@@ -87,6 +87,7 @@ class Cell:
         "finished",
         "incarnation",
         "inline",
+        "inline_failure",
         "kind",
         "last_failure",
         "mailbox",
@@ -148,6 +149,8 @@ class Cell:
         # The running incarnation's ``Actor.handle_inline`` (bound to its context), if the
         # actor has one; see ``Cell.offer_inline``.
         self.inline: Callable[[Any], bool] | None = None
+        # What the inline handler raised; the actor's loop raises it before its next message.
+        self.inline_failure: Exception | None = None
         # Made now when the capacity is known, else by the first incarnation (see run_actor).
         self.mailbox = _UNSET_MAILBOX if mailbox_capacity is None else Mailbox(mailbox_capacity)
 
@@ -192,8 +195,10 @@ class Cell:
         try:
             return inline(message)
         except Exception as exc:
-            # Raised where the actor's loop waits: its supervisor sees the failure.
-            self.mailbox.wake_receiver((INLINE_FAILED, exc))
+            # Raised in the actor's own task, by its loop, so that its supervisor sees it
+            # (also when the handler had already woken the loop with a message of its own).
+            self.inline_failure = exc
+            self.mailbox.wake_receiver((WAKE, None))
             return True
         finally:
             self.inline = inline

@@ -96,6 +96,9 @@ class Recorder(Actor[Message]):
         self.log.append(f"inline {message.text} in {trio.lowlevel.current_task().name}")
         if message.text == "to self":
             ctx.self_ref.send_nowait(Note(text="sent to self"))
+        if message.text == "to self, then fail":
+            ctx.self_ref.send_nowait(Note(text="sent to self"))  # wakes the loop first
+            raise Boom("failed after waking its own loop")
         return True
 
     async def handle(self, message: Message, ctx: ActorContext[Message]) -> Any:
@@ -214,6 +217,17 @@ class TestInline:
             assert rec.state == "restarting"  # its supervisor saw it fail
             assert rec.last_failure is not None
             assert rec.last_failure.type == "Boom"
+
+    async def test_a_failure_is_not_lost_when_the_loop_was_woken_already(self) -> None:
+        log: list[str] = []
+        async with open_actor_system("t") as system:
+            ref = await spawn(system, log)
+            ref.send_nowait(Note(text="to self, then fail"))
+            await trio.testing.wait_all_tasks_blocked()
+            (rec,) = system.snapshot().children
+            assert rec.last_failure is not None
+            assert rec.last_failure.message == "failed after waking its own loop"
+            assert "handle sent to self" not in log  # it failed before handling it
 
 
 class TestStartChildSoon:
