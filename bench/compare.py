@@ -71,7 +71,25 @@ def run_once(folder: Path, bench: str, args: list[str]) -> dict[str, Any]:
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"bench.{bench} failed in {folder}: {done.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(lines[-1])
-    return result
+    return flatten_levels(result)
+
+
+def flatten_levels(result: dict[str, Any]) -> dict[str, Any]:
+    """Lift the figures of a benchmark that reports one object per load level (``runs``).
+
+    ``bench.ttft`` prints ``{"runs": [{"concurrency": 100, "ttft_ms_p95": ...}, ...]}``;
+    each level's figures become top-level ``c100_ttft_ms_p95`` and so on, so they are
+    summarized like everyone else's.
+    """
+    levels = result.get("runs")
+    if not isinstance(levels, list):
+        return result
+    flat = {key: value for key, value in result.items() if key != "runs"}
+    for level in levels:
+        if isinstance(level, dict) and "concurrency" in level:
+            for key, value in level.items():
+                flat[f"c{level['concurrency']}_{key}"] = value
+    return flat
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
