@@ -49,6 +49,31 @@ class TestDeadlines:
         error = await _fails(upstream, "provider.timeout", rng, idle_timeout=0.3)
         assert "idle" in error.message
 
+    async def test_a_slow_reader_is_not_an_idle_upstream(
+        self, upstream: FakeUpstream, rng: random.Random
+    ) -> None:
+        """The idle clock stops while the caller has not taken an event yet."""
+        upstream.default = Script(text="one two three", token_interval=0.01)
+
+        class SlowReader:
+            def __init__(self) -> None:
+                self.events: list[ProviderEvent] = []
+
+            async def send(self, event: ProviderEvent) -> None:
+                if not self.events:
+                    await trio.sleep(1.0)  # far past the idle timeout
+                self.events.append(event)
+
+        reader = SlowReader()
+        async with open_openai_provider(
+            fast_config(upstream.url, idle_timeout=0.2, first_token_timeout=0.5), rng=rng
+        ) as provider:
+            with trio.fail_after(10):
+                await provider.stream(user_request(), reader)
+        text = "".join(e.text for e in reader.events if isinstance(e, TextDelta))
+        assert text == "one two three"
+        assert isinstance(reader.events[-1], Finished)
+
     async def test_total_timeout(self, upstream: FakeUpstream, rng: random.Random) -> None:
         upstream.default = Script(text="word " * 100, token_interval=0.05)
         error = await _fails(upstream, "provider.timeout", rng, total_timeout=0.5)
