@@ -58,6 +58,7 @@ bench *args:
     {{python}} -m bench.tool_call {{args}}
     {{python}} -m bench.bridge {{args}}
     {{python}} -m bench.provider {{args}}
+    {{python}} -m bench.adapter_cpu {{args}}
 
 # Time to first token and streaming gaps under 1, 100 and 1000 sessions.
 bench-ttft *args:
@@ -74,6 +75,10 @@ bench-bridge *args:
 # What the host adds to time to first token with the OpenAI-compatible adapter.
 bench-provider *args:
     {{python}} -m bench.provider {{args}}
+
+# CPU per completion of the OpenAI-compatible adapter, against a bare client.
+bench-adapter-cpu *args:
+    {{python}} -m bench.adapter_cpu {{args}}
 
 # Rotate runs of one benchmark over git revisions and print medians, e.g.
 # `just bench-compare main WORKTREE --rounds 6 -- --concurrency 100`.
