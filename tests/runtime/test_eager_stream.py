@@ -40,22 +40,31 @@ def fill_send_buffer(sock: socket.socket) -> int:
             return sent
 
 
+class _StepsOf(trio.abc.Instrument):
+    """Counts the scheduler steps a task starts (each resume after a yield is one)."""
+
+    def __init__(self, task: trio.lowlevel.Task) -> None:
+        self.task = task
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task is self.task:
+            self.steps += 1
+
+
 async def yields(call: Awaitable[object]) -> bool:
-    """Whether awaiting ``call`` let another ready task run (a scheduling point).
+    """Whether awaiting ``call`` gave up the processor (a scheduling point).
 
     Trio's ``assert_no_checkpoints`` also counts cancellation checks, which these calls make
-    on purpose; what they must not do is give up the processor.
+    on purpose; what they must not do is yield to the scheduler.
     """
-    ran = False
-
-    async def ready_task() -> None:
-        nonlocal ran
-        ran = True
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(ready_task)
+    steps = _StepsOf(trio.lowlevel.current_task())
+    trio.lowlevel.add_instrument(steps)
+    try:
         await call
-        return ran
+    finally:
+        trio.lowlevel.remove_instrument(steps)
+    return steps.steps > 0
 
 
 class TestNoNeedlessYield:
