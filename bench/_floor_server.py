@@ -50,16 +50,29 @@ class _StreamSink:
         self.seq = seq
 
     async def send(self, value: ProviderEvent) -> None:
-        event = agent_pb2.ChatEvent(session_id=SESSION_ID, turn_id=self.turn_id)
+        event = self._event(value)
+        if event is not None:
+            self.seq += 1
+            await self.stream.send(event)
+
+    def send_nowait(self, value: ProviderEvent) -> None:
+        # As the host's turns do: the adapter's fast way when the stream takes it at once.
+        event = self._event(value)
+        if event is None:
+            return
+        if not self.stream.try_send(event):
+            raise trio.WouldBlock
+        self.seq += 1
+
+    def _event(self, value: ProviderEvent) -> agent_pb2.ChatEvent | None:
+        event = agent_pb2.ChatEvent(session_id=SESSION_ID, turn_id=self.turn_id, seq=self.seq + 1)
         if isinstance(value, TextDelta):
             event.assistant_delta.text = value.text
         elif isinstance(value, Finished):
             event.assistant_done.finish_reason = value.finish_reason
         else:
-            return  # the benchmark's upstream calls no tools
-        self.seq += 1
-        event.seq = self.seq
-        await self.stream.send(event)
+            return None  # the benchmark's upstream calls no tools
+        return event
 
 
 async def serve(upstream: str, max_connections: int, keepalive: int) -> None:

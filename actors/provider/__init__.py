@@ -31,6 +31,7 @@ from ._types import ToolCallRequest as ToolCallRequest
 from ._types import ToolCallRequested as ToolCallRequested
 from ._types import ToolSpec as ToolSpec
 from ._types import Usage as Usage
+from ._types import nowait_of as nowait_of
 
 __all__ = [
     "ApiKey",
@@ -62,6 +63,7 @@ __all__ = [
     "UsageObserver",
     "UsageTotals",
     "load_api_key",
+    "nowait_of",
     "open_openai_provider",
     "scripted_reply",
 ]

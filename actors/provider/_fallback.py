@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable, Sequence
 
 import attrs
+import trio
 
 from actors.errors import ProviderError
 
 from ._breaker import BreakerConfig, BreakerSnapshot, CircuitBreaker, StateChangeObserver
-from ._types import CompletionRequest, LlmProvider, ProviderEvent, ProviderEventSink
+from ._types import CompletionRequest, LlmProvider, ProviderEvent, ProviderEventSink, nowait_of
 
 
 @attrs.define
@@ -32,9 +33,20 @@ class _Relay:
 
     events: ProviderEventSink
     forwarded: bool = False
+    _send_nowait: Callable[[ProviderEvent], None] | None = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._send_nowait = nowait_of(self.events)
 
     async def send(self, event: ProviderEvent) -> None:
         await self.events.send(event)
+        self.forwarded = True
+
+    def send_nowait(self, event: ProviderEvent) -> None:
+        """The caller's ``send_nowait``; ``trio.WouldBlock`` when it has none."""
+        if self._send_nowait is None:
+            raise trio.WouldBlock
+        self._send_nowait(event)
         self.forwarded = True
 
 

@@ -30,7 +30,7 @@ import math
 import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import attrs
 import httpx
@@ -52,6 +52,7 @@ from ._types import (
     TextDelta,
     ToolCallRequested,
     Usage,
+    nowait_of,
 )
 
 logger = logging.getLogger(__name__)
@@ -225,12 +226,14 @@ class OpenAICompatibleProvider:
         progress.assembler = assembler
         done = False
         calls_sent = False
+        send_nowait = nowait_of(events)
         # One scope is the watchdog for both waits: until content arrives its deadline is the
-        # first-token one; after that it moves forward by idle_timeout on every event. While
-        # the caller's channel is full it is lifted, so a slow reader is not an idle upstream.
+        # first-token one; after that it is the idle clock's (_IdleClock). While the caller
+        # has not taken an event it is lifted, so a slow reader is not an idle upstream.
         with trio.CancelScope(
             deadline=trio.current_time() + self.config.first_token_timeout
         ) as watchdog:
+            clock = _IdleClock(watchdog, self.config.idle_timeout)
             try:
                 async with self._client.stream(
                     "POST", self.config.completions_url, json=body, headers=self._headers()
@@ -249,17 +252,15 @@ class OpenAICompatibleProvider:
                                 continue
                             text = self._feed(assembler, sse.data)
                             if text:
-                                # Restarts the idle clock itself (one deadline change per
-                                # token, not two: each is a heap operation of the run loop).
-                                await self._forward(TextDelta(text=text), events, watchdog)
+                                await _forward(TextDelta(text=text), events, send_nowait, clock)
                                 progress.forwarded = True
                             elif assembler.got_content:
-                                watchdog.deadline = trio.current_time() + self.config.idle_timeout
+                                clock.chunk()
                             if assembler.finish_reason is not None and not calls_sent:
                                 calls_sent = True
                                 for call in assembler.tool_calls():
-                                    await self._forward(
-                                        ToolCallRequested(call=call), events, watchdog
+                                    await _forward(
+                                        ToolCallRequested(call=call), events, send_nowait, clock
                                     )
                                     progress.forwarded = True
                     finally:
@@ -311,17 +312,6 @@ class OpenAICompatibleProvider:
         except ProviderError as exc:
             raise ProviderError(exc.code, f"{self.name}: {self._redact(exc.message)}") from None
 
-    async def _forward(
-        self,
-        event: ProviderEvent,
-        events: ProviderEventSink,
-        watchdog: trio.CancelScope,
-    ) -> None:
-        watchdog.deadline = math.inf
-        await events.send(event)
-        # The idle clock restarts once the caller took the event: its slowness is not ours.
-        watchdog.deadline = trio.current_time() + self.config.idle_timeout
-
     async def _refuse(self, response: httpx.Response) -> None:
         """Turn a non-200 answer into the right error; always raises."""
         quoted = await self._error_message(response)
@@ -357,6 +347,59 @@ class OpenAICompatibleProvider:
         if not isinstance(message, str) or not message:
             return ""
         return f" ({self._redact(message)[:_ERROR_QUOTE_LIMIT]})"
+
+
+#: How far past ``idle_timeout`` the idle deadline may be set, as a share of it. Moving a
+#: Trio deadline is a heap operation of the run loop; set this much further it needs moving
+#: about once per ``IDLE_SLACK * idle_timeout`` rather than on every chunk (measured with
+#: ``python -m bench.adapter_cpu``). A silent upstream is therefore cut between
+#: ``idle_timeout`` and ``(1 + IDLE_SLACK) * idle_timeout`` after its last chunk.
+IDLE_SLACK: Final = 0.25
+
+
+class _IdleClock:
+    """The idle deadline of one response, kept on the attempt's watchdog scope."""
+
+    __slots__ = ("_idle", "_running", "_scope")
+
+    def __init__(self, scope: trio.CancelScope, idle_timeout: float) -> None:
+        self._scope = scope
+        self._idle = idle_timeout
+        # False until the first chunk with content (the first-token deadline holds until
+        # then) and while the caller holds an event.
+        self._running = False
+
+    def chunk(self) -> None:
+        """A chunk arrived (or the caller took one): the upstream is not idle."""
+        now = trio.current_time()
+        if not self._running or self._scope.deadline - now < self._idle:
+            self._running = True
+            self._scope.deadline = now + self._idle * (1 + IDLE_SLACK)
+
+    def pause(self) -> None:
+        """The caller is slow to take an event: its slowness is not the upstream's."""
+        self._running = False
+        self._scope.deadline = math.inf
+
+
+async def _forward(
+    event: ProviderEvent,
+    events: ProviderEventSink,
+    send_nowait: Callable[[ProviderEvent], None] | None,
+    clock: _IdleClock,
+) -> None:
+    """Give ``event`` to the caller: at once if it takes it, else waiting with the clock paused."""
+    if send_nowait is not None:
+        try:
+            send_nowait(event)
+        except trio.WouldBlock:
+            pass
+        else:
+            clock.chunk()
+            return
+    clock.pause()
+    await events.send(event)
+    clock.chunk()
 
 
 async def _close_and_drain(response: httpx.Response, chain: AsyncIterator[object]) -> None:

@@ -9,6 +9,7 @@ upstream connection.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 import attrs
@@ -87,9 +88,19 @@ class ProviderEventSink(Protocol):
 
     ``send`` waits while the consumer is behind (back-pressure) and may raise the
     consumer's own error (a guardrail), which the provider lets through.
+
+    A sink may also have ``send_nowait(value)``, as Trio's memory channels do: take the event
+    at once, or raise ``trio.WouldBlock`` having taken nothing. A provider tries it first
+    (``nowait_of``): an event taken at once needs none of the bookkeeping around a wait.
     """
 
     async def send(self, value: ProviderEvent) -> None: ...
+
+
+def nowait_of(events: ProviderEventSink) -> Callable[[ProviderEvent], None] | None:
+    """The sink's ``send_nowait``, if it has one."""
+    send_nowait: Callable[[ProviderEvent], None] | None = getattr(events, "send_nowait", None)
+    return send_nowait
 
 
 class LlmProvider(Protocol):

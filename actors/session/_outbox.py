@@ -57,22 +57,30 @@ class Outbox:
         Raises:
             ClientGone: the edge closed its end (the client is gone).
         """
-        if self._direct is not None and not self._closed and self._direct.offer(event):
-            return
-        try:
-            # No scheduling point when there is room: under load every yield costs a whole
-            # pass of the run queue, and a token takes several hops to reach the socket.
-            self._send.send_nowait(event)
-        except trio.WouldBlock:
-            pass
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            raise ClientGone from None
-        else:
+        # No scheduling point when there is room: under load every yield costs a whole pass
+        # of the run queue, and a token takes several hops to reach the socket.
+        if self.try_emit(event):
             return
         try:
             await self._send.send(event)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             raise ClientGone from None
+
+    def try_emit(self, event: SessionEvent) -> bool:
+        """Send or queue ``event`` if that needs no waiting; False if it was neither.
+
+        Raises:
+            ClientGone: the edge closed its end (the client is gone).
+        """
+        if self._direct is not None and not self._closed and self._direct.offer(event):
+            return True
+        try:
+            self._send.send_nowait(event)
+        except trio.WouldBlock:
+            return False
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise ClientGone from None
+        return True
 
     def close(self) -> None:
         """No more events: the edge finishes the stream once it has sent what is queued."""

@@ -84,6 +84,9 @@ class _RoundSink:
     async def send(self, value: ProviderEvent) -> None:
         await self.turn.on_provider_event(value, self)
 
+    def send_nowait(self, value: ProviderEvent) -> None:
+        self.turn.on_provider_event_nowait(value, self)
+
 
 @attrs.frozen(kw_only=True)
 class TurnPlan:
@@ -273,16 +276,40 @@ class Turn(TaskActor):
             GuardrailBreached: ``budget.exhausted`` (the provider lets it through and stops).
             ClientGone: the client is gone.
         """
-        progress = self.progress
         if isinstance(event, TextDelta):
-            if progress.output_tokens >= self.plan.budget_remaining:
-                raise GuardrailBreached("budget.exhausted", "the session's token budget is spent")
-            if not progress.text_parts and self.telemetry is not None:
-                self.telemetry.metrics.record_ttft((time.monotonic() - self.started) * 1000)
-            progress.output_tokens += 1
-            progress.text_parts.append(event.text)
+            self._check_budget()
+            self._count(event)
             await self.outbox.emit(AssistantDeltaEvent(turn_id=self.plan.turn_id, text=event.text))
         elif isinstance(event, ToolCallRequested):
             round_.call = event.call
         else:
             round_.finished = event
+
+    def on_provider_event_nowait(self, event: ProviderEvent, round_: _RoundSink) -> None:
+        """``on_provider_event`` when the outbox takes the delta at once.
+
+        Raises:
+            trio.WouldBlock: it would have to wait; nothing was sent or counted.
+            GuardrailBreached, ClientGone: as ``on_provider_event``.
+        """
+        if isinstance(event, TextDelta):
+            self._check_budget()
+            delta = AssistantDeltaEvent(turn_id=self.plan.turn_id, text=event.text)
+            if not self.outbox.try_emit(delta):
+                raise trio.WouldBlock
+            self._count(event)
+        elif isinstance(event, ToolCallRequested):
+            round_.call = event.call
+        else:
+            round_.finished = event
+
+    def _check_budget(self) -> None:
+        if self.progress.output_tokens >= self.plan.budget_remaining:
+            raise GuardrailBreached("budget.exhausted", "the session's token budget is spent")
+
+    def _count(self, delta: TextDelta) -> None:
+        progress = self.progress
+        if not progress.text_parts and self.telemetry is not None:
+            self.telemetry.metrics.record_ttft((time.monotonic() - self.started) * 1000)
+        progress.output_tokens += 1
+        progress.text_parts.append(delta.text)
