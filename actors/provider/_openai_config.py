@@ -25,7 +25,9 @@ class OpenAIProviderConfig:
         connect_timeout: seconds to open the TCP (and TLS) connection.
         first_token_timeout: seconds from sending the request to the first content chunk
             (text or a tool-call fragment), per attempt.
-        idle_timeout: seconds allowed between two chunks once content has started.
+        idle_timeout: seconds allowed between two chunks once content has started (a silent
+            upstream is cut at most a quarter later: ``_openai.IDLE_SLACK``). Time the caller
+            takes to accept an event does not count.
         total_timeout: seconds for the whole call, retries and backoff included.
         retry: retry policy (before the first forwarded event only).
         prices: per-model prices; a model listed here gets ``Usage.cost_usd``.

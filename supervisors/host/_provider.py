@@ -126,6 +126,7 @@ class UpstreamSection:
     api_key_file: str = ""
     connect_timeout_s: float = 5.0
     first_token_timeout_s: float = 30.0
+    #: Silence allowed between chunks once the answer has started (cut at most 25 % later).
     idle_timeout_s: float = 30.0
     total_timeout_s: float = 300.0
     #: The HTTP pool's bound: at most this many streams to this upstream at once.
