@@ -27,7 +27,8 @@ LIMITS = SessionLimits(max_turn_ms=10_000, token_budget=10_000, max_message_byte
 PROVIDER = MockProviderConfig(first_token_delay_s=0.0, tokens_per_s=100.0, answer_tokens=5)
 
 
-async def started_session(system: Any) -> tuple[ActorRef[SessionInbound], Any]:
+async def new_session(system: Any) -> tuple[ActorRef[SessionInbound], Any]:
+    """A session actor, idle and not started; its events."""
     outbox, events = open_outbox()
     deps = SessionDeps(
         provider=ScriptedMockProvider(PROVIDER),
@@ -40,6 +41,12 @@ async def started_session(system: Any) -> tuple[ActorRef[SessionInbound], Any]:
             restart=Restart.TEMPORARY,
         )
     )
+    await trio.testing.wait_all_tasks_blocked()
+    return session, events
+
+
+async def started_session(system: Any) -> tuple[ActorRef[SessionInbound], Any]:
+    session, events = await new_session(system)
     session.send_nowait(
         StartSession(tenant="t", user="u", device_id="d", model="m", limits=RequestedLimits())
     )
@@ -83,19 +90,7 @@ class TestInlineTurnStart:
 
     async def test_a_message_before_the_start_is_refused(self) -> None:
         async with open_actor_system("t") as system:
-            outbox, events = open_outbox()
-            deps = SessionDeps(
-                provider=ScriptedMockProvider(PROVIDER),
-                limits=LimitPolicy(default=LIMITS, maximum=LIMITS),
-            )
-            session: ActorRef[SessionInbound] = await system.spawn(
-                ActorSpec(
-                    name="session",
-                    factory=lambda: Session(session_id="s1", deps=deps, outbox=outbox),
-                    restart=Restart.TEMPORARY,
-                )
-            )
-            await trio.testing.wait_all_tasks_blocked()
+            session, events = await new_session(system)
             session.send_nowait(UserMessage(text="too early"))
             with trio.fail_after(5):
                 event = await events.receive()
