@@ -32,7 +32,7 @@ from actors.provider._openai import open_openai_provider
 from actors.provider._openai_config import OpenAIProviderConfig
 
 from ._stats import emit, median, progress
-from .provider import ANSWER_TOKENS, MODEL, fake_upstream_process
+from .provider import ANSWER_TOKENS, MODEL, fake_upstream_process, raw_completion_request
 
 CONCURRENCY = 100
 _BODY_END = b"\r\n0\r\n\r\n"
@@ -96,21 +96,9 @@ async def adapter_round(url: str, streams: int, per_stream: int) -> tuple[float,
 
 async def bare_round(url: str, streams: int, per_stream: int) -> tuple[float, int]:
     """The same completions through a bare client on kept-alive raw sockets."""
-    authority = url.split("//", 1)[1].split("/", 1)[0]
-    host, port = authority.rsplit(":", 1)
-    path = "/" + url.split("//", 1)[1].split("/", 1)[1].rstrip("/") + "/chat/completions"
-    body = json.dumps(
-        {
-            "model": MODEL,
-            "messages": [{"role": m.role, "content": m.content} for m in _history()],
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-    ).encode()
-    request = (
-        f"POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
+    host, port, request = raw_completion_request(
+        url, [{"role": m.role, "content": m.content or ""} for m in _history()]
+    )
     tokens = 0
 
     async def completion(stream: trio.SocketStream) -> None:
@@ -134,7 +122,7 @@ async def bare_round(url: str, streams: int, per_stream: int) -> tuple[float, in
                             tokens += 1
 
     async def one() -> None:
-        stream = await trio.open_tcp_stream(host, int(port))
+        stream = await trio.open_tcp_stream(host, port)
         async with stream:
             for _ in range(per_stream):
                 await completion(stream)

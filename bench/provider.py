@@ -154,22 +154,9 @@ async def direct_load(url: str, turns: int, concurrency: int, *, keepalive: bool
     the bottleneck itself, so the figure is the upstream's own time to first token.
     """
     samples: list[float] = []
-    authority = url.split("//", 1)[1].split("/", 1)[0]
-    host, port = authority.rsplit(":", 1)
-    path = "/" + url.split("//", 1)[1].split("/", 1)[1].rstrip("/") + "/chat/completions"
-    body = json.dumps(
-        {
-            "model": MODEL,
-            "messages": [{"role": "user", "content": "turn"}],
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-    ).encode()
-    connection = "keep-alive" if keepalive else "close"
-    request = (
-        f"POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: {connection}\r\n\r\n"
-    ).encode() + body
+    host, port, request = raw_completion_request(
+        url, [{"role": "user", "content": "turn"}], keepalive=keepalive
+    )
 
     async def one(offset: float) -> None:
         await asyncio.sleep(offset)
@@ -177,7 +164,7 @@ async def direct_load(url: str, turns: int, concurrency: int, *, keepalive: bool
         for _ in range(turns):
             sent = time.perf_counter()
             if streams is None:
-                streams = await asyncio.open_connection(host, int(port))
+                streams = await asyncio.open_connection(host, port)
             reader, writer = streams
             writer.write(request)
             first: float | None = None
@@ -202,6 +189,34 @@ async def direct_load(url: str, turns: int, concurrency: int, *, keepalive: bool
 
     await asyncio.gather(*(one(offset) for offset in turn_offsets(concurrency)))
     return samples
+
+
+def raw_completion_request(
+    url: str, messages: list[dict[str, str]], *, keepalive: bool = True
+) -> tuple[str, int, bytes]:
+    """A streamed chat-completions request written by hand, for the bare clients.
+
+    Returns:
+        The upstream's host and port (from ``url``, the ``.../v1`` base URL), and the
+        request's bytes.
+    """
+    authority = url.split("//", 1)[1].split("/", 1)[0]
+    host, port = authority.rsplit(":", 1)
+    path = "/" + url.split("//", 1)[1].split("/", 1)[1].rstrip("/") + "/chat/completions"
+    body = json.dumps(
+        {
+            "model": MODEL,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+    ).encode()
+    connection = "keep-alive" if keepalive else "close"
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: {connection}\r\n\r\n"
+    )
+    return host, int(port), head.encode() + body
 
 
 def turn_offsets(concurrency: int) -> list[float]:

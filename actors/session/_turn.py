@@ -280,10 +280,8 @@ class Turn(TaskActor):
             self._check_budget()
             self._count(event)
             await self.outbox.emit(AssistantDeltaEvent(turn_id=self.plan.turn_id, text=event.text))
-        elif isinstance(event, ToolCallRequested):
-            round_.call = event.call
         else:
-            round_.finished = event
+            _keep(event, round_)
 
     def on_provider_event_nowait(self, event: ProviderEvent, round_: _RoundSink) -> None:
         """``on_provider_event`` when the outbox takes the delta at once.
@@ -298,10 +296,8 @@ class Turn(TaskActor):
             if not self.outbox.try_emit(delta):
                 raise trio.WouldBlock
             self._count(event)
-        elif isinstance(event, ToolCallRequested):
-            round_.call = event.call
         else:
-            round_.finished = event
+            _keep(event, round_)
 
     def _check_budget(self) -> None:
         if self.progress.output_tokens >= self.plan.budget_remaining:
@@ -313,3 +309,11 @@ class Turn(TaskActor):
             self.telemetry.metrics.record_ttft((time.monotonic() - self.started) * 1000)
         progress.output_tokens += 1
         progress.text_parts.append(delta.text)
+
+
+def _keep(event: ToolCallRequested | Finished, round_: _RoundSink) -> None:
+    """The round's tool call and its finish: kept for the turn, nothing sent yet."""
+    if isinstance(event, ToolCallRequested):
+        round_.call = event.call
+    else:
+        round_.finished = event
