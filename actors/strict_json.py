@@ -147,7 +147,7 @@ def loads(
         raise
     except UnicodeError as exc:
         # Covers text that holds a lone surrogate itself (it cannot be UTF-8 either).
-        raise StrictJsonError(f"not UTF-8: {exc.reason}") from None
+        raise StrictJsonError(f"not UTF-8: {exc}") from None
     except RecursionError:
         raise StrictJsonError(f"nesting is deeper than {max_depth} levels") from None
     except ValueError as exc:
