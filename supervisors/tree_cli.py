@@ -29,7 +29,7 @@ import httpx
 
 from supervisors.edges.debug_http import ACTORS_PATH
 from supervisors.tls import ALPN_HTTP1, client_ssl_context
-from zl_actors import ActorSnapshot, render_tree, snapshot_from_json
+from zl_actors import ActorSnapshot, render_failures, render_tree, snapshot_from_json
 
 #: Where ``zl tree`` looks when neither ``--url`` nor ``ZL_DEBUG_URL`` says: the debug port
 #: the processes listen on by default.
@@ -167,6 +167,17 @@ def _printable_tree(node: ActorSnapshot) -> ActorSnapshot:
             failure, type=_printable(failure.type), message=_printable(failure.message)
         ),
         children=tuple(_printable_tree(child) for child in node.children),
+        recent_failures=tuple(
+            attrs.evolve(
+                failure,
+                path=_printable(failure.path),
+                actor_type=_printable(failure.actor_type),
+                type=_printable(failure.type),
+                message=_printable(failure.message),
+                action=_printable(failure.action),
+            )
+            for failure in node.recent_failures
+        ),
     )
 
 
@@ -178,14 +189,15 @@ def render_coloured(root: ActorSnapshot, *, colour: bool) -> str:
     """
     root = _printable_tree(root)
     text = render_tree(root)
-    if not colour:
-        return text
-    lines = text.split("\n")
-    # render_tree prints one line per node, depth first: the same order as walk().
-    return "\n".join(
-        f"{STATE_COLOURS[node.state]}{line}{RESET}" if node.state in STATE_COLOURS else line
-        for node, line in zip(root.walk(), lines, strict=True)
-    )
+    failures = render_failures(root)
+    if colour:
+        lines = text.split("\n")
+        # render_tree prints one line per node, depth first: the same order as walk().
+        text = "\n".join(
+            f"{STATE_COLOURS[node.state]}{line}{RESET}" if node.state in STATE_COLOURS else line
+            for node, line in zip(root.walk(), lines, strict=True)
+        )
+    return f"{text}\n{failures}" if failures else text
 
 
 def _use_colour(stream: TextIO) -> bool:

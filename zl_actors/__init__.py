@@ -28,6 +28,8 @@ from ._ref import SupervisorRef as SupervisorRef
 from ._snapshot import ActorSnapshot as ActorSnapshot
 from ._snapshot import FailureSnapshot as FailureSnapshot
 from ._snapshot import MailboxInfo as MailboxInfo
+from ._snapshot import RecentFailure as RecentFailure
+from ._snapshot import render_failures as render_failures
 from ._snapshot import render_tree as render_tree
 from ._snapshot import snapshot_from_json as snapshot_from_json
 from ._spec import ActorSpec as ActorSpec
@@ -66,6 +68,7 @@ __all__ = [
     "MailboxFull",
     "MailboxInfo",
     "NoSuchActor",
+    "RecentFailure",
     "Request",
     "Restart",
     "RestartIntensity",
@@ -77,6 +80,7 @@ __all__ = [
     "TaskActor",
     "TooManyChildren",
     "open_actor_system",
+    "render_failures",
     "render_tree",
     "snapshot_from_json",
 ]

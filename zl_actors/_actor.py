@@ -9,7 +9,7 @@ import trio
 
 from . import _lifecycle
 from ._cell import WAKE, Cell, CellState, Fault, Reply, StopMode
-from ._errors import ActorStopped, DuplicateName, NoSuchActor
+from ._errors import ActorCrashed, ActorStopped, DuplicateName, NoSuchActor
 from ._mailbox import Mailbox
 from ._ref import ActorRef, SupervisorRef, ref_of
 from ._spec import ActorSpec, Restart, SupervisorSpec
@@ -200,6 +200,49 @@ class ActorContext(Generic[M]):
             raise
         return ref_of(child)
 
+    async def run_child(self, spec: ActorSpec[Any]) -> None:
+        """Start a temporary child and wait until it has ended, as a part of this actor's work.
+
+        Like ``trio.Nursery.start`` for a failure before it is ready, and unlike
+        ``start_child`` for one after: the child's failure, at any point, is raised here,
+        so the work that waits on the child can never wait on a dead one.
+
+        Raises:
+            ActorCrashed: the child failed (its exception is chained).
+            ActorStopped: this actor is stopping.
+            ValueError: the spec's restart type is not TEMPORARY.
+            DuplicateName: a running child has that name.
+
+        On cancellation the child is stopped (within its grace) before this returns.
+        """
+        child = self._new_child(spec)
+        failures: list[BaseException] = []
+
+        def on_exit(cell: Cell, incarnation: int, failure: BaseException | None) -> None:
+            _forget_child(cell, incarnation, failure)
+            if failure is not None:
+                failures.append(failure)
+
+        try:
+            await _lifecycle.start_incarnation(child, self.nursery, on_exit)
+        except Exception as exc:
+            _forget_child(child, child.incarnation, exc)
+            raise _crashed(child, exc, "while starting")  # noqa: B904 - the cause is set
+        except BaseException:
+            _forget_child(child, child.incarnation, None)
+            raise
+        try:
+            await child.wait_finished()
+        finally:
+            if not child.finished:
+                grace = _lifecycle.child_grace(self._cell)
+                with trio.move_on_after(grace + ON_STOP_TIMEOUT_S, shield=True):
+                    await _lifecycle.stop_cell(child, grace)
+        # The exit hook runs in the child's task right after it marks itself finished, with
+        # no scheduling point between them, so it has run by the time this task wakes.
+        if failures:
+            raise _crashed(child, failures[0], "while running")
+
     def start_child_soon(self, spec: ActorSpec[N]) -> ActorRef[N]:
         """Like ``start_child``, but return at once: the child starts in the next pass.
 
@@ -259,6 +302,15 @@ class DeferredReply:
             self._cell.deferred_replies.discard(self._reply)
 
 
+def _crashed(child: Cell, failure: BaseException, doing: str) -> ActorCrashed:
+    # The actor's own nursery wraps what it raised: the cause is the exception itself.
+    while isinstance(failure, BaseExceptionGroup) and len(failure.exceptions) == 1:
+        failure = failure.exceptions[0]
+    error = ActorCrashed(child.path, failure, doing=doing)
+    error.__cause__ = failure
+    return error
+
+
 def _fail_deferred(cell: Cell, failure: BaseException | None) -> None:
     replies, cell.deferred_replies = cell.deferred_replies, None
     for reply in replies or ():
@@ -276,7 +328,9 @@ async def _stop_child(owner: Cell, name: str) -> None:
     _forget_child(child, child.incarnation, None)
 
 
-def _forget_child(child: Cell, _incarnation: int, _failure: BaseException | None) -> None:
+def _forget_child(child: Cell, _incarnation: int, failure: BaseException | None) -> None:
+    if failure is not None:
+        child.system.failure_log.report(child, failure, "not restarted (temporary)")
     parent = child.parent
     if parent is not None and parent.children.get(child.name) is child:
         del parent.children[child.name]

@@ -6,7 +6,8 @@
      ├── MailboxFull                send_nowait: the mailbox is at capacity
      ├── ActorStopped               the actor is stopped for good (or stopped before it answered)
      ├── AskTimeout                 ask: no answer within the timeout
-     ├── ActorCrashed               ask: the actor failed while handling the request
+     ├── ActorCrashed               ask: the actor failed while handling the request;
+     │                              run_child: the child failed
      ├── SpawnError                 a child could not be started (its cause is chained)
      │    ├── DuplicateName         a sibling already has that name
      │    └── TooManyChildren       the supervisor is at its max_children
@@ -54,10 +55,15 @@ class AskTimeout(ActorError):
 
 
 class ActorCrashed(ActorError):
-    """The actor raised while handling the request; the cause is chained."""
+    """The actor raised while handling the request (or, from ``run_child``, while it ran).
 
-    def __init__(self, path: str, cause: BaseException) -> None:
-        super().__init__(f"actor {path} crashed handling the request: {describe(cause)}")
+    The cause is chained.
+    """
+
+    def __init__(
+        self, path: str, cause: BaseException, *, doing: str = "handling the request"
+    ) -> None:
+        super().__init__(f"actor {path} crashed {doing}: {describe(cause)}")
         self.path = path
 
 

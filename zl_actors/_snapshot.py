@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import cattrs
 import trio
 
 from ._cell import Cell, Kind
+
+if TYPE_CHECKING:
+    from ._reports import FailureRecord
 
 
 @attrs.frozen(kw_only=True)
@@ -21,6 +25,23 @@ class MailboxInfo:
 class FailureSnapshot:
     type: str
     message: str
+    seconds_ago: float
+
+
+@attrs.frozen(kw_only=True)
+class RecentFailure:
+    """One abnormal exit, kept after the actor is gone (a temporary child leaves the tree).
+
+    ``action`` is what was done about it: restarted (and how many restarts the supervisor
+    has left in its window), not restarted (a temporary child), or the supervisor gave up.
+    """
+
+    path: str
+    kind: str
+    actor_type: str
+    type: str
+    message: str
+    action: str
     seconds_ago: float
 
 
@@ -38,6 +59,8 @@ class ActorSnapshot:
     uptime_s: float
     last_failure: FailureSnapshot | None
     children: tuple[ActorSnapshot, ...]
+    #: The system's latest abnormal exits, newest last (on the root of ``system.snapshot()``).
+    recent_failures: tuple[RecentFailure, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """Plain dicts, lists, strings and numbers (``json.dumps`` ready)."""
@@ -58,7 +81,7 @@ class ActorSnapshot:
 _converter = cattrs.Converter()
 
 
-def snapshot_of(cell: Cell) -> ActorSnapshot:
+def snapshot_of(cell: Cell, *, failures: Iterable[FailureRecord] = ()) -> ActorSnapshot:
     now = trio.current_time()
     failure = cell.last_failure
     return ActorSnapshot(
@@ -79,6 +102,18 @@ def snapshot_of(cell: Cell) -> ActorSnapshot:
             type=failure.type, message=failure.message, seconds_ago=round(now - failure.at, 3)
         ),
         children=tuple(snapshot_of(child) for child in list(cell.children.values())),
+        recent_failures=tuple(
+            RecentFailure(
+                path=record.path,
+                kind=record.kind,
+                actor_type=record.actor_type,
+                type=record.type,
+                message=record.message,
+                action=record.action,
+                seconds_ago=round(now - record.at, 3),
+            )
+            for record in failures
+        ),
     )
 
 
@@ -109,4 +144,17 @@ def render_tree(root: ActorSnapshot) -> str:
             visit(child, child_prefix, index == len(node.children) - 1, False)
 
     visit(root, "", True, True)
+    return "\n".join(lines)
+
+
+def render_failures(root: ActorSnapshot) -> str:
+    """The snapshot's recent failures as text lines, newest last ('' when there are none)."""
+    if not root.recent_failures:
+        return ""
+    lines = [f"recent failures ({len(root.recent_failures)}, newest last):"]
+    lines.extend(
+        f"  {failure.path} [{failure.kind}:{failure.actor_type}] {failure.type}: "
+        f"{failure.message}; {failure.action} ({failure.seconds_ago:.1f}s ago)"
+        for failure in root.recent_failures
+    )
     return "\n".join(lines)

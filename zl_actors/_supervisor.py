@@ -62,6 +62,8 @@ class SupervisorRuntime:
     # -- children coming and going ------------------------------------------------------
 
     def on_child_exit(self, cell: Cell, incarnation: int, failure: BaseException | None) -> None:
+        if failure is not None:
+            cell.system.failure_log.report(cell, failure, self._next_step(cell, failure))
         try:
             self.exits_send.send_nowait(
                 ChildExit(cell=cell, incarnation=incarnation, failure=failure)
@@ -69,6 +71,23 @@ class SupervisorRuntime:
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             # This supervisor is itself ending; nothing is left to restart the child.
             cell.retire()
+
+    def _next_step(self, cell: Cell, failure: BaseException) -> str:
+        """What this supervisor will do about ``cell``'s failure, for the failure report."""
+        if self.cell.stop_mode is not StopMode.NONE or cell.stop_mode is StopMode.FINAL:
+            return "not restarted (stopping)"
+        if not needs_restart(cell.spec.restart, failure):
+            return f"not restarted ({cell.spec.restart.value})"
+        intensity = self.spec.intensity
+        now = trio.current_time()
+        recent = sum(1 for at in self.restart_times if at > now - intensity.within_s)
+        left = intensity.max_restarts - recent
+        if left <= 0:
+            return (
+                f"{self.cell.path} gives up ({intensity.max_restarts} restarts within "
+                f"{intensity.within_s:g} s)"
+            )
+        return f"restarting ({left - 1} more restarts allowed within {intensity.within_s:g} s)"
 
     async def start_child(self, spec: ChildSpec) -> Cell:
         children = self.cell.children

@@ -14,6 +14,7 @@ from ._cell import Cell, StopMode
 from ._errors import ActorSystemCrashed, FaultInjectionDisabled, NoSuchActor, describe
 from ._faults import FaultInjector
 from ._ref import ActorRef, SupervisorRef, ref_of
+from ._reports import FailureLog
 from ._snapshot import ActorSnapshot, snapshot_of
 from ._spec import ActorSpec, Backoff, ChildSpec, RestartIntensity, Strategy, SupervisorSpec
 
@@ -35,6 +36,8 @@ class ActorSystem:
         self._root: Cell | None = None
         self._crash: BaseException | None = None
         self._nursery: trio.Nursery | None = None
+        #: Recent abnormal exits (each logged once); shown by ``snapshot``.
+        self.failure_log = FailureLog()
 
     @property
     def root(self) -> SupervisorRef:
@@ -85,8 +88,12 @@ class ActorSystem:
         return cell
 
     def snapshot(self) -> ActorSnapshot:
-        """The live tree now: path, kind, state, mailbox, restarts, uptime, last failure."""
-        return snapshot_of(self._root_cell())
+        """The live tree now: path, kind, state, mailbox, restarts, uptime, last failure.
+
+        The root also carries the system's recent failures (``recent_failures``), which
+        outlive the actors that had them.
+        """
+        return snapshot_of(self._root_cell(), failures=self.failure_log.records)
 
     def _root_cell(self) -> Cell:
         if self._root is None:
@@ -95,6 +102,8 @@ class ActorSystem:
 
     def _root_exited(self, cell: Cell, _incarnation: int, failure: BaseException | None) -> None:
         # The root has no parent to restart it: its failure ends the system.
+        if failure is not None:
+            self.failure_log.report(cell, failure, "the actor system stops")
         cell.retire()
         if failure is not None and self._crash is None:
             self._crash = failure

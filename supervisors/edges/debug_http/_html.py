@@ -23,6 +23,7 @@ MAILBOX_PRESSURE_FRACTION = 0.8
 _STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #1b1b1b; background: #fff; }
 h1 { font-size: 1.3em; margin: 0 0 .3em; }
+h2 { font-size: 1.1em; margin: 1.5em 0 .3em; }
 p.summary { margin: 0 0 1em; color: #444; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .25em .6em; border-bottom: 1px solid #e3e3e3;
@@ -137,5 +138,25 @@ def render_html(
         '<a href="?format=json">JSON</a></p>'
         "<table><thead><tr><th>name</th><th>kind / type</th><th>state</th>"
         "<th>mailbox</th><th>restarts</th><th>uptime</th><th>last failure</th></tr></thead>"
-        f"<tbody>{''.join(_rows(root))}</tbody></table></body></html>\n"
+        f"<tbody>{''.join(_rows(root))}</tbody></table>{_failures(root)}</body></html>\n"
+    )
+
+
+def _failures(root: ActorSnapshot) -> str:
+    """The recent failures (newest first), which outlive the actors that had them."""
+    if not root.recent_failures:
+        return ""
+    esc = html.escape
+    rows = "".join(
+        f'<tr><td class="name">{esc(failure.path)}</td>'
+        f'<td><span class="kind">{esc(failure.kind)}</span> {esc(failure.actor_type)}</td>'
+        f'<td class="failure">{esc(failure.type)}: {esc(failure.message)}</td>'
+        f"<td>{esc(failure.action)}</td>"
+        f'<td class="num">{esc(format_duration(failure.seconds_ago))} ago</td></tr>'
+        for failure in reversed(root.recent_failures)
+    )
+    return (
+        f"<h2>Recent failures ({len(root.recent_failures)})</h2>"
+        "<table><thead><tr><th>path</th><th>kind / type</th><th>failure</th>"
+        f"<th>what happened next</th><th>when</th></tr></thead><tbody>{rows}</tbody></table>"
     )
