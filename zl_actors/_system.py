@@ -45,6 +45,11 @@ class ActorSystem:
         return SupervisorRef(self._root_cell())
 
     @property
+    def faults_enabled(self) -> bool:
+        """Whether the system was opened with ``faults=True``."""
+        return self._faults is not None
+
+    @property
     def faults(self) -> FaultInjector:
         """The fault injector.
 

@@ -20,7 +20,15 @@ from ._html import render_html
 
 ACTORS_PATH = "/debug/actors"
 HEALTH_PATH = "/debug/health"
+#: ``POST /debug/faults?action=crash|hang|slow|clear&path=/host/...[&seconds=S]``: fault
+#: injection for chaos runs; it exists only in a process started with faults enabled.
+FAULTS_PATH = "/debug/faults"
 KNOWN_PATHS = frozenset({ACTORS_PATH, HEALTH_PATH})
+FAULT_ACTIONS = frozenset({"crash", "hang", "slow", "clear"})
+
+#: Injects one fault: (action, actor path, seconds for ``slow``); raises LookupError for a
+#: path with no live actor, ValueError for a fault that does not apply there.
+FaultControl = Callable[[str, str, float], None]
 
 #: Sent on every answer: nothing here may be cached, sniffed, framed or leak a referrer.
 COMMON_HEADERS: tuple[tuple[str, str], ...] = (
@@ -139,6 +147,7 @@ def answer(
     headers: Headers,
     token: str | None,
     snapshot: Callable[[], ActorSnapshot],
+    faults: FaultControl | None = None,
 ) -> Response:
     """The response to one request.
 
@@ -148,6 +157,8 @@ def answer(
         headers: the request headers, names lower-case.
         token: the bearer token every request must carry, or None when none is needed.
         snapshot: takes the live tree (called only for an authorised ``GET /debug/actors``).
+        faults: injects faults (``POST /debug/faults``); None where faults are off, and
+            the path is then unknown.
 
     Returns:
         401 without the right token (before anything else, so a stranger learns nothing,
@@ -157,6 +168,8 @@ def answer(
     if token is not None and not bearer_ok(header(headers, b"authorization"), token):
         return _text(401, "unauthorised", ("WWW-Authenticate", 'Bearer realm="zl-debug"'))
     url = urllib.parse.urlsplit(target.decode("latin-1"))
+    if url.path == FAULTS_PATH and faults is not None:
+        return _fault(method, url.query, faults)
     if url.path not in KNOWN_PATHS:
         return _text(404, "not found")
     if method != b"GET":
@@ -193,3 +206,20 @@ def answer(
         ),
         body=render_html(tree, refresh_s=refresh).encode(),
     )
+
+
+def _fault(method: bytes, query: str, faults: FaultControl) -> Response:
+    if method != b"POST":
+        return _text(405, "method not allowed", ("Allow", "POST"))
+    params = dict(urllib.parse.parse_qsl(query))
+    action, path = params.get("action", ""), params.get("path", "")
+    if action not in FAULT_ACTIONS or not path:
+        return _text(400, f"give action={'|'.join(sorted(FAULT_ACTIONS))} and path=/actor/path")
+    try:
+        seconds = float(params.get("seconds", "0"))
+        faults(action, path, seconds)
+    except LookupError:
+        return _text(404, f"no actor at {path}")
+    except ValueError as error:
+        return _text(400, str(error))
+    return _text(200, f"{action} {path}")

@@ -155,6 +155,18 @@ class _Connection:
         except _Drop:
             return
 
+    def _inject(self, action: str, path: str, seconds: float) -> None:
+        faults = self.system.faults
+        log.warning("debug endpoint: fault injection: %s %s", action, path)
+        if action == "crash":
+            faults.crash(path)
+        elif action == "hang":
+            faults.hang(path)
+        elif action == "slow":
+            faults.slow(path, seconds)
+        else:
+            faults.clear(path)
+
     def _respond(self, request: h11.Request) -> Response:
         try:
             response = answer(
@@ -163,6 +175,7 @@ class _Connection:
                 headers=list(request.headers),
                 token=self.config.token,
                 snapshot=self.system.snapshot,
+                faults=self._inject if self.system.faults_enabled else None,
             )
         except Exception:
             # A bug here must cost one answer, not the endpoint (the tree may be mid-change).
