@@ -41,6 +41,9 @@ class Outcome(enum.StrEnum):
     DENIED = "denied"
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"
+    #: The call's end failed inside the host (its receipt could not be made as usual):
+    #: the receipt still exists, with ``error_code`` ``internal``.
+    INTERNAL = "internal"
 
 
 def valid_kind(kind: str) -> bool:

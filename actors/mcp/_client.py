@@ -59,6 +59,7 @@ from ._client_wire import (
 from ._eras import LEGACY_VERSION, MODERN_VERSION, Era, Implementation
 from ._jsonrpc import (
     METHOD_NOT_FOUND,
+    PARSE_ERROR,
     ErrorObject,
     ErrorResponse,
     JsonRpcError,
@@ -339,8 +340,12 @@ class McpStdioClient(Actor[McpClientMessage]):
             )
             pending = self._pending.get(exc.request_id) if exc.request_id is not None else None
             if pending is not None:
+                # A response that is JSON but not strict JSON (a number past 2**53, a lone
+                # surrogate, deep nesting) is a result the host refuses; anything else is a
+                # broken server.
+                code = "tool.invalid_result" if exc.code == PARSE_ERROR else "tool.failed"
                 pending.settle(
-                    ToolError("tool.failed", f"the server's response is malformed: {exc.message}")
+                    ToolError(code, f"the server's response is malformed: {exc.message}")
                 )
             return
         if isinstance(message, Response | ErrorResponse):

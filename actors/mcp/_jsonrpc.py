@@ -19,6 +19,8 @@ from typing import Any, TypeAlias
 
 import attrs
 
+from actors.strict_json import StrictJsonError, loads
+
 JSONRPC_VERSION = "2.0"
 
 PARSE_ERROR = -32700
@@ -132,6 +134,19 @@ class OversizedLine:
 Message: TypeAlias = Request | Notification | Response | ErrorResponse
 
 
+def _salvage_id(line: bytes | str) -> RequestId | None:
+    """The ``id`` of a line that is JSON but not strict JSON (e.g. a huge number inside)."""
+    try:
+        raw = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(raw, dict):
+        value = raw.get("id")
+        if _is_request_id(value):
+            return value
+    return None
+
+
 def _is_request_id(value: Any) -> bool:
     # bool is an int subclass in Python but not a JSON-RPC id; MCP forbids null ids.
     return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
@@ -147,16 +162,21 @@ def parse_message(line: bytes | str) -> Message:
         The request, notification, response or error response it holds.
 
     Raises:
-        JsonRpcError: ``PARSE_ERROR`` for bytes that are not UTF-8 JSON, ``INVALID_REQUEST``
+        JsonRpcError: ``PARSE_ERROR`` for bytes that are not UTF-8 strict JSON
+            (``actors.strict_json``: no integer past 2**53, lone surrogate, NaN, duplicate
+            key or deep nesting), ``INVALID_REQUEST``
             for JSON that is not a single JSON-RPC 2.0 message (batches included: MCP
             dropped them). ``request_id`` is set whenever the id could be read, so the
             peer can match the error to its request.
     """
     try:
-        text = line.decode("utf-8") if isinstance(line, bytes) else line
-        raw = json.loads(text)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise JsonRpcError(PARSE_ERROR, f"parse error: {exc}") from None
+        raw = loads(line)
+    except StrictJsonError as exc:
+        # Say which request it was if the id can be read at all, so that the call waiting
+        # for it fails now rather than at its deadline.
+        raise JsonRpcError(
+            PARSE_ERROR, f"parse error: {exc}", request_id=_salvage_id(line)
+        ) from None
     if isinstance(raw, list):
         raise JsonRpcError(INVALID_REQUEST, "invalid request: JSON-RPC batches are not supported")
     if not isinstance(raw, dict):

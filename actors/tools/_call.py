@@ -11,7 +11,7 @@ happens, the call writes exactly one receipt before its final event goes out:
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import json
 import logging
 from typing import Any
@@ -82,6 +82,8 @@ class _CallPlan:
 
 
 def _outcome_of(code: str) -> Outcome:
+    if code == "internal":
+        return Outcome.INTERNAL
     if code == "tool.timeout":
         return Outcome.TIMEOUT
     if code == "tool.cancelled":
@@ -156,7 +158,7 @@ class ToolCall(TaskActor):
                     call_id=call.call_id,
                     tool=call.name,
                     version=version,
-                    args_json=json.dumps(args) if not isinstance(args, str) else args,
+                    args_json=json.dumps(args) if not isinstance(args, str) else _printable(args),
                     device_id=plan.session.device_id,
                 )
             )
@@ -213,6 +215,61 @@ class ToolCall(TaskActor):
         validate_result(contract, output.structured)
         return enforce_result_caps(contract, output.structured, plan.caps)
 
+    def _receipt(
+        self,
+        args: Any,
+        result: dict[str, Any] | None,
+        truncated: bool,
+        error: WireError | None,
+        version: str,
+        watch: Stopwatch,
+    ) -> tuple[ToolReceipt, dict[str, Any] | None, WireError | None]:
+        """The call's receipt, and the result and error the call ends with.
+
+        Never raises: if the receipt cannot be made from what the call saw (a value with
+        no canonical form, a field a receipt refuses), the call ends ``internal``, with a
+        receipt of outcome ``internal`` whose digests are of what can be digested.
+        """
+        plan = self.plan
+        fields: dict[str, Any] = {
+            "tool": plan.call.name or "?",
+            "tool_version": version,
+            "call_id": self.audit_call_id,
+            "session_id": plan.session.session_id,
+            "turn_id": plan.turn_id,
+            "tenant": plan.session.tenant,
+            "device_id": plan.session.device_id or None,
+            "caps": ReceiptCaps(
+                timeout_ms=max(1, plan.caps.timeout_ms), max_bytes=max(1, plan.caps.max_bytes)
+            ),
+            "timing": watch.stop(),
+            "truncated": truncated,
+        }
+        try:
+            receipt = ToolReceipt(
+                **fields,
+                args_digest=canonical_digest(args),
+                result_digest=canonical_digest(result) if result is not None else None,
+                outcome=Outcome.OK if error is None else _outcome_of(error.code),
+                error_code=None if error is None else error.code,
+            )
+            return receipt, result, error
+        except Exception as exc:
+            log.exception(
+                "tool call %s: its receipt cannot be made (%s); it ends as internal",
+                self.audit_call_id,
+                type(exc).__name__,
+            )
+            failure = internal_error(exc)
+            receipt = ToolReceipt(
+                **fields,
+                args_digest=_fallback_digest(args),
+                result_digest=None,
+                outcome=Outcome.INTERNAL,
+                error_code=failure.code,
+            )
+            return receipt, None, failure
+
     async def _finish(
         self,
         args: Any,
@@ -223,24 +280,13 @@ class ToolCall(TaskActor):
         watch: Stopwatch,
         cancelled: bool,
     ) -> None:
-        """Receipt first (flushed), then the final event, then the answer for the model."""
+        """Receipt first (flushed), then the final event, then the answer for the model.
+
+        None of it can fail silently: each step that fails is logged, and the call still
+        ends with a typed ``tool.call.delta`` and an answer for the model.
+        """
         plan = self.plan
-        receipt = ToolReceipt(
-            tool=plan.call.name,
-            tool_version=version,
-            call_id=self.audit_call_id,
-            session_id=plan.session.session_id,
-            turn_id=plan.turn_id,
-            tenant=plan.session.tenant,
-            device_id=plan.session.device_id or None,
-            args_digest=canonical_digest(args),
-            result_digest=canonical_digest(result) if result is not None else None,
-            caps=ReceiptCaps(timeout_ms=plan.caps.timeout_ms, max_bytes=plan.caps.max_bytes),
-            timing=watch.stop(),
-            outcome=Outcome.OK if error is None else _outcome_of(error.code),
-            error_code=None if error is None else error.code,
-            truncated=truncated,
-        )
+        receipt, result, error = self._receipt(args, result, truncated, error, version, watch)
         if self.audit is not None:
             try:
                 await self.audit.ask(AppendReceipt(receipt=receipt), timeout=FINISH_TIMEOUT_S)
@@ -250,7 +296,7 @@ class ToolCall(TaskActor):
             self.scope.set_outcome(receipt.outcome.value, receipt.error_code)
         status = "ok" if error is None else receipt.outcome.value
         result_json = json.dumps(result) if result is not None else ""
-        with contextlib.suppress(ClientGone):
+        try:
             await self.outbox.emit(
                 ToolCallDeltaEvent(
                     turn_id=plan.turn_id,
@@ -260,6 +306,10 @@ class ToolCall(TaskActor):
                     error=error,
                 )
             )
+        except ClientGone:
+            pass
+        except Exception:
+            log.exception("tool call %s: its final event could not be sent", receipt.call_id)
         if not cancelled:
             for_model = (
                 result_json
@@ -267,6 +317,22 @@ class ToolCall(TaskActor):
                 else json.dumps({"error": {"code": error.code, "message": error.message}})
             )
             self.result.send_nowait(for_model)
+
+
+def _printable(text: str) -> str:
+    """``text`` with any lone surrogate replaced, so that it can travel as UTF-8."""
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def _fallback_digest(value: Any) -> str:
+    """A digest for a receipt when ``value`` has no canonical JSON form.
+
+    The raw text for arguments the model sent that did not parse (its lone surrogates
+    kept as their UTF-8 form), else the digest of an empty object: a receipt always has one.
+    """
+    if isinstance(value, str):
+        return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return canonical_digest({})
 
 
 class SessionTools:
@@ -321,7 +387,8 @@ class SessionTools:
             call=call, offered=offered, session=self.session, turn_id=turn_id, caps=caps
         )
         send, receive = trio.open_memory_channel[str](1)
-        await turn.start_child(
+        # run_child: a call that dies is seen here at once (ActorCrashed), never waited on.
+        await turn.run_child(
             ActorSpec(
                 name=f"tool_call-{call.call_id}",
                 factory=lambda: ToolCall(
@@ -335,5 +402,9 @@ class SessionTools:
                 restart=Restart.TEMPORARY,
             )
         )
-        async with receive:
-            return await receive.receive()
+        with receive:
+            try:
+                return receive.receive_nowait()
+            except trio.WouldBlock:
+                # It ended without an answer: it was stopped before it could finish.
+                raise ToolError("tool.cancelled", "the tool call was stopped") from None

@@ -10,13 +10,13 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import json
 from typing import Any
 
 import attrs
 import jsonschema
 
 from actors.errors import ToolError
+from actors.strict_json import StrictJsonError, loads
 from contracts import CONTRACTS_ROOT, load_json
 
 TOOLS_DIR = "api/mcp/tools"
@@ -95,11 +95,16 @@ def validate_result(contract: ToolContract, result: object) -> None:
 
 
 def parse_arguments(arguments_json: str) -> dict[str, Any]:
-    """The model's argument text as a JSON object, or ToolError ``tool.invalid_args``."""
+    """The model's argument text as a JSON object, or ToolError ``tool.invalid_args``.
+
+    Parsed strictly (``actors.strict_json``): an integer past 2**53, a lone surrogate,
+    NaN, a duplicate key or deep nesting is refused here, so nothing further on (the
+    receipt's canonical digest, the relay's codec) can fail on the model's arguments.
+    """
     try:
-        args = json.loads(arguments_json)
-    except ValueError as exc:
-        raise ToolError("tool.invalid_args", f"arguments are not JSON: {exc}") from None
+        args = loads(arguments_json)
+    except StrictJsonError as exc:
+        raise ToolError("tool.invalid_args", f"arguments are not strict JSON: {exc}") from None
     if not isinstance(args, dict):
         raise ToolError("tool.invalid_args", "arguments must be a JSON object")
     return args

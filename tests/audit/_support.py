@@ -43,6 +43,7 @@ def receipt(n: int = 0, *, outcome: Outcome = Outcome.OK) -> ToolReceipt:
             Outcome.DENIED: "tool.denied",
             Outcome.TIMEOUT: "tool.timeout",
             Outcome.CANCELLED: "tool.cancelled",
+            Outcome.INTERNAL: "internal",
         }[outcome],
         truncated=n % 4 == 1,
         traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",

@@ -6,6 +6,7 @@ The requested path picks the behaviour, so one server process serves every case:
 * ``hang``: never answers (a ``notifications/cancelled`` is logged);
 * ``garbage``: writes lines that are not JSON-RPC, then a malformed answer with the call's id;
 * ``invalid``: answers with a ``structuredContent`` that breaks the result schema;
+* ``hugeint``, ``surrogate``: a result with an integer past 2**53, or a lone surrogate;
 * ``oversized``: ignores ``maxBytes`` and returns 5000 bytes;
 * anything else: a well-formed result with the path's text as content.
 
@@ -74,6 +75,17 @@ class Rogue:
         if path == "garbage":
             await self.write(b'this is not json\n{"jsonrpc": "2.0"}\n')
             await self.write(json.dumps({"jsonrpc": "2.0", "id": request["id"]}).encode() + b"\n")
+            return
+        if path == "hugeint":
+            # Valid JSON, and valid for the schema, but past what every JSON peer reads exactly.
+            result = result_for("x")
+            result["structuredContent"]["fileSize"] = 2**53 + 1
+            await self.send({"id": request["id"], "result": result})
+            return
+        if path == "surrogate":
+            result = result_for("x")
+            result["structuredContent"]["content"] = "bad \ud800 text"  # json.dumps escapes it
+            await self.send({"id": request["id"], "result": result})
             return
         if path == "invalid":
             result = result_for("x")
