@@ -7,6 +7,7 @@
      ├── GuardrailBreached       turn.timeout, budget.exhausted
      ├── Overloaded              overloaded, relay.overloaded
      ├── ToolError               tool.*
+     │    └── ToolsUnreachable    tool.unavailable: the session's tools cannot be reached
      ├── ProviderError           provider.*
      ├── PolicyError             policy.*
      └── RelayError              relay.*
@@ -69,6 +70,17 @@ class Overloaded(ZlError):
 
 class ToolError(ZlError):
     """A tool call did not produce a valid result."""
+
+
+class ToolsUnreachable(ToolError):
+    """The session's device cannot be reached at all (its relay shard is down).
+
+    Unlike a device that is offline or offers no tools, which the model answers without,
+    this ends the turn with a typed ``tool.unavailable`` naming what is unreachable.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__("tool.unavailable", message)
 
 
 class ProviderError(ZlError):

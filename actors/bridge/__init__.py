@@ -5,14 +5,17 @@ the host, gRPC or the provider.
 """
 
 from ._link import BRIDGE_VERSION as BRIDGE_VERSION
+from ._link import BridgeStopped as BridgeStopped
 from ._link import Reconnect as Reconnect
 from ._link import RelayLink as RelayLink
 from ._link import RelayLinkConfig as RelayLinkConfig
 from ._local import EffectiveCaps as EffectiveCaps
 from ._local import LocalCaps as LocalCaps
+from ._local import ResultTooLarge as ResultTooLarge
 from ._local import announced_tools as announced_tools
 from ._local import capped_arguments as capped_arguments
 from ._local import effective_caps as effective_caps
+from ._local import fit_result as fit_result
 from .messages import BridgeMessage as BridgeMessage
 from .messages import BridgeStatus as BridgeStatus
 from .messages import GetBridgeStatus as GetBridgeStatus
@@ -21,13 +24,16 @@ __all__ = [
     "BRIDGE_VERSION",
     "BridgeMessage",
     "BridgeStatus",
+    "BridgeStopped",
     "EffectiveCaps",
     "GetBridgeStatus",
     "LocalCaps",
     "Reconnect",
     "RelayLink",
     "RelayLinkConfig",
+    "ResultTooLarge",
     "announced_tools",
     "capped_arguments",
     "effective_caps",
+    "fit_result",
 ]

@@ -15,7 +15,8 @@ import contextlib
 import logging
 import random
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Final
 
 import attrs
@@ -26,6 +27,7 @@ from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
 from actors.errors import Overloaded, ToolError, WireError, internal_error
 from actors.mcp import CallTool, CancelCall, ListTools, McpClientMessage, call_tool
 from actors.relay import (
+    DEFAULT_MAX_FRAME_BYTES,
     BadFrame,
     DeviceHello,
     DeviceHelloAck,
@@ -38,12 +40,21 @@ from actors.relay import (
     ToolCancel,
     ToolResult,
     decode_frame,
+    encode_for_link,
     encode_frame,
+    result_budget,
 )
 from actors.relay._dial import open_relay_websocket
 from zl_actors import Actor, ActorContext, ActorError, ActorRef
 
-from ._local import LocalCaps, announced_tools, capped_arguments, effective_caps, result_size
+from ._local import (
+    LocalCaps,
+    ResultTooLarge,
+    announced_tools,
+    capped_arguments,
+    effective_caps,
+    fit_result,
+)
 from .messages import BridgeMessage, BridgeStatus, GetBridgeStatus, LinkState
 
 log = logging.getLogger("zl.bridge")
@@ -53,8 +64,6 @@ BRIDGE_VERSION: Final = "0.1.0"
 WS_MESSAGE_QUEUE_SIZE: Final = 8
 #: The relay's heartbeat is announced in the ack; silence for this many intervals = dead relay.
 DEAD_AFTER_HEARTBEATS: Final = 2.5
-#: Result frames larger than this share of the relay's frame limit are refused locally.
-FRAME_HEADROOM_BYTES: Final = 1024
 CATALOG_TIMEOUT_S: Final = 10.0
 #: Most redirects followed in a row (a misconfigured deployment must not loop forever).
 MAX_REDIRECTS: Final = 3
@@ -87,6 +96,11 @@ class RelayLinkConfig:
         connect_timeout_s: TCP + TLS + WebSocket handshake.
         hello_timeout_s: the relay's answer to ``device.hello``.
         send_timeout_s: a relay that does not take a frame within this is dropped.
+        max_frame_bytes: the largest frame accepted from the relay; results are made to fit
+            the smaller of this and the relay's announced limit.
+        token_file: where ``token`` came from: read again before every reconnection, so
+            that a token replaced in the file (a renewal) is used, and a refused token that
+            the file still holds stops the bridge instead of retrying forever.
     """
 
     relay_url: str
@@ -98,13 +112,34 @@ class RelayLinkConfig:
     connect_timeout_s: float = attrs.field(default=10.0, validator=gt(0))
     hello_timeout_s: float = attrs.field(default=10.0, validator=gt(0))
     send_timeout_s: float = attrs.field(default=10.0, validator=gt(0))
-    max_frame_bytes: int = attrs.field(default=1024 * 1024, validator=gt(0))
+    max_frame_bytes: int = attrs.field(default=DEFAULT_MAX_FRAME_BYTES, validator=gt(0))
+    token_file: Path | None = None
 
 
 class _Redirected(Exception):
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self.url = url
+
+
+class _Refused(Exception):
+    """The relay refused this bridge's token or device id (it will not fix itself)."""
+
+
+class BridgeStopped(Exception):
+    """An error no retry can fix: a wrong endpoint, or a refused token the file still holds.
+
+    The message says what is wrong and which setting to change.
+    """
+
+
+#: HTTP statuses of a refused WebSocket upgrade that retrying cannot fix (a wrong path or
+#: a relay that does not speak the subprotocol): the bridge's configuration is wrong.
+PERMANENT_UPGRADE_STATUSES: Final = frozenset({400, 404})
+#: Close codes after which the same token is refused again (unauthenticated, forbidden).
+REFUSED_CLOSE_CODES: Final = frozenset({4401, 4403})
+#: Error codes of a refused hello (the same token would be refused again).
+REFUSED_ERROR_CODES: Final = frozenset({"relay.unauthenticated", "relay.forbidden"})
 
 
 class RelayLink(Actor[BridgeMessage]):
@@ -114,6 +149,9 @@ class RelayLink(Actor[BridgeMessage]):
         config: where and how to connect.
         mcp: the MCP stdio client actor that runs the tools.
         rng: jitter source (seed it in tests).
+        on_stopped: called when the link stops for good (``BridgeStopped``): the relay
+            refused the token and the token file was not replaced, or the relay URL is
+            wrong. Without it the link keeps retrying with backoff.
     """
 
     mailbox_capacity = 8
@@ -123,8 +161,13 @@ class RelayLink(Actor[BridgeMessage]):
         config: RelayLinkConfig,
         mcp: ActorRef[McpClientMessage],
         rng: random.Random | None = None,
+        on_stopped: Callable[[BridgeStopped], None] | None = None,
     ) -> None:
         self.config = config
+        self.token = config.token
+        #: Told once when the link gives up for good (see ``BridgeStopped``); the process
+        #: then exits with the message.
+        self.on_stopped = on_stopped
         self.mcp = mcp
         self.rng = rng or random.Random()
         self.state: LinkState = "connecting"
@@ -136,6 +179,8 @@ class RelayLink(Actor[BridgeMessage]):
         self.last_error: str | None = None
         self.rtt_ms: float | None = None
         self.input_schemas: dict[str, Mapping[str, Any]] = {}
+        #: Frames to the relay must fit this (the smaller of ours and the relay's limit).
+        self.frame_limit = config.max_frame_bytes
 
     async def on_start(self, ctx: ActorContext[BridgeMessage]) -> None:
         ctx.nursery.start_soon(self._run)
@@ -158,11 +203,69 @@ class RelayLink(Actor[BridgeMessage]):
                 )
 
     async def _run(self) -> None:
+        try:
+            await self._keep_connected()
+        except BridgeStopped as exc:
+            self.state = "stopped"
+            self.last_error = str(exc)
+            log.info("bridge: stopped: %s", exc)
+            if self.on_stopped is not None:
+                self.on_stopped(exc)
+
+    def _refused(self, reason: str) -> None:
+        """The relay refused the token: go on only if the token file now holds another.
+
+        Raises:
+            BridgeStopped: the same token would be refused again.
+        """
+        refused = self.token
+        path = self.config.token_file
+        if path is not None:
+            try:
+                self.token = path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise BridgeStopped(
+                    f"the relay refused the device token ({reason}), and --token-file {path} "
+                    f"cannot be read again: {exc.strerror or exc}"
+                ) from None
+        if self.token and self.token != refused:
+            log.info(
+                "bridge: the relay refused the token (%s); using the new one in %s", reason, path
+            )
+            return
+        where = f"--token-file {path}" if path is not None else "the device token"
+        raise BridgeStopped(
+            f"the relay refused the device token: {reason}; replace {where} "
+            "(and check --device-id) and start the bridge again"
+        )
+
+    async def _keep_connected(self) -> None:
         redirects = 0
         while True:
             try:
                 await self._connect_once()
                 self.last_error = "connection closed"
+            except _Refused as refused:
+                self._refused(str(refused))
+                self.last_error = str(refused)
+                continue
+            except HandshakeError as exc:
+                status = getattr(exc, "status_code", None)
+                if status in PERMANENT_UPGRADE_STATUSES:
+                    body = getattr(exc, "body", None) or b""
+                    detail = body.decode("utf-8", "replace")[:200]
+                    raise BridgeStopped(
+                        f"the relay at {self.url} refused the connection (HTTP {status}: "
+                        f"{detail}); check --relay (wss://HOST:PORT/v1/device)"
+                    ) from None
+                self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+            except ConnectionClosed as exc:
+                reason = exc.reason
+                if reason is not None and reason.code in REFUSED_CLOSE_CODES:
+                    self._refused(f"closed {reason.code}: {reason.reason or ''}".strip())
+                    self.last_error = f"closed {reason.code}"
+                    continue
+                self.last_error = f"{type(exc).__name__}: {exc}"[:300]
             except _Redirected as redirect:
                 redirects += 1
                 if redirects <= MAX_REDIRECTS:
@@ -171,8 +274,6 @@ class RelayLink(Actor[BridgeMessage]):
                     continue
                 self.last_error = "too many redirects"
             except (
-                HandshakeError,
-                ConnectionClosed,
                 OSError,
                 trio.TooSlowError,
                 BadFrame,
@@ -198,7 +299,7 @@ class RelayLink(Actor[BridgeMessage]):
         async with open_relay_websocket(
             self.url,
             self.config.ssl_context,
-            token=self.config.token,
+            token=self.token,
             message_queue_size=WS_MESSAGE_QUEUE_SIZE,
             max_message_size=self.config.max_frame_bytes,
             connect_timeout_s=self.config.connect_timeout_s,
@@ -212,6 +313,8 @@ class RelayLink(Actor[BridgeMessage]):
             if isinstance(first, Redirect):
                 raise _Redirected(first.shard_url)
             if isinstance(first, ErrorFrame):
+                if first.code in REFUSED_ERROR_CODES:
+                    raise _Refused(f"{first.code}: {first.message}")
                 raise ConnectionRefusedError(
                     f"relay refused the bridge: {first.code}: {first.message}"
                 )
@@ -229,13 +332,23 @@ class RelayLink(Actor[BridgeMessage]):
                     scope.cancel()
 
     async def _send(self, ws: WebSocketConnection, frame: Frame, *, validate: bool = False) -> None:
-        text = encode_frame(frame, validate=validate)
+        limit = self.frame_limit
+        try:
+            if validate:
+                encode_frame(frame, validate=True)
+            text = encode_for_link(frame, limit=limit, link="the relay link")
+        except BadFrame as exc:
+            if exc.call_id is None or not isinstance(frame, ToolResult):
+                raise
+            # A result that cannot go out fails its call, never the connection.
+            text = encode_frame(ToolResult(call_id=exc.call_id, error=exc.to_wire()))
         with trio.fail_after(self.config.send_timeout_s):
             await ws.send_message(text)
 
     async def _serve(self, ws: WebSocketConnection, ack: DeviceHelloAck) -> None:
         idle_s = ack.heartbeat_ms / 1000 * DEAD_AFTER_HEARTBEATS
         max_bytes = min(ack.max_frame_bytes, self.config.max_frame_bytes)
+        self.frame_limit = max_bytes
         async with trio.open_nursery() as nursery:
             while True:
                 with trio.move_on_after(idle_s) as idle:
@@ -244,7 +357,15 @@ class RelayLink(Actor[BridgeMessage]):
                     raise trio.TooSlowError(f"no frame from the relay for {idle_s:g} s")
                 # The relay validated the host's frames where they entered; the bridge's own
                 # defence is its caps and the MCP server's roots, not the frame schema.
-                frame = decode_frame(data, max_bytes=max_bytes, validate=False)
+                try:
+                    frame = decode_frame(data, max_bytes=max_bytes, validate=False)
+                except BadFrame as exc:
+                    if exc.call_id is None:
+                        raise
+                    # One call's frame cannot be read: that call fails, the others go on.
+                    log.warning("bridge: bad frame for call %s: %s", exc.call_id, exc.message)
+                    await self._send(ws, ToolResult(call_id=exc.call_id, error=exc.to_wire()))
+                    continue
                 match frame:
                     case Ping(nonce=nonce, sent_at_ms=sent_at_ms):
                         await self._send(ws, Pong(nonce=nonce, sent_at_ms=sent_at_ms))
@@ -266,6 +387,9 @@ class RelayLink(Actor[BridgeMessage]):
                                 self.mcp.send_nowait(CancelCall(call_id=call_id, reason=reason))
                     case ErrorFrame(code=code, message=message):
                         log.warning("bridge: relay reports %s: %s", code, message)
+                        if code in REFUSED_ERROR_CODES:
+                            # The relay closes next (the token expired mid-connection).
+                            self.last_error = f"{code}: {message}"
                     case _:
                         log.debug("bridge: ignoring %s frame", frame.TYPE)
 
@@ -290,16 +414,18 @@ class RelayLink(Actor[BridgeMessage]):
                             traceparent=call.traceparent,
                         ),
                     )
-                    raw = dict(output.raw)
-                    if result_size(raw) > frame_limit - FRAME_HEADROOM_BYTES:
+                    try:
+                        # Cut to fit the frame, as the host cuts to the cap: never a failure
+                        # for a result that is merely long (fit_result says how).
+                        raw = fit_result(output.raw, result_budget(frame_limit))
+                        result = ToolResult(call_id=call.call_id, result=raw)
+                    except ResultTooLarge as exc:
                         error = WireError(
                             code="tool.failed",
-                            message=f"result larger than the {frame_limit}-byte frame limit",
+                            message=f"result does not fit the {frame_limit}-byte frame: {exc}",
                             retryable=False,
                         )
                         result = ToolResult(call_id=call.call_id, error=error)
-                    else:
-                        result = ToolResult(call_id=call.call_id, result=raw)
                 except (ToolError, Overloaded) as exc:
                     result = ToolResult(call_id=call.call_id, error=exc.to_wire())
                 except Exception as exc:

@@ -8,7 +8,7 @@ import attrs
 
 from zl_actors import Request
 
-LinkState = Literal["connecting", "connected", "reconnecting"]
+LinkState = Literal["connecting", "connected", "reconnecting", "stopped"]
 
 
 @attrs.frozen(kw_only=True)

@@ -8,7 +8,6 @@ from ._errors import BadFrame as BadFrame
 from ._errors import Forbidden as Forbidden
 from ._errors import KeyFileError as KeyFileError
 from ._errors import Unauthenticated as Unauthenticated
-from ._frames import DEFAULT_MAX_FRAME_BYTES as DEFAULT_MAX_FRAME_BYTES
 from ._frames import FRAME_CLASSES as FRAME_CLASSES
 from ._frames import SUBPROTOCOL as SUBPROTOCOL
 from ._frames import Caps as Caps
@@ -28,6 +27,11 @@ from ._frames import ToolProgress as ToolProgress
 from ._frames import ToolResult as ToolResult
 from ._frames import decode_frame as decode_frame
 from ._frames import encode_frame as encode_frame
+from ._limits import DEFAULT_MAX_FRAME_BYTES as DEFAULT_MAX_FRAME_BYTES
+from ._limits import DEFAULT_MAX_HOST_FRAME_BYTES as DEFAULT_MAX_HOST_FRAME_BYTES
+from ._limits import MAX_FRAME_DEPTH as MAX_FRAME_DEPTH
+from ._limits import check_outbound_size as check_outbound_size
+from ._limits import result_budget as result_budget
 from ._shards import Shard as Shard
 from ._shards import redirect_for as redirect_for
 from ._shards import shard_for as shard_for
@@ -46,11 +50,14 @@ from ._tokens import save_private_key as save_private_key
 from ._tokens import save_public_key as save_public_key
 from ._tokens import token_main as token_main
 from ._tokens import verify_token as verify_token
+from ._wire import encode_for_link as encode_for_link
 
 __all__ = [
     "DEFAULT_AUDIENCE",
     "DEFAULT_MAX_FRAME_BYTES",
+    "DEFAULT_MAX_HOST_FRAME_BYTES",
     "FRAME_CLASSES",
+    "MAX_FRAME_DEPTH",
     "SUBPROTOCOL",
     "BadFrame",
     "Caps",
@@ -76,7 +83,9 @@ __all__ = [
     "ToolResult",
     "Unauthenticated",
     "authorize",
+    "check_outbound_size",
     "decode_frame",
+    "encode_for_link",
     "encode_frame",
     "generate_signing_key",
     "key_id",
@@ -85,6 +94,7 @@ __all__ = [
     "mint_device_token",
     "mint_host_token",
     "redirect_for",
+    "result_budget",
     "save_private_key",
     "save_public_key",
     "shard_for",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import time
 from typing import Final
 
 import attrs
@@ -22,6 +23,7 @@ from ._frames import (
     DeviceHello,
     DeviceHelloAck,
     ErrorFrame,
+    Frame,
     Ping,
     Pong,
     ToolCancel,
@@ -31,16 +33,21 @@ from ._frames import (
 )
 from ._limits import RelayLimits
 from ._router import error_result, reply_nowait
+from ._tokens import CLOCK_LEEWAY_S
 from ._wire import (
     CLOSE_BAD_FRAME,
     CLOSE_GOING_AWAY,
     CLOSE_HEARTBEAT,
     CLOSE_REPLACED,
+    CLOSE_UNAUTHENTICATED,
     WsPeer,
     close_quietly,
+    encode_for_link,
     send_frame,
+    send_text,
 )
 from .messages import (
+    BadCallFrame,
     CallEnded,
     DeliverCall,
     DeliverCancel,
@@ -51,6 +58,7 @@ from .messages import (
     RegisterDevice,
     Replace,
     RouterMessage,
+    TokenExpired,
     UnregisterDevice,
     UpdateRtt,
 )
@@ -73,7 +81,8 @@ async def read_frames(
 ) -> None:
     """Feed decoded frames into the actor's mailbox until the peer goes or goes silent.
 
-    Ends by sending ``PeerGone``. A bad frame is answered with an ``error`` frame and a
+    Ends by sending ``PeerGone``. A bad frame that names a call becomes ``BadCallFrame``
+    (only that call fails); any other bad frame is answered with an ``error`` frame and a
     4400 close. Waits for mailbox room (back-pressure on the socket).
     """
     from trio_websocket import ConnectionClosed  # the edge library, only at the edge
@@ -90,6 +99,11 @@ async def read_frames(
             try:
                 frame = decode_frame(data, max_bytes=max_bytes)
             except BadFrame as exc:
+                if exc.call_id is not None:
+                    # One call's frame is bad (a result nested too deep, a number out of
+                    # range): that call fails, the connection and its other calls go on.
+                    await self_ref.tell(BadCallFrame(call_id=exc.call_id, error=exc.to_wire()))
+                    continue
                 reason, code = str(exc), CLOSE_BAD_FRAME
                 await close_quietly(
                     ws,
@@ -121,6 +135,8 @@ class DeviceConnection(Actor[DeviceMessage]):
         router: where the device registers.
         limits: heartbeats and bounds.
         done: set when this connection has ended, so the handler task can return.
+        expires_at: when the device token expires (Unix time); the connection is closed
+            with 4401 then (after the same clock leeway the token check allows).
     """
 
     mailbox_capacity = DEVICE_MAILBOX_CAPACITY
@@ -134,8 +150,10 @@ class DeviceConnection(Actor[DeviceMessage]):
         router: ActorRef[RouterMessage],
         limits: RelayLimits,
         done: trio.Event,
+        expires_at: float | None = None,
     ) -> None:
         self.ws = ws
+        self.expires_at = expires_at
         self.tenant = tenant
         self.hello = hello
         self.device_id = hello.device_id
@@ -149,7 +167,12 @@ class DeviceConnection(Actor[DeviceMessage]):
         self.rtt_ms: float | None = None
         self.close_code = CLOSE_GOING_AWAY
         self.close_reason = "relay shutting down"
+        self.close_error: WireError | None = None
         self.gone = False
+
+    @property
+    def who(self) -> str:
+        return f"device {self.tenant}/{self.device_id}"
 
     async def on_start(self, ctx: ActorContext[DeviceMessage]) -> None:
         await self.router.ask(
@@ -174,6 +197,14 @@ class DeviceConnection(Actor[DeviceMessage]):
             )
         )
         ctx.nursery.start_soon(self._heartbeat)
+        if self.expires_at is not None:
+            ctx.nursery.start_soon(expire_at, self.expires_at, ctx.self_ref)
+        log.info(
+            "%s connected (bridge %s, %d tools)",
+            self.who,
+            self.hello.bridge_version,
+            len(self.hello.tools),
+        )
 
     async def _heartbeat(self) -> None:
         while True:
@@ -182,13 +213,21 @@ class DeviceConnection(Actor[DeviceMessage]):
             if not await self._send(ping):
                 return
 
-    async def _send(self, frame: ToolCancel | Ping | Pong | object) -> bool:
+    async def _send(self, frame: Frame) -> bool:
         try:
-            await send_frame(self.ws, frame, timeout_s=self.limits.send_timeout_s)  # type: ignore[arg-type]
+            text = encode_for_link(frame, limit=self.limits.max_frame_bytes, link="the device link")
+        except BadFrame as exc:
+            # Only frames the relay makes itself come here (pings, cancels, errors): one that
+            # cannot be sent is dropped and logged, never a reason to close the connection.
+            log.warning("%s: not sending a %s frame: %s", self.who, frame.TYPE, exc.message)
+            return True
+        return await self._send_text(text)
+
+    async def _send_text(self, text: str) -> bool:
+        try:
+            await send_text(self.ws, text, timeout_s=self.limits.send_timeout_s)
         except Exception as exc:
-            log.info(
-                "device %s/%s: send failed (%s)", self.tenant, self.device_id, type(exc).__name__
-            )
+            log.info("%s: send failed (%s)", self.who, type(exc).__name__)
             self.gone = True
             return False
         return True
@@ -227,8 +266,17 @@ class DeviceConnection(Actor[DeviceMessage]):
                         ),
                     )
                 else:
+                    try:
+                        text = encode_for_link(
+                            frame, limit=self.limits.max_frame_bytes, link="the device link"
+                        )
+                    except BadFrame as exc:
+                        reply_nowait(
+                            reply_to, ToolResult(call_id=frame.call_id, error=exc.to_wire())
+                        )
+                        return
                     self.in_flight[frame.call_id] = reply_to
-                    if not await self._send(frame):
+                    if not await self._send_text(text):
                         ctx.stop()
             case DeliverCancel(call_id=call_id, reason=reason):
                 if call_id in self.in_flight and not await self._send(
@@ -245,6 +293,30 @@ class DeviceConnection(Actor[DeviceMessage]):
                 self.gone = True
                 self.close_reason = reason
                 ctx.stop()
+            case TokenExpired():
+                self.close_code = CLOSE_UNAUTHENTICATED
+                self.close_reason = "relay.unauthenticated: the device token has expired"
+                self.close_error = WireError(
+                    code="relay.unauthenticated",
+                    message="the device token has expired; connect again with a fresh one",
+                    retryable=False,
+                )
+                ctx.stop()
+            case BadCallFrame(call_id=call_id, error=error):
+                waiting = self.in_flight.pop(call_id, None)
+                log.info("%s sent a bad frame for call %s: %s", self.who, call_id, error.message)
+                if waiting is not None:
+                    reply_nowait(
+                        waiting,
+                        ToolResult(
+                            call_id=call_id,
+                            error=attrs.evolve(
+                                error, message=f"the device's answer was refused: {error.message}"
+                            ),
+                        ),
+                    )
+                if not await self._send(ErrorFrame.from_wire(error, call_id=call_id)):
+                    ctx.stop()
             case FromPeer(frame=frame):
                 await self._from_device(frame, ctx)
 
@@ -312,6 +384,21 @@ class DeviceConnection(Actor[DeviceMessage]):
             self.router.send_nowait(
                 UnregisterDevice(tenant=self.tenant, device_id=self.device_id, ref=ctx.self_ref)
             )
+        log.info("%s disconnected: %s", self.who, self.close_reason)
         if not self.gone:
-            await close_quietly(self.ws, self.close_code, self.close_reason)
+            last = None if self.close_error is None else ErrorFrame.from_wire(self.close_error)
+            await close_quietly(self.ws, self.close_code, self.close_reason, last)
         self.done.set()
+
+
+async def expire_at(
+    expires_at: float, self_ref: ActorRef[DeviceMessage] | ActorRef[HostMessage]
+) -> None:
+    """Tell the connection actor when its token expires (Unix time, with the token leeway).
+
+    Expiry was checked when the peer connected; this holds it to it for as long as the
+    connection lasts.
+    """
+    await trio.sleep(max(0.0, expires_at + CLOCK_LEEWAY_S - time.time()))
+    with contextlib.suppress(ActorStopped):
+        await self_ref.send(TokenExpired())

@@ -12,7 +12,7 @@ import functools
 import json
 import re
 from collections.abc import Callable, Iterator
-from typing import Any, ClassVar, Final, NoReturn
+from typing import Any, ClassVar, Final
 
 import attrs
 import cattrs
@@ -21,15 +21,14 @@ import jsonschema
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from actors.errors import WireError
+from actors.strict_json import StrictJsonError, dumps, loads
 from contracts import load_json
 
 from ._errors import BadFrame
+from ._limits import MAX_FRAME_DEPTH, check_inbound_size
 
 #: The WebSocket subprotocol; a peer that does not offer it is refused at the upgrade.
 SUBPROTOCOL: Final = "zl.relay.v1"
-#: A frame larger than this is refused before it is parsed. 1 MiB holds a tool result with
-#: a generous ``maxBytes`` cap; the relay's config can lower it.
-DEFAULT_MAX_FRAME_BYTES: Final = 1024 * 1024
 SCHEMA_DIR: Final = "api/relay/v1"
 #: The id pattern of ``common.schema.json`` (tenants, devices, hosts, calls, shards).
 ID_PATTERN: Final = "^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
@@ -410,23 +409,21 @@ def schema_error(frame_type: str, body: Any) -> jsonschema.ValidationError | Non
 # --- codec ----------------------------------------------------------------------------
 
 
-def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # Two values for one key are read differently by different parsers: refuse both.
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate key in object")
-    return result
+def _salvage_call_id(data: bytes | str) -> str | None:
+    """The ``call_id`` of a frame the strict reader refused, if a lenient one can read it.
 
-
-def _refuse_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError(f"number {text[:20]} is out of range")
-    return value
+    Only on the error path, and only for frames within the size limit: it lets the peer's
+    one bad call fail on its own (a result nested too deep, a number out of range) instead
+    of the whole connection.
+    """
+    try:
+        raw = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    call_id = raw.get("call_id") if isinstance(raw, dict) else None
+    if isinstance(call_id, str) and matches_pattern(ID_PATTERN, call_id):
+        return call_id
+    return None
 
 
 def _short(text: str) -> str:
@@ -449,25 +446,19 @@ def decode_frame(data: bytes | str, *, max_bytes: int, validate: bool = True) ->
         The typed frame.
 
     Raises:
-        BadFrame: oversized, not UTF-8, not JSON (including duplicate keys, NaN and
-            numbers out of range), not an object, an unknown ``type``, or invalid for its
+        BadFrame: oversized, not UTF-8, not strict JSON (``actors.strict_json``: duplicate
+            keys, NaN, integers past 2**53, lone surrogates, nesting deeper than
+            ``MAX_FRAME_DEPTH``), not an object, an unknown ``type``, or invalid for its
             schema. ``call_id`` is set on the error when the frame had a readable one.
     """
     # A str has at least as many UTF-8 bytes as characters: the cheap test runs first.
-    if len(data) > max_bytes:
-        raise BadFrame(f"frame of at least {len(data)} bytes exceeds the {max_bytes}-byte limit")
+    check_inbound_size(len(data), max_bytes)
     try:
-        raw = data.encode("utf-8") if isinstance(data, str) else data
-        if len(raw) > max_bytes:
-            raise BadFrame(f"frame of {len(raw)} bytes exceeds the {max_bytes}-byte limit")
-        parsed = json.loads(
-            raw.decode("utf-8"),
-            object_pairs_hook=_refuse_duplicates,
-            parse_constant=_refuse_constant,
-            parse_float=_finite_float,
-        )
-    except (UnicodeError, ValueError, RecursionError) as exc:
-        raise BadFrame(f"frame is not JSON: {_short(str(exc))}") from None
+        parsed = loads(data, max_bytes=max_bytes, max_depth=MAX_FRAME_DEPTH)
+    except StrictJsonError as exc:
+        raise BadFrame(
+            f"frame is not strict JSON: {_short(str(exc))}", call_id=_salvage_call_id(data)
+        ) from None
     if not isinstance(parsed, dict):
         raise BadFrame("frame is not a JSON object")
     call_id = parsed.get("call_id")
@@ -506,8 +497,8 @@ def encode_frame(frame: Frame, *, validate: bool = True) -> str:
         The JSON text.
 
     Raises:
-        BadFrame: the frame holds a value JSON cannot carry (NaN, infinity) or does not
-            satisfy its schema.
+        BadFrame: the frame holds a value JSON cannot carry (NaN, infinity, a lone
+            surrogate) or does not satisfy its schema.
     """
     body = {"type": frame.TYPE, **_CONVERTER.unstructure(frame)}
     if validate:
@@ -519,13 +510,14 @@ def encode_frame(frame: Frame, *, validate: bool = True) -> str:
                 f"{_short(error.message)}"
             )
     try:
-        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except ValueError as exc:
+        # Nothing is escaped that need not be, so the text is no longer than what the strict
+        # reader accepted plus what was added; callers still measure it against the link
+        # it leaves on (``check_outbound_size``).
+        text = dumps(body)
+        if not text.isascii():
+            text.encode("utf-8")  # a lone surrogate cannot be UTF-8, so cannot be a message
+    except StrictJsonError as exc:
         raise BadFrame(f"{frame.TYPE} frame is not JSON: {exc}") from None
-    try:
-        text.encode("utf-8")
     except UnicodeEncodeError:
-        # A lone surrogate (legal in a JSON escape, so a peer may have sent one) cannot be
-        # UTF-8: escape everything instead, which carries it unchanged.
-        text = json.dumps(body, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+        raise BadFrame(f"{frame.TYPE} frame holds a lone UTF-16 surrogate") from None
     return text

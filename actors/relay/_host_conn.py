@@ -13,10 +13,11 @@ from typing import Final
 
 import trio
 
+from actors.errors import WireError
 from zl_actors import Actor, ActorContext, ActorRef, ActorStopped, AskTimeout, MailboxFull
 
-from ._device_conn import read_frames
-from ._errors import Forbidden
+from ._device_conn import expire_at, read_frames
+from ._errors import BadFrame, Forbidden
 from ._frames import (
     CatalogGet,
     ErrorFrame,
@@ -26,13 +27,23 @@ from ._frames import (
     ToolCall,
     ToolCancel,
     ToolResult,
+    encode_frame,
 )
 from ._limits import RelayLimits
 from ._router import error_result
 from ._shards import Shard, redirect_for
 from ._tokens import HostClaims, authorize
-from ._wire import CLOSE_BAD_FRAME, CLOSE_GOING_AWAY, WsPeer, close_quietly, send_frame
+from ._wire import (
+    CLOSE_BAD_FRAME,
+    CLOSE_GOING_AWAY,
+    CLOSE_UNAUTHENTICATED,
+    WsPeer,
+    close_quietly,
+    encode_for_link,
+    send_text,
+)
 from .messages import (
+    BadCallFrame,
     CallEnded,
     FromPeer,
     GetCatalog,
@@ -41,6 +52,7 @@ from .messages import (
     RouteCall,
     RouteCancel,
     RouterMessage,
+    TokenExpired,
 )
 
 log = logging.getLogger("zl.relay.host")
@@ -48,6 +60,7 @@ log = logging.getLogger("zl.relay.host")
 #: Results from many devices converge here; devices hand them over with send_nowait.
 HOST_MAILBOX_CAPACITY: Final = 4096
 CATALOG_TIMEOUT_S: Final = 5.0
+_LINK: Final = "the host link"
 
 
 class HostConnection(Actor[HostMessage]):
@@ -86,6 +99,7 @@ class HostConnection(Actor[HostMessage]):
         self.gone = False
         self.close_code = CLOSE_GOING_AWAY
         self.close_reason = "relay shutting down"
+        self.close_error: WireError | None = None
 
     async def on_start(self, ctx: ActorContext[HostMessage]) -> None:
         ctx.nursery.start_soon(
@@ -93,13 +107,40 @@ class HostConnection(Actor[HostMessage]):
                 self.ws,
                 ctx.self_ref,
                 idle_s=self.limits.host_idle_s,
-                max_bytes=self.limits.max_frame_bytes,
+                max_bytes=self.limits.max_host_frame_bytes,
             )
+        )
+        ctx.nursery.start_soon(expire_at, self.claims.expires_at, ctx.self_ref)
+        log.info(
+            "host %s connected to shard %s (%d tenants)",
+            self.claims.host_id,
+            self.local_shard_id,
+            len(self.claims.tenants),
         )
 
     async def _send(self, frame: Frame, ctx: ActorContext[HostMessage]) -> None:
+        """Send a frame; one that cannot go on this link fails only its own call.
+
+        The connection is shared by every tenant the host serves: a device's result that
+        re-encodes larger than the host link's frame limit must never close it.
+        """
         try:
-            await send_frame(self.ws, frame, timeout_s=self.limits.send_timeout_s)
+            text = encode_for_link(frame, limit=self.limits.max_host_frame_bytes, link=_LINK)
+        except BadFrame as exc:
+            if exc.call_id is None or not isinstance(frame, ToolResult):
+                log.warning(
+                    "host %s: not sending a %s frame: %s",
+                    self.claims.host_id,
+                    frame.TYPE,
+                    exc.message,
+                )
+                return
+            log.info("host %s: call %s fails: %s", self.claims.host_id, exc.call_id, exc.message)
+            text = encode_frame(
+                ToolResult(call_id=exc.call_id, error=exc.to_wire()), validate=False
+            )
+        try:
+            await send_text(self.ws, text, timeout_s=self.limits.send_timeout_s)
         except Exception as exc:
             log.info("host %s: send failed (%s)", self.claims.host_id, type(exc).__name__)
             self.gone = True
@@ -115,6 +156,19 @@ class HostConnection(Actor[HostMessage]):
                 self.gone = True
                 self.close_reason = reason
                 ctx.stop()
+            case TokenExpired():
+                self.close_code = CLOSE_UNAUTHENTICATED
+                self.close_reason = "relay.unauthenticated: the host token has expired"
+                self.close_error = WireError(
+                    code="relay.unauthenticated",
+                    message="the host token has expired; connect again with a fresh one",
+                    retryable=False,
+                )
+                ctx.stop()
+            case BadCallFrame(call_id=call_id, error=error):
+                if call_id not in self.calls:
+                    # The host's own frame for a new call: only that call fails.
+                    await self._send(ToolResult(call_id=call_id, error=error), ctx)
             case FromPeer(frame=frame):
                 await self._from_host(frame, ctx)
 
@@ -124,7 +178,15 @@ class HostConnection(Actor[HostMessage]):
             authorize(self.claims, tenant)
         except Forbidden as exc:
             return ErrorFrame.from_wire(exc.to_wire())
-        return redirect_for(tenant, self.shards, local_shard_id=self.local_shard_id)
+        redirect = redirect_for(tenant, self.shards, local_shard_id=self.local_shard_id)
+        if redirect is not None:
+            log.info(
+                "host %s: tenant %s redirected to shard %s",
+                self.claims.host_id,
+                tenant,
+                redirect.shard_id,
+            )
+        return redirect
 
     async def _from_host(self, frame: Frame, ctx: ActorContext[HostMessage]) -> None:
         match frame:
@@ -217,6 +279,13 @@ class HostConnection(Actor[HostMessage]):
                     )
                 )
         self.calls.clear()
+        log.info(
+            "host %s disconnected from shard %s: %s",
+            self.claims.host_id,
+            self.local_shard_id,
+            self.close_reason,
+        )
         if not self.gone:
-            await close_quietly(self.ws, self.close_code, self.close_reason)
+            last = None if self.close_error is None else ErrorFrame.from_wire(self.close_error)
+            await close_quietly(self.ws, self.close_code, self.close_reason, last)
         self.done.set()

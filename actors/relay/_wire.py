@@ -25,7 +25,9 @@ import trio
 
 from actors.errors import WireError
 
+from ._errors import BadFrame
 from ._frames import ErrorFrame, Frame, encode_frame
+from ._limits import check_outbound_size
 
 CLOSE_NORMAL: Final = 1000
 CLOSE_GOING_AWAY: Final = 1001
@@ -70,6 +72,30 @@ async def send_frame(ws: WsPeer, frame: Frame, *, timeout_s: float) -> None:
         trio_websocket.ConnectionClosed: the connection is gone.
     """
     text = encode_frame(frame, validate=False)
+    with trio.fail_after(timeout_s):
+        await ws.send_message(text)
+
+
+def encode_for_link(frame: Frame, *, limit: int, link: str) -> str:
+    """The frame's text, checked against the frame limit of the link it will leave on.
+
+    Raises:
+        BadFrame: it cannot be encoded, or it is larger than ``limit``; ``call_id`` names
+            the frame's call (if it has one) so that only that call fails.
+    """
+    call_id = getattr(frame, "call_id", None)
+    try:
+        text = encode_frame(frame, validate=False)
+    except BadFrame as exc:
+        raise BadFrame(exc.message, call_id=call_id) from None
+    # Characters first: a text is at least that many UTF-8 bytes, and most frames are ASCII.
+    size = len(text) if text.isascii() else len(text.encode("utf-8"))
+    check_outbound_size(size, limit, link=link, frame_type=frame.TYPE, call_id=call_id)
+    return text
+
+
+async def send_text(ws: WsPeer, text: str, *, timeout_s: float) -> None:
+    """Send one encoded frame within ``timeout_s`` (raises as :func:`send_frame`)."""
     with trio.fail_after(timeout_s):
         await ws.send_message(text)
 

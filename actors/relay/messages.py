@@ -4,9 +4,9 @@
   :class:`RouteCall`, :class:`RouteCancel`, :class:`UpdateRtt`, :class:`GetCatalog`
   (ask → ``Catalog`` frame), :class:`GetRouterStats` (ask → :class:`RouterStats`).
 * ``DeviceConnection``: :class:`DeliverCall`, :class:`DeliverCancel`, :class:`Replace`,
-  :class:`FromPeer`, :class:`PeerGone`.
+  :class:`FromPeer`, :class:`BadCallFrame`, :class:`PeerGone`, :class:`TokenExpired`.
 * ``HostConnection``: :class:`CallEnded` (a result or progress for one of its calls),
-  :class:`FromPeer`, :class:`PeerGone`.
+  :class:`FromPeer`, :class:`BadCallFrame`, :class:`PeerGone`, :class:`TokenExpired`.
 
 Frames inside these messages were checked by ``decode_frame`` where they entered.
 """
@@ -17,6 +17,7 @@ from typing import TypeAlias
 
 import attrs
 
+from actors.errors import WireError
 from zl_actors import ActorRef, Request
 
 from ._frames import Catalog, DeviceHello, Frame, ToolCall, ToolProgress, ToolResult
@@ -38,13 +39,30 @@ class PeerGone:
 
 
 @attrs.frozen(kw_only=True)
+class BadCallFrame:
+    """The peer sent a frame for call ``call_id`` that could not be accepted.
+
+    Only that call fails (a typed ``relay.bad_frame``); the connection, which other calls
+    and other tenants share, stays open.
+    """
+
+    call_id: str
+    error: WireError
+
+
+@attrs.frozen(kw_only=True)
+class TokenExpired:
+    """The connection's bearer token has expired; the connection closes (4401)."""
+
+
+@attrs.frozen(kw_only=True)
 class CallEnded:
     """Device → host connection: a ``tool.result`` (the end of a call) or ``tool.progress``."""
 
     frame: ToolResult | ToolProgress
 
 
-HostMessage: TypeAlias = CallEnded | FromPeer | PeerGone
+HostMessage: TypeAlias = CallEnded | FromPeer | BadCallFrame | PeerGone | TokenExpired
 
 
 @attrs.frozen(kw_only=True)
@@ -68,7 +86,9 @@ class Replace:
     """Router → device: a newer connection with the same device id took over; close."""
 
 
-DeviceMessage: TypeAlias = DeliverCall | DeliverCancel | Replace | FromPeer | PeerGone
+DeviceMessage: TypeAlias = (
+    DeliverCall | DeliverCancel | Replace | FromPeer | BadCallFrame | PeerGone | TokenExpired
+)
 
 
 @attrs.frozen(kw_only=True)

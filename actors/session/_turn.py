@@ -17,7 +17,13 @@ from typing import Any
 import attrs
 import trio
 
-from actors.errors import GuardrailBreached, ProviderError, ZlError, internal_error
+from actors.errors import (
+    GuardrailBreached,
+    ProviderError,
+    ToolsUnreachable,
+    ZlError,
+    internal_error,
+)
 from actors.provider import (
     ChatMessage,
     CompletionRequest,
@@ -231,6 +237,8 @@ class Turn(TaskActor):
             return ()
         try:
             return await self.tool_runner.offered_tools()
+        except ToolsUnreachable:
+            raise  # the turn ends with it: the client must hear, not get an answer without tools
         except ZlError as exc:
             # The model answers without tools rather than the turn failing.
             log.warning("turn %s: no tools offered: %s", self.plan.turn_id, exc)

@@ -63,7 +63,11 @@ class ToolGateway(Actor[GatewayMessage]):
             with trio.fail_after(CATALOG_TIMEOUT_S):
                 descriptors = await self.link.catalog(tenant=tenant, device_id=device_id)
         except trio.TooSlowError:
-            error = ToolError("tool.unavailable", f"device {device_id} did not send its catalog")
+            error = ToolError(
+                "tool.unavailable",
+                f"no catalog for device {device_id} of tenant {tenant} within "
+                f"{CATALOG_TIMEOUT_S:g} s (its relay shard may be slow or unreachable)",
+            )
         except ToolError as exc:
             error = exc
         contracts = tool_contracts()

@@ -28,8 +28,9 @@ import trio
 from attrs.validators import gt
 from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
 
-from actors.errors import ToolError
+from actors.errors import ToolError, ToolsUnreachable
 from actors.relay import (
+    DEFAULT_MAX_HOST_FRAME_BYTES,
     BadFrame,
     Caps,
     Catalog,
@@ -44,6 +45,7 @@ from actors.relay import (
     ToolCancel,
     ToolResult,
     decode_frame,
+    encode_for_link,
     encode_frame,
     shard_for,
 )
@@ -74,6 +76,7 @@ ASK_GRACE_S: Final = 2.0
 CATALOG_TIMEOUT_S: Final = 5.0
 CANCEL_REASON: Final = "the host gave up on the call"
 ERROR_META_KEY: Final = "dev.zerolatency/error"
+_LINK: Final = "the relay link"
 
 
 def _shard_tuple(shards: Iterable[Shard]) -> tuple[Shard, ...]:
@@ -92,7 +95,9 @@ class RelayLinkSettings:
         heartbeat_s: ping interval (also the host→relay RTT sample rate).
         connect_timeout_s: TCP + TLS + WebSocket handshake.
         reconnect_initial_s, reconnect_max_s: backoff between attempts (jittered).
-        max_frame_bytes: largest frame accepted from a relay.
+        max_frame_bytes: the host link's frame limit: the largest frame accepted from a
+            relay, and sent to one (a larger ``tool.call`` fails only that call). At least
+            the relays' ``limits.max_host_frame_bytes``.
     """
 
     shards: tuple[Shard, ...] = attrs.field(converter=_shard_tuple)
@@ -103,7 +108,7 @@ class RelayLinkSettings:
     reconnect_initial_s: float = attrs.field(default=0.2, validator=gt(0))
     reconnect_max_s: float = attrs.field(default=10.0, validator=gt(0))
     send_timeout_s: float = attrs.field(default=10.0, validator=gt(0))
-    max_frame_bytes: int = attrs.field(default=1024 * 1024, validator=gt(0))
+    max_frame_bytes: int = attrs.field(default=DEFAULT_MAX_HOST_FRAME_BYTES, validator=gt(0))
 
 
 # --- the per-shard actor's protocol -----------------------------------------------------
@@ -143,6 +148,7 @@ class _Pending:
     reply: DeferredReply
     tenant: str
     frame: Frame
+    text: str
 
 
 #: Called with a host↔device round trip in milliseconds; runs in the shard connection's
@@ -163,9 +169,18 @@ class ShardConnection(Actor[ShardMessage]):
     mailbox_capacity = SHARD_MAILBOX_CAPACITY
 
     def __init__(
-        self, url: str, settings: RelayLinkSettings, *, on_rtt: RttObserver | None = None
+        self,
+        url: str,
+        settings: RelayLinkSettings,
+        *,
+        on_rtt: RttObserver | None = None,
+        shard_id: str = "?",
     ) -> None:
         self.url = url
+        self.shard_id = shard_id
+        #: Why the last connection attempt failed or the connection dropped (None while
+        #: connected, or before the first attempt has ended).
+        self.down_reason: str | None = None
         self.settings = settings
         self.on_rtt = on_rtt
         self.ws: WebSocketConnection | None = None
@@ -183,6 +198,16 @@ class ShardConnection(Actor[ShardMessage]):
             case SendCall(frame=frame):
                 self._enqueue(frame.call_id, frame.tenant, frame, ctx)
             case FetchCatalog(tenant=tenant, device_id=device_id):
+                if self.ws is None and self.down_reason is not None:
+                    # Known to be down: say so now, rather than let the session wait out its
+                    # catalog timeout and answer without tools as if the device had none.
+                    ctx.defer_reply().fail(
+                        ToolsUnreachable(
+                            f"relay shard {self.shard_id} ({self.url}) is unreachable: "
+                            f"{self.down_reason}"
+                        )
+                    )
+                    return None
                 request_id = f"cat-{uuid.uuid4().hex}"
                 get = CatalogGet(request_id=request_id, tenant=tenant, device_id=device_id)
                 self._enqueue(request_id, tenant, get, ctx)
@@ -200,18 +225,26 @@ class ShardConnection(Actor[ShardMessage]):
         if len(self.pending) >= MAX_WAITING + SHARD_MAILBOX_CAPACITY:
             reply.fail(ToolError("relay.overloaded", "too many calls waiting for the relay"))
             return
-        self.pending[key] = _Pending(reply=reply, tenant=tenant, frame=frame)
+        try:
+            # Measured here, before it is sent: a frame over the link's limit would make the
+            # relay close the connection (1009) that every tenant's calls share.
+            text = encode_for_link(frame, limit=self.settings.max_frame_bytes, link=_LINK)
+        except BadFrame as exc:
+            reply.fail(ToolError(exc.code, exc.message))
+            return
+        self.pending[key] = _Pending(reply=reply, tenant=tenant, frame=frame, text=text)
         if self.ws is not None:
-            ctx.nursery.start_soon(self._send_quietly, frame)
+            ctx.nursery.start_soon(self._send_quietly, text)
         else:
             self.waiting.append(key)
 
-    async def _send_quietly(self, frame: Frame) -> None:
+    async def _send_quietly(self, frame: Frame | str) -> None:
         ws = self.ws
         if ws is None:
             return
+        text = frame if isinstance(frame, str) else encode_frame(frame, validate=False)
         with contextlib.suppress(Exception), trio.fail_after(self.settings.send_timeout_s):
-            await ws.send_message(encode_frame(frame, validate=False))
+            await ws.send_message(text)
 
     async def _run(self) -> None:
         attempt = 0
@@ -222,7 +255,23 @@ class ShardConnection(Actor[ShardMessage]):
                 reason = "connection closed"
             except (HandshakeError, ConnectionClosed, OSError, trio.TooSlowError, BadFrame) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
+            if self.ws is not None:
+                log.info(
+                    "relay shard %s (%s): connection dropped: %s", self.shard_id, self.url, reason
+                )
+            elif attempt == 0 or self.down_reason != reason:
+                log.info("relay shard %s (%s): cannot connect: %s", self.shard_id, self.url, reason)
+            self.down_reason = reason
             self.ws = None
+            for key in [k for k in self.waiting if isinstance(self.pending[k].frame, CatalogGet)]:
+                # A catalog is asked for when a turn starts: tell it now that the shard is
+                # unreachable. Calls wait on within their own deadlines.
+                self.waiting.remove(key)
+                self.pending.pop(key).reply.fail(
+                    ToolsUnreachable(
+                        f"relay shard {self.shard_id} ({self.url}) is unreachable: {reason}"
+                    )
+                )
             for key, pending in list(self.pending.items()):
                 if key not in self.waiting:
                     # Sent on the lost connection: its result cannot come back any more.
@@ -247,10 +296,12 @@ class ShardConnection(Actor[ShardMessage]):
             connect_timeout_s=self.settings.connect_timeout_s,
         ) as ws:
             self.ws = ws
+            self.down_reason = None
+            log.info("relay shard %s (%s): connected", self.shard_id, self.url)
             waiting, self.waiting = self.waiting, []
             for key in waiting:
                 if key in self.pending:
-                    await self._send_quietly(self.pending[key].frame)
+                    await self._send_quietly(self.pending[key].text)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._pinger, ws)
                 await self._read(ws)
@@ -270,8 +321,21 @@ class ShardConnection(Actor[ShardMessage]):
                 data = await ws.get_message()
             if idle.cancelled_caught:
                 raise trio.TooSlowError(f"no frame from the relay for {idle_s:g} s")
-            # The relay validated every frame where it entered (from a device); trusted here.
-            frame = decode_frame(data, max_bytes=self.settings.max_frame_bytes, validate=False)
+            # The relay validated every frame where it entered (from a device); trusted here,
+            # but still read strictly: a frame that cannot be read fails only its own call.
+            try:
+                frame = decode_frame(data, max_bytes=self.settings.max_frame_bytes, validate=False)
+            except BadFrame as exc:
+                pending = self.pending.pop(exc.call_id, None) if exc.call_id else None
+                log.warning(
+                    "relay shard %s sent a bad frame (call %s): %s",
+                    self.shard_id,
+                    exc.call_id or "?",
+                    exc.message,
+                )
+                if pending is not None:
+                    pending.reply.fail(ToolError(exc.code, exc.message))
+                continue
             match frame:
                 case ToolResult(call_id=key, device_rtt_ms=device_rtt):
                     self._resolve(key, frame)
@@ -359,6 +423,9 @@ class RelayToolLink:
         self.on_rtt = on_rtt
         self.connections: dict[str, ActorRef[ShardMessage]] = {}
         self.overrides: dict[str, str] = {}
+        #: Which shard each URL is (from the configuration and from redirects), for names
+        #: in the actor tree and in logs.
+        self.shard_ids: dict[str, str] = {shard.url: shard.shard_id for shard in settings.shards}
         self.lock = trio.Lock()
         self.serial = itertools.count()
 
@@ -379,13 +446,27 @@ class RelayToolLink:
         async with self.lock:
             ref = self.connections.get(url)
             if ref is None:
+                shard_id = self.shard_ids.get(url, "?")
                 spec = ActorSpec(
-                    name=f"relay_shard_{next(self.serial)}",
-                    factory=lambda: ShardConnection(url, self.settings, on_rtt=self.on_rtt),
+                    # The shard in the name: `zl tree` shows which shard each connection is for.
+                    name=f"relay_shard_{next(self.serial)}:{shard_id}",
+                    factory=lambda: ShardConnection(
+                        url, self.settings, on_rtt=self.on_rtt, shard_id=shard_id
+                    ),
                 )
                 ref = await self.parent.start_child(spec)
                 self.connections[url] = ref
             return ref
+
+    def _follow(self, redirect: Redirect) -> None:
+        log.info(
+            "relay: tenant %s is served by shard %s (%s); following the redirect",
+            redirect.tenant,
+            redirect.shard_id,
+            redirect.shard_url,
+        )
+        self.overrides[redirect.tenant] = redirect.shard_url
+        self.shard_ids.setdefault(redirect.shard_url, redirect.shard_id)
 
     def url_for(self, tenant: str) -> str:
         """The shard URL for ``tenant``: a redirect learnt earlier, else rendezvous hashing."""
@@ -415,10 +496,15 @@ class RelayToolLink:
                 answer = await ref.ask(
                     FetchCatalog(tenant=tenant, device_id=device_id), timeout=CATALOG_TIMEOUT_S
                 )
+            except ToolError:
+                raise
             except (AskTimeout, ActorError) as exc:
-                raise ToolError("tool.unavailable", f"relay did not answer: {exc}") from None
+                shard = self.shard_ids.get(self.url_for(tenant), "?")
+                raise ToolsUnreachable(
+                    f"relay shard {shard} ({self.url_for(tenant)}) did not answer: {exc}"
+                ) from None
             if isinstance(answer, Redirect):
-                self.overrides[tenant] = answer.shard_url
+                self._follow(answer)
                 continue
             return answer
         raise ToolError("tool.unavailable", "relay redirects did not settle")
@@ -450,7 +536,7 @@ class RelayToolLink:
             ref = await self._connection(self.url_for(call.tenant))
             answer = await self._ask(ref, frame, give_up_at)
             if isinstance(answer, Redirect):
-                self.overrides[call.tenant] = answer.shard_url
+                self._follow(answer)
                 continue
             if answer.error is not None:
                 raise ToolError(answer.error.code, answer.error.message)

@@ -26,6 +26,7 @@ import trio
 from actors.bridge import (
     BridgeMessage,
     BridgeStatus,
+    BridgeStopped,
     GetBridgeStatus,
     LocalCaps,
     Reconnect,
@@ -58,6 +59,8 @@ def status_line(status: BridgeStatus) -> str:
         head = f"connected to {status.relay_url}"
     elif status.state == "connecting":
         head = f"connecting to {status.relay_url}"
+    elif status.state == "stopped":
+        head = f"stopped: {status.last_error or ''}"
     else:
         head = f"reconnecting (attempt {status.attempt}): {status.last_error or ''}"
     rtt = f" · rtt {status.rtt_ms:.1f} ms" if status.rtt_ms is not None else ""
@@ -135,6 +138,7 @@ def _link_config(args: argparse.Namespace) -> RelayLinkConfig:
         relay_url=args.relay,
         device_id=args.device_id,
         token=token,
+        token_file=args.token_file,
         ssl_context=context,
         caps=LocalCaps(max_timeout_s=args.max_timeout_s, max_bytes=args.max_bytes),
         reconnect=Reconnect(initial_s=args.reconnect_initial_s, max_s=args.reconnect_max_s),
@@ -152,8 +156,16 @@ def _server_command(args: argparse.Namespace) -> McpServerCommand:
     )
 
 
-async def run_bridge(link_config: RelayLinkConfig, server: McpServerCommand, *, show: bool) -> None:
-    """Run the bridge's tree until cancelled (SIGINT/SIGTERM in ``bridge_main``)."""
+async def run_bridge(
+    link_config: RelayLinkConfig, server: McpServerCommand, *, show: bool
+) -> BridgeStopped | None:
+    """Run the bridge's tree until SIGINT/SIGTERM, or until the relay link gives up for good.
+
+    Returns:
+        Why the link gave up (a refused token the file still holds, a wrong endpoint), or
+        None after a signal.
+    """
+    stopped: list[BridgeStopped] = []
     async with open_actor_system("bridge", stop_grace_s=3.0) as system:
         tree = await system.spawn(
             SupervisorSpec(
@@ -163,16 +175,25 @@ async def run_bridge(link_config: RelayLinkConfig, server: McpServerCommand, *, 
             )
         )
         mcp = await tree.start_child(mcp_client_spec("mcp_server", McpClientConfig(command=server)))
-        link = await tree.start_child(
-            ActorSpec(name="relay_link", factory=lambda: RelayLink(link_config, mcp))
-        )
         async with trio.open_nursery() as nursery:
+
+            def on_stopped(error: BridgeStopped) -> None:
+                stopped.append(error)
+                nursery.cancel_scope.cancel()
+
+            link = await tree.start_child(
+                ActorSpec(
+                    name="relay_link",
+                    factory=lambda: RelayLink(link_config, mcp, on_stopped=on_stopped),
+                )
+            )
             if show:
                 nursery.start_soon(show_status, link, sys.stdout)
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for _ in signals:
                     break
             nursery.cancel_scope.cancel()
+    return stopped[0] if stopped else None
 
 
 def bridge_main(argv: Sequence[str] | None = None) -> int:
@@ -189,9 +210,14 @@ def bridge_main(argv: Sequence[str] | None = None) -> int:
         return 2
     tune_gc()
     try:
-        trio.run(lambda: run_bridge(link_config, server, show=not args.quiet))
+        stopped = trio.run(lambda: run_bridge(link_config, server, show=not args.quiet))
     except KeyboardInterrupt:
         return 130
+    if stopped is not None:
+        if not args.quiet:
+            print(flush=True)  # end the status line
+        print(f"zl-bridge: {stopped}", file=sys.stderr)
+        return 2
     if not args.quiet:
         print("\nzl-bridge: stopped", flush=True)
     return 0

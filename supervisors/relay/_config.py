@@ -105,5 +105,12 @@ def check_config(config: RelayConfig) -> None:
     config.device_shards()  # validates the ids
     if not config.public_keys:
         raise ValueError("public_keys must name at least one Ed25519 public key file")
+    limits = config.limits
+    if limits.max_host_frame_bytes < limits.max_frame_bytes:
+        raise ValueError(
+            f"limits.max_host_frame_bytes ({limits.max_host_frame_bytes}) must be at least "
+            f"limits.max_frame_bytes ({limits.max_frame_bytes}), or results from devices "
+            "could not reach their hosts"
+        )
     if not config.tls.insecure_dev_plaintext and not (config.tls.cert and config.tls.key):
         raise ValueError("tls.cert and tls.key are required (or tls.insecure_dev_plaintext = true)")

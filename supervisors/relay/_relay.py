@@ -119,6 +119,12 @@ class _Relay:
                 claims.tenant, self.config.device_shards(), local_shard_id=self.config.shard_id
             )
             if redirect is not None:
+                log.info(
+                    "relay %s: device of tenant %s redirected to shard %s",
+                    self.config.shard_id,
+                    claims.tenant,
+                    redirect.shard_id,
+                )
                 await close_quietly(
                     ws, CLOSE_WRONG_SHARD, f"tenant is served by {redirect.shard_id}", redirect
                 )
@@ -143,6 +149,7 @@ class _Relay:
                 router=self.router,
                 limits=limits,
                 done=done,
+                expires_at=claims.expires_at,
             ),
             restart=Restart.TEMPORARY,
         )
@@ -258,7 +265,6 @@ async def run_relay(
             SupervisorSpec(name="hosts", max_children=config.max_hosts, stop_grace_s=STOP_GRACE_S)
         )
         relay = _Relay(config=config, keys=keys, router=router, devices=devices, hosts=hosts)
-        max_bytes = config.limits.max_frame_bytes
         async with trio.open_nursery() as nursery:
 
             async def listen(
@@ -266,6 +272,7 @@ async def run_relay(
                 host: str,
                 port: int,
                 context: ssl.SSLContext | None,
+                max_bytes: int,
             ) -> int:
                 server = await nursery.start(
                     lambda task_status: serve_websocket(
@@ -282,11 +289,20 @@ async def run_relay(
                 )
                 return int(server.port)
 
+            limits = config.limits
             device_port = await listen(
-                relay.device_handler, config.devices.host, config.devices.port, device_ctx
+                relay.device_handler,
+                config.devices.host,
+                config.devices.port,
+                device_ctx,
+                limits.max_frame_bytes,
             )
             host_port = await listen(
-                relay.host_handler, config.hosts.host, config.hosts.port, host_ctx
+                relay.host_handler,
+                config.hosts.host,
+                config.hosts.port,
+                host_ctx,
+                limits.max_host_frame_bytes,
             )
             debug_url = None
             debug = config.debug

@@ -184,9 +184,11 @@ class Bridge:
         *server: str,
         root: Path | None = None,
         status_out: Path | None = None,
+        token: str | None = None,
     ) -> None:
         token_file = env.tmp / f"{device_id}.jwt"
-        token_file.write_text(env.device_token(tenant, device_id))
+        token_file.write_text(token if token is not None else env.device_token(tenant, device_id))
+        self.token_file = token_file
         self.log = env.tmp / f"{device_id}-bridge.log"
         argv = [
             sys.executable,
