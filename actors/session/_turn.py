@@ -267,11 +267,17 @@ class Turn(TaskActor):
         finished = round_.finished
         if finished is None:
             raise ProviderError("provider.bad_response", "the provider ended without finishing")
-        # The provider's own count replaces the running estimate when it reports one.
-        progress.input_tokens += finished.usage.input_tokens
-        streamed = progress.output_tokens - round_.before
-        progress.output_tokens = round_.before + max(streamed, finished.usage.output_tokens)
-        progress.estimated = progress.estimated or finished.usage.estimated
+        # The upstream's usage, when it gives one, is the count: a chunk may carry several
+        # tokens, so the running count (one per delta, for the budget while streaming) is
+        # only an estimate, used (and marked) when the upstream reports none.
+        usage = finished.usage
+        progress.input_tokens += usage.input_tokens
+        if usage.estimated:
+            streamed = progress.output_tokens - round_.before
+            progress.output_tokens = round_.before + max(streamed, usage.output_tokens)
+        else:
+            progress.output_tokens = round_.before + usage.output_tokens
+        progress.estimated = progress.estimated or usage.estimated
         progress.streaming = False
         if finished.usage.cost_usd is not None:
             progress.cost_usd = (progress.cost_usd or 0.0) + finished.usage.cost_usd

@@ -73,6 +73,10 @@ class Script:
             prefix followed by the tool's content, so tests can see the result reached it.
         send_usage: send the usage chunk when the request asks for it; False simulates an
             upstream that never reports usage.
+        pieces_per_chunk: word-sized pieces (tokens) per content chunk; real servers often
+            send several tokens in one chunk.
+        completion_tokens: the usage chunk's ``completion_tokens``; by default one per piece
+            and per tool-call fragment (the upstream's own count, whatever its chunking).
         fault: at most one misbehaviour (see :class:`Fault`).
         fault_after: how many content chunks are sent before the fault.
         extra_headers: more response headers (``Set-Cookie``, say), sent with any status.
@@ -87,6 +91,8 @@ class Script:
     tool_call: ScriptedToolCall | None = None
     answer_prefix: str = "The tool said: "
     send_usage: bool = True
+    pieces_per_chunk: int = attrs.field(default=1, validator=attrs.validators.ge(1))
+    completion_tokens: int | None = None
     fault: Fault | None = None
     fault_after: int = 1
     extra_headers: tuple[tuple[str, str], ...] = ()
@@ -210,7 +216,13 @@ def plan_response(script: Script, body: dict[str, Any]) -> ResponsePlan:
     calling = script.tool_call if not answering_tool else None
 
     # Content deltas (text pieces, then tool-call fragments) are what `fault_after` counts.
-    content: list[dict[str, Any]] = [{"content": piece} for piece in pieces]
+    size = script.pieces_per_chunk
+    content: list[dict[str, Any]] = [
+        {"content": "".join(pieces[i : i + size])} for i in range(0, len(pieces), size)
+    ]
+    tokens = len(pieces) + (calling.fragments if calling is not None else 0)
+    if script.completion_tokens is not None:
+        tokens = script.completion_tokens
     if calling is not None:
         for i, part in enumerate(_split(calling.arguments, calling.fragments)):
             fragment: dict[str, Any] = {"index": 0, "function": {"arguments": part}}
@@ -264,8 +276,8 @@ def plan_response(script: Script, body: dict[str, Any]) -> ResponsePlan:
                 "choices": [],
                 "usage": {
                     "prompt_tokens": prompt,
-                    "completion_tokens": len(content),
-                    "total_tokens": prompt + len(content),
+                    "completion_tokens": tokens,
+                    "total_tokens": prompt + tokens,
                 },
             }
             steps.append(Send(data=_event(usage_chunk)))
