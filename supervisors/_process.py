@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import resource
 
 # Generation thresholds for the cyclic garbage collector. Sessions, calls and frames
 # allocate many short-lived objects; the default (700) runs a collection every few
@@ -23,3 +24,20 @@ def freeze_startup_objects() -> None:
     process, so later collections need not scan it.
     """
     gc.freeze()
+
+
+def raise_fd_limit() -> tuple[int, int]:
+    """Raise the soft limit on open descriptors to the hard limit, where the OS allows.
+
+    A relay holds a descriptor per device; the common default soft limit (1024) is far
+    below what one shard serves. Returns the (soft, hard) limits now in force.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass  # not allowed here: keep what we have, and size the caps to it
+    return soft, hard

@@ -42,6 +42,11 @@ HOST_PATH = "/v1/host"
 #: Device connections one shard accepts (each is one actor); one more is closed with 1013.
 DEFAULT_MAX_DEVICES = 20_000
 DEFAULT_MAX_HOSTS = 256
+#: Connections per endpoint that have not proved who they are yet (TLS, upgrade, token,
+#: hello); one more closes the oldest of them. Also capped by the descriptor limit.
+DEFAULT_MAX_PENDING_HANDSHAKES = 512
+#: Of those, from one source address; one more from it is closed at once.
+DEFAULT_MAX_PENDING_PER_SOURCE = 32
 
 
 @attrs.frozen(kw_only=True)
@@ -85,6 +90,12 @@ class RelayConfig:
     debug: DebugHttpConfig | None = None
     max_devices: int = attrs.field(default=DEFAULT_MAX_DEVICES, validator=gt(0))
     max_hosts: int = attrs.field(default=DEFAULT_MAX_HOSTS, validator=gt(0))
+    max_pending_handshakes: int = attrs.field(
+        default=DEFAULT_MAX_PENDING_HANDSHAKES, validator=gt(0)
+    )
+    max_pending_per_source: int = attrs.field(
+        default=DEFAULT_MAX_PENDING_PER_SOURCE, validator=gt(0)
+    )
 
     def device_shards(self) -> tuple[Shard, ...]:
         return tuple(Shard(shard_id=s.shard_id, url=s.url) for s in self.shards)

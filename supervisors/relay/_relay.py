@@ -14,12 +14,11 @@ from __future__ import annotations
 import itertools
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
 
 import attrs
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from trio_websocket import WebSocketConnection, WebSocketRequest, serve_websocket
+from trio_websocket import WebSocketConnection, WebSocketRequest
 
 from actors.relay import (
     SUBPROTOCOL,
@@ -46,6 +45,7 @@ from actors.relay._wire import (
     close_with_error,
 )
 from actors.relay.messages import RouterMessage
+from supervisors._process import raise_fd_limit
 from supervisors.edges.debug_http import serve_debug_http
 from supervisors.tls import ALPN_HTTP1, server_ssl_context, warn_plaintext
 from zl_actors import (
@@ -59,6 +59,7 @@ from zl_actors import (
 )
 
 from ._config import DEVICE_PATH, HOST_PATH, RelayConfig, check_config
+from ._gate import Handler, HandshakeGate, Ticket, plan_descriptors, serve_gated_websocket
 
 log = logging.getLogger("zl.relay")
 
@@ -96,19 +97,24 @@ class _Relay:
     router: ActorRef[RouterMessage]
     devices: SupervisorRef
     hosts: SupervisorRef
+    device_gate: HandshakeGate
+    host_gate: HandshakeGate
     serial: itertools.count[int] = attrs.field(factory=itertools.count)
 
-    async def _accept(self, request: WebSocketRequest, path: str) -> WebSocketConnection | None:
+    async def _accept(
+        self, request: WebSocketRequest, path: str, ticket: Ticket
+    ) -> WebSocketConnection | None:
         if request.path.split("?")[0] != path:
             await request.reject(404, body=f"the endpoint here is {path}".encode())
             return None
         if SUBPROTOCOL not in request.proposed_subprotocols:
             await request.reject(400, body=f"subprotocol {SUBPROTOCOL} is required".encode())
             return None
-        return await request.accept(subprotocol=SUBPROTOCOL)
+        ticket.ws = await request.accept(subprotocol=SUBPROTOCOL)
+        return ticket.ws
 
-    async def device_handler(self, request: WebSocketRequest) -> None:
-        ws = await self._accept(request, DEVICE_PATH)
+    async def device_handler(self, request: WebSocketRequest, ticket: Ticket) -> None:
+        ws = await self._accept(request, DEVICE_PATH, ticket)
         if ws is None:
             return
         limits = self.config.limits
@@ -138,6 +144,8 @@ class _Relay:
         except Exception as exc:
             log.info("relay: device connection lost during hello: %s", type(exc).__name__)
             return
+        # Proved who it is: it no longer counts against the handshake caps.
+        self.device_gate.settle(ticket)
         done = trio.Event()
         name = f"{claims.tenant}:{hello.device_id}:{next(self.serial)}"
         spec = ActorSpec(
@@ -163,8 +171,8 @@ class _Relay:
             return
         await done.wait()
 
-    async def host_handler(self, request: WebSocketRequest) -> None:
-        ws = await self._accept(request, HOST_PATH)
+    async def host_handler(self, request: WebSocketRequest, ticket: Ticket) -> None:
+        ws = await self._accept(request, HOST_PATH, ticket)
         if ws is None:
             return
         try:
@@ -174,6 +182,7 @@ class _Relay:
             await close_with_error(ws, exc.to_wire())
             return
         assert isinstance(claims, HostClaims)
+        self.host_gate.settle(ticket)
         done = trio.Event()
         spec = ActorSpec(
             name=f"{claims.host_id}:{next(self.serial)}",
@@ -254,40 +263,73 @@ async def run_relay(
         warn_plaintext(
             f"relay shard {config.shard_id} endpoints", flag="tls.insecure_dev_plaintext"
         )
+    soft, _ = raise_fd_limit()
+    plan = plan_descriptors(
+        soft,
+        max_pending=config.max_pending_handshakes,
+        max_devices=config.max_devices,
+        max_hosts=config.max_hosts,
+    )
+    log.info(
+        "relay %s: %d descriptors: up to %d devices, %d hosts, %d pending handshakes "
+        "per endpoint (%d per source)",
+        config.shard_id,
+        plan.limit,
+        plan.max_devices,
+        plan.max_hosts,
+        plan.max_pending,
+        config.max_pending_per_source,
+    )
     async with open_actor_system("relay", stop_grace_s=STOP_GRACE_S) as system:
         router = await system.spawn(ActorSpec(name="router", factory=Router))
         devices = await system.spawn(
-            SupervisorSpec(
-                name="devices", max_children=config.max_devices, stop_grace_s=STOP_GRACE_S
-            )
+            SupervisorSpec(name="devices", max_children=plan.max_devices, stop_grace_s=STOP_GRACE_S)
         )
         hosts = await system.spawn(
-            SupervisorSpec(name="hosts", max_children=config.max_hosts, stop_grace_s=STOP_GRACE_S)
+            SupervisorSpec(name="hosts", max_children=plan.max_hosts, stop_grace_s=STOP_GRACE_S)
         )
-        relay = _Relay(config=config, keys=keys, router=router, devices=devices, hosts=hosts)
+
+        def gate(name: str) -> HandshakeGate:
+            return HandshakeGate(
+                max_pending=plan.max_pending,
+                max_per_source=config.max_pending_per_source,
+                name=name,
+            )
+
+        relay = _Relay(
+            config=config,
+            keys=keys,
+            router=router,
+            devices=devices,
+            hosts=hosts,
+            device_gate=gate("device"),
+            host_gate=gate("host"),
+        )
         async with trio.open_nursery() as nursery:
 
             async def listen(
-                handler: Callable[[WebSocketRequest], Awaitable[None]],
+                handler: Handler,
                 host: str,
                 port: int,
                 context: ssl.SSLContext | None,
                 max_bytes: int,
+                gate: HandshakeGate,
             ) -> int:
-                server = await nursery.start(
-                    lambda task_status: serve_websocket(
+                bound: int = await nursery.start(
+                    lambda task_status: serve_gated_websocket(
                         handler,
                         host,
                         port,
                         context,
+                        gate=gate,
                         message_queue_size=WS_MESSAGE_QUEUE_SIZE,
                         max_message_size=max_bytes,
-                        connect_timeout=WS_CONNECT_TIMEOUT_S,
-                        disconnect_timeout=WS_DISCONNECT_TIMEOUT_S,
+                        connect_timeout_s=WS_CONNECT_TIMEOUT_S,
+                        disconnect_timeout_s=WS_DISCONNECT_TIMEOUT_S,
                         task_status=task_status,
                     )
                 )
-                return int(server.port)
+                return bound
 
             limits = config.limits
             device_port = await listen(
@@ -296,6 +338,7 @@ async def run_relay(
                 config.devices.port,
                 device_ctx,
                 limits.max_frame_bytes,
+                relay.device_gate,
             )
             host_port = await listen(
                 relay.host_handler,
@@ -303,14 +346,18 @@ async def run_relay(
                 config.hosts.port,
                 host_ctx,
                 limits.max_host_frame_bytes,
+                relay.host_gate,
             )
             debug_url = None
             debug = config.debug
             if debug is not None:
+                labelled = attrs.evolve(
+                    debug, label=debug.label or f"relay shard {config.shard_id}"
+                )
                 binding = await nursery.start(
                     lambda task_status: serve_debug_http(
                         system,
-                        config=debug,
+                        config=labelled,
                         task_status=task_status,
                     )
                 )
