@@ -148,6 +148,7 @@ def answer(
     token: str | None,
     snapshot: Callable[[], ActorSnapshot],
     faults: FaultControl | None = None,
+    label: str = "",
 ) -> Response:
     """The response to one request.
 
@@ -159,6 +160,7 @@ def answer(
         snapshot: takes the live tree (called only for an authorised ``GET /debug/actors``).
         faults: injects faults (``POST /debug/faults``); None where faults are off, and
             the path is then unknown.
+        label: which process this is, for the page's title and an ``X-Zl-Process`` header.
 
     Returns:
         401 without the right token (before anything else, so a stranger learns nothing,
@@ -192,6 +194,7 @@ def answer(
             headers=(
                 ("Content-Type", "application/json"),
                 ("Vary", "Accept"),
+                *((("X-Zl-Process", label),) if label else ()),
                 *COMMON_HEADERS,
             ),
             body=json.dumps(tree.to_json(), ensure_ascii=False).encode(),
@@ -204,7 +207,7 @@ def answer(
             ("Vary", "Accept"),
             *COMMON_HEADERS,
         ),
-        body=render_html(tree, refresh_s=refresh).encode(),
+        body=render_html(tree, refresh_s=refresh, label=label).encode(),
     )
 
 

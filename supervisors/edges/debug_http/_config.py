@@ -100,3 +100,6 @@ class DebugHttpConfig:
     max_header_bytes: int = attrs.field(default=16_384, validator=attrs.validators.ge(1_024))
     #: Connections served at once; one more is answered 503 and closed.
     max_connections: int = attrs.field(default=32, validator=attrs.validators.gt(0))
+    #: Which process this is, on the page's title (e.g. "relay shard relay-2"); the
+    #: process sets it, so several shards' pages can be told apart.
+    label: str = ""

@@ -108,7 +108,11 @@ def _rows(root: ActorSnapshot) -> list[str]:
 
 
 def render_html(
-    root: ActorSnapshot, *, refresh_s: int | None = None, now: dt.datetime | None = None
+    root: ActorSnapshot,
+    *,
+    refresh_s: int | None = None,
+    now: dt.datetime | None = None,
+    label: str = "",
 ) -> str:
     """The whole page for ``GET /debug/actors``.
 
@@ -116,6 +120,7 @@ def render_html(
         root: the tree to draw (``system.snapshot()``).
         refresh_s: when given, the page reloads itself every ``refresh_s`` seconds.
         now: the time printed as "taken at" (the current UTC time when None).
+        label: which process this is ("relay shard relay-2"), in the title.
 
     Returns:
         A complete HTML5 document with every tree-provided string escaped.
@@ -127,7 +132,7 @@ def render_html(
     refresh = (
         f'<meta http-equiv="refresh" content="{int(refresh_s)}">' if refresh_s is not None else ""
     )
-    title = html.escape(f"actors of {root.name}")
+    title = html.escape(f"actors of {root.name}" + (f" ({label})" if label else ""))
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'

@@ -176,6 +176,7 @@ class _Connection:
                 token=self.config.token,
                 snapshot=self.system.snapshot,
                 faults=self._inject if self.system.faults_enabled else None,
+                label=self.config.label,
             )
         except Exception:
             # A bug here must cost one answer, not the endpoint (the tree may be mid-change).
