@@ -159,17 +159,32 @@ def converse(
     return status
 
 
+class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default, unless the default is "nothing"."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False, "") or action.nargs == "*":
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zl chat", description="Chat with a model host.")
+    parser = argparse.ArgumentParser(
+        prog="zl chat",
+        description="Chat with a model host.",
+        formatter_class=_ShowDefaults,
+    )
     parser.add_argument("messages", nargs="*", help="messages to send, one turn each")
     parser.add_argument("--target", default="localhost:50051", help="host:port of the host")
     parser.add_argument("--ca", type=Path, default=Path(".zl/certs/ca.pem"), help="CA bundle")
     parser.add_argument("--plaintext", action="store_true", help="no TLS (development only)")
-    parser.add_argument("--tenant", default="dev-tenant")
-    parser.add_argument("--user", default="dev-user")
+    parser.add_argument("--tenant", default="dev-tenant", help="the session's tenant")
+    parser.add_argument("--user", default="dev-user", help="the session's user")
     parser.add_argument("--device", default="", help="device whose tools the session may use")
-    parser.add_argument("--model", default="")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S)
+    parser.add_argument("--model", default="", help="model to ask (empty: the host's default)")
+    parser.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds the whole chat may take"
+    )
     return parser
 
 

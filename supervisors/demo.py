@@ -21,7 +21,7 @@ import grpc
 
 from contracts.generated import agent_pb2
 from supervisors.chat_client import CONNECT_TIMEOUT_S, converse, open_channel
-from supervisors.tls import generate_dev_certs
+from supervisors.tls import DevCerts, generate_dev_certs
 
 # How long the host may take to start listening.
 READY_TIMEOUT_S = 30.0
@@ -51,6 +51,17 @@ def _wait_ready(ready: Path, host: subprocess.Popen[bytes]) -> dict[str, object]
     raise SystemExit(f"zl demo: the host did not start within {READY_TIMEOUT_S:.0f} s")
 
 
+def cert_lines(certs: DevCerts) -> list[str]:
+    """Whether each certificate was just made or kept from an earlier run."""
+    lines = []
+    for name in ("ca_cert", "server_cert", "client_cert"):
+        path: Path = getattr(certs, name)
+        # ``generated`` holds file names (ca.pem, ...), not paths.
+        made = "made" if path.name in certs.generated else "kept"
+        lines.append(f"   {made}: {path}")
+    return lines
+
+
 def demo_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="zl demo", description=__doc__)
     parser.add_argument("--certs", type=Path, default=Path(".zl/certs"))
@@ -58,9 +69,8 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
 
     _step(f"development certificates in {args.certs}")
     certs = generate_dev_certs(args.certs)
-    for name in ("ca_cert", "server_cert", "client_cert"):
-        made = "made" if str(getattr(certs, name)) in certs.generated else "kept"
-        print(f"   {made}: {getattr(certs, name)}")
+    for line in cert_lines(certs):
+        print(line)
 
     with tempfile.TemporaryDirectory(prefix="zl-demo-") as scratch:
         ready = Path(scratch) / "ready.json"

@@ -68,7 +68,13 @@ class GrpcServerActor(Actor[GrpcControl]):
                 task_status=task_status,
             )
         )
-        self.health.set_status(OVERALL, ServingStatus.SERVING)
+        # Every served service by name too: health-checking clients (grpc_health_probe,
+        # load balancers) ask for the service they route, not only for the server ("").
+        for name in self._names():
+            self.health.set_status(name, ServingStatus.SERVING)
+
+    def _names(self) -> list[str]:
+        return [OVERALL, *(service.name for service in self.services)]
 
     async def handle(self, message: GrpcControl, ctx: ActorContext[GrpcControl]) -> Any:
         server = self.server
@@ -77,7 +83,8 @@ class GrpcServerActor(Actor[GrpcControl]):
             case GetAddress():
                 return server.address
             case DrainAndStop(grace_s=grace_s):
-                self.health.set_status(OVERALL, ServingStatus.NOT_SERVING)
+                for name in self._names():
+                    self.health.set_status(name, ServingStatus.NOT_SERVING)
                 server.shutdown(grace_s)
                 reply = ctx.defer_reply()
 
