@@ -26,6 +26,10 @@ class GrpcSection:
     insecure_dev_plaintext: bool = False
     max_message_bytes: int = 4 * 1024 * 1024
     shutdown_grace_s: float = 10.0
+    #: Connections served at once; one more is closed at once.
+    max_connections: int = attrs.field(default=1_024, validator=attrs.validators.gt(0))
+    #: A connection with no call open for this long is closed (GOAWAY).
+    idle_timeout_s: float = attrs.field(default=120.0, validator=attrs.validators.gt(0))
 
 
 @attrs.frozen(kw_only=True)

@@ -263,6 +263,8 @@ async def run_host(
         allow_plaintext=ssl_context is None,
         max_message_bytes=config.grpc.max_message_bytes,
         shutdown_grace_s=config.grpc.shutdown_grace_s,
+        max_connections=config.grpc.max_connections,
+        idle_timeout_s=config.grpc.idle_timeout_s,
     )
     debug_config = config.debug.to_edge_config()
     own_telemetry = telemetry is None

@@ -62,3 +62,21 @@ class GrpcServerConfig:
     keepalive_ack_timeout_s: float = attrs.field(default=20.0, validator=attrs.validators.gt(0))
     #: Serve grpc.reflection.v1alpha and v1 for every registered service.
     reflection: bool = True
+    #: Connections served at once (TLS handshakes included); one more is closed at once.
+    max_connections: int = attrs.field(default=1_024, validator=attrs.validators.gt(0))
+    #: A connection with no call open for this long is closed (GOAWAY, then close).
+    idle_timeout_s: float = attrs.field(default=120.0, validator=attrs.validators.gt(0))
+    #: The window over which a connection's resets and control frames are counted.
+    abuse_window_s: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
+    #: Streams the client may reset within the window; one more closes the connection with
+    #: ENHANCE_YOUR_CALM (the "rapid reset" attack, CVE-2023-44487, opens and resets streams
+    #: faster than handlers can end).
+    max_resets_per_window: int = attrs.field(default=400, validator=attrs.validators.gt(0))
+    #: SETTINGS, PING and PRIORITY frames the client may send within the window; one more
+    #: closes it with ENHANCE_YOUR_CALM (each asks for work or an acknowledgement).
+    max_control_frames_per_window: int = attrs.field(default=400, validator=attrs.validators.gt(0))
+    #: Bytes of acknowledgements a client that does not read may leave waiting; past it
+    #: the connection is closed with ENHANCE_YOUR_CALM.
+    max_unread_control_bytes: int = attrs.field(
+        default=1024 * 1024, validator=attrs.validators.gt(0)
+    )

@@ -35,6 +35,7 @@ import h2.exceptions
 import h2.settings
 import trio
 
+from ._abuse import FrameBudget
 from ._config import (
     MAX_HEADER_LIST_BYTES,
     MAX_INBOUND_FRAME_BYTES,
@@ -102,6 +103,15 @@ class Connection:
         self._last_write = trio.current_time()
         self._ping_outstanding: bytes | None = None
         self._ping_sent_at = 0.0
+        # Frame accounting (see ``_abuse.py``): why the connection is being cut off, if it is.
+        now = trio.current_time()
+        self._resets = FrameBudget(config.max_resets_per_window, config.abuse_window_s, now)
+        self._control = FrameBudget(
+            config.max_control_frames_per_window, config.abuse_window_s, now
+        )
+        self._calm_reason: str | None = None
+        #: Since when no call has been open (the idle timeout counts from here).
+        self._idle_since = now
 
     # --- used by ServerStream ---------------------------------------------------------
 
@@ -217,11 +227,23 @@ class Connection:
                 self._wake_writer = trio.Event()
 
     async def _keepalive(self) -> None:
-        """PING an idle connection that has calls open; drop it if the PING is not answered."""
+        """PING an idle connection that has calls open; drop it if the PING is not answered.
+
+        A connection with no call open for ``idle_timeout_s`` is closed (GOAWAY): pings
+        from the client do not keep it, so an idle connection cannot hold its slot forever.
+        """
         interval = self.config.keepalive_s
+        tick = min(interval, self.config.idle_timeout_s) / 2
         while True:
-            await trio.sleep(interval / 2)
+            await trio.sleep(tick)
             now = trio.current_time()
+            if (
+                not self.streams
+                and not self._draining
+                and now - self._idle_since >= self.config.idle_timeout_s
+            ):
+                log.info("gRPC connection from %s: idle; closing it", self.peer)
+                self.drain()
             if self._ping_outstanding is not None:
                 if now - self._ping_sent_at >= self.config.keepalive_ack_timeout_s:
                     log.info("gRPC connection from %s: PING not answered; dropping it", self.peer)
@@ -265,10 +287,48 @@ class Connection:
                 return
             for event in events:
                 self._on_event(event)
-            window = self.h2.inbound_flow_control_window
-            if window < self.config.connection_window_bytes // 2:
-                self.h2.increment_flow_control_window(self.config.connection_window_bytes - window)
-            self.flush()
+                if self._calm_reason is not None:
+                    break
+            if self._calm_reason is None:
+                window = self.h2.inbound_flow_control_window
+                if window < self.config.connection_window_bytes // 2:
+                    self.h2.increment_flow_control_window(
+                        self.config.connection_window_bytes - window
+                    )
+                self.flush()
+                unread = len(self._outbox) - self.config.outbound_buffer_bytes
+                if unread > self.config.max_unread_control_bytes:
+                    self._calm_reason = f"{unread} bytes of acknowledgements left unread"
+            if self._calm_reason is not None:
+                await self._calm_down(self._calm_reason)
+                return
+
+    async def _calm_down(self, reason: str) -> None:
+        """Close an abusive connection: GOAWAY ``ENHANCE_YOUR_CALM``, every call ended."""
+        log.warning(
+            "gRPC connection from %s: %s; closing it (ENHANCE_YOUR_CALM)", self.peer, reason
+        )
+        for stream in list(self.streams.values()):
+            stream.abort("lost")
+        # What is not yet written is only worth dropping now (acknowledgements the client
+        # did not read): the GOAWAY goes next, after whatever is already being written.
+        self._outbox.clear()
+        with contextlib.suppress(h2.exceptions.H2Error):
+            self.h2.close_connection(error_code=h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+        self.flush()
+        self._closing = True
+        self._wake_writer.set()
+        # The writer ends the connection once the GOAWAY is out; a client that does not read
+        # gets its socket closed after this.
+        with trio.move_on_after(_CLOSE_TIMEOUT_S):
+            await trio.sleep_forever()
+
+    def _spend_control(self, what: str) -> None:
+        if not self._control.spend(trio.current_time()):
+            self._calm_reason = (
+                f"more than {self._control.limit} control frames ({what}...) within "
+                f"{self._control.window_s:g} s"
+            )
 
     # --- HTTP/2 events -----------------------------------------------------------------
 
@@ -287,6 +347,11 @@ class Connection:
             stream = self.streams.get(event.stream_id)
             if stream is not None:
                 stream.abort("reset")
+            if event.remote_reset and not self._resets.spend(trio.current_time()):
+                self._calm_reason = (
+                    f"more than {self._resets.limit} streams reset within "
+                    f"{self._resets.window_s:g} s"
+                )
         elif isinstance(event, h2.events.WindowUpdated):
             if event.stream_id == 0:
                 for stream in self.streams.values():
@@ -297,8 +362,13 @@ class Connection:
             if event.ping_data == self._ping_outstanding:
                 self._ping_outstanding = None
         elif isinstance(event, h2.events.RemoteSettingsChanged):
+            self._spend_control("SETTINGS")
             for stream in self.streams.values():
                 stream.on_window_opened()
+        elif isinstance(event, h2.events.PingReceived):
+            self._spend_control("PING")
+        elif isinstance(event, h2.events.PriorityUpdated):
+            self._spend_control("PRIORITY")
 
     def _reject(self, stream_id: int, status: StatusCode, message: str) -> None:
         self.h2.send_headers(
@@ -311,8 +381,10 @@ class Connection:
     def _on_request(self, event: h2.events.RequestReceived) -> None:
         stream_id = event.stream_id
         headers = dict(event.headers)
-        if self._draining:
-            # Not started: the client may safely retry it on another connection.
+        if self._draining or len(self.streams) >= self.config.max_concurrent_streams:
+            # Not started: the client may safely retry it (elsewhere, or later). Handlers
+            # still ending count too, so resetting streams cannot pile up handlers beyond
+            # the advertised limit (h2 forgets a reset stream at once; its handler does not).
             self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
         content_type = headers.get(b"content-type", b"")
@@ -368,6 +440,8 @@ class Connection:
             # Synchronous, so it also runs when the whole connection is being cancelled.
             stream.finish(status, message)
             del self.streams[stream.stream_id]
+            if not self.streams:
+                self._idle_since = trio.current_time()
             self._close_if_idle()
 
 

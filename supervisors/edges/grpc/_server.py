@@ -131,6 +131,9 @@ class _Server:
         self.connections: set[Connection] = set()
         self.draining = False
         self.all_closed = trio.Event()
+        #: Connections accepted and not yet closed (TLS handshakes included).
+        self.accepted = 0
+        self.refused = 0
 
     async def accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
         while True:
@@ -145,6 +148,23 @@ class _Server:
             nursery.start_soon(self.handle_connection, raw)
 
     async def handle_connection(self, raw: trio.SocketStream) -> None:
+        if self.accepted >= self.config.max_connections:
+            self.refused += 1
+            if self.refused == 1 or self.refused % 1000 == 0:
+                log.warning(
+                    "gRPC: %d connections open (max_connections); refused %d so far",
+                    self.accepted,
+                    self.refused,
+                )
+            await trio.aclose_forcefully(raw)
+            return
+        self.accepted += 1
+        try:
+            await self._handle_connection(raw)
+        finally:
+            self.accepted -= 1
+
+    async def _handle_connection(self, raw: trio.SocketStream) -> None:
         host, port, *_ = raw.socket.getpeername()
         peer = f"{host}:{port}"
         _set_keepalive(raw)
