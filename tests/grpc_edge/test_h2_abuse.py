@@ -24,7 +24,15 @@ import h2.errors
 import h2.events
 import pytest
 import trio
-from edge_helpers import Probe, count_tasks, echo_service, plaintext_config, start_server
+from edge_helpers import (
+    Probe,
+    RawH2Client,
+    count_tasks,
+    echo_service,
+    plaintext_config,
+    start,
+    start_server,
+)
 from hyperframe.frame import PingFrame, SettingsFrame
 
 from contracts.generated.grpc.health.v1 import health_pb2
@@ -180,6 +188,34 @@ class TestAbuseIsCutOff:
         # Handlers never ran for most of the reset streams (they are capped, then cut off).
         assert probe.started <= 2 * plaintext_config().max_resets_per_window
         assert grown < 2 * 1024 * 1024, f"{grown} bytes still held after the abuse"
+
+
+class TestCancellingCallsIsNotAbuse:
+    """A client that cancels many calls under way (a BFF does) keeps its connection."""
+
+    async def test_cancel_many_answered_calls(self) -> None:
+        probe = Probe()
+        calls = 2 * plaintext_config().max_resets_per_window
+        async with trio.open_nursery() as nursery:
+            handle = await start_server(nursery, [echo_service(probe)])
+            with trio.fail_after(ABUSE_DEADLINE_S):
+                async with await RawH2Client.connect(handle.port) as client:
+                    streams = []
+                    for _ in range(calls):
+                        stream_id = await client.open_call()
+                        await client.send_message(stream_id, start().SerializeToString())
+                        streams.append(stream_id)
+                    while not all(s in client.data for s in streams):  # every call answered
+                        assert await client.pump()
+                    for stream_id in streams:
+                        client.h2.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+                    await client.flush()
+                    # The same connection still serves a new call.
+                    last = await client.open_call()
+                    await client.send_message(last, start().SerializeToString())
+                    while last not in client.data:
+                        assert await client.pump(), "the connection was closed"
+            nursery.cancel_scope.cancel()
 
 
 class TestCaps:

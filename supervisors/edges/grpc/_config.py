@@ -68,9 +68,10 @@ class GrpcServerConfig:
     idle_timeout_s: float = attrs.field(default=120.0, validator=attrs.validators.gt(0))
     #: The window over which a connection's resets and control frames are counted.
     abuse_window_s: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
-    #: Streams the client may reset within the window; one more closes the connection with
-    #: ENHANCE_YOUR_CALM (the "rapid reset" attack, CVE-2023-44487, opens and resets streams
-    #: faster than handlers can end).
+    #: Streams the client may reset before they are answered within the window; one more
+    #: closes the connection with ENHANCE_YOUR_CALM (the "rapid reset" attack,
+    #: CVE-2023-44487, opens and resets streams faster than handlers can end). Cancelling
+    #: calls that are under way does not count.
     max_resets_per_window: int = attrs.field(default=400, validator=attrs.validators.gt(0))
     #: SETTINGS, PING and PRIORITY frames the client may send within the window; one more
     #: closes it with ENHANCE_YOUR_CALM (each asks for work or an acknowledgement).

@@ -347,7 +347,10 @@ class Connection:
             stream = self.streams.get(event.stream_id)
             if stream is not None:
                 stream.abort("reset")
-            if event.remote_reset and not self._resets.spend(trio.current_time()):
+            # A client may cancel its calls (a BFF does, often): what counts is resetting
+            # streams before the server has answered them, the rapid-reset pattern.
+            early = stream is None or not stream.responded
+            if early and event.remote_reset and not self._resets.spend(trio.current_time()):
                 self._calm_reason = (
                     f"more than {self._resets.limit} streams reset within "
                     f"{self._resets.window_s:g} s"

@@ -47,6 +47,11 @@ class ServerStream(Generic[RequestT, ResponseT]):
         deadline: the ``grpc-timeout`` deadline on Trio's clock, or None.
     """
 
+    @property
+    def responded(self) -> bool:
+        """Whether the response has begun (its headers are sent)."""
+        return self._headers_sent
+
     def __init__(
         self,
         *,
