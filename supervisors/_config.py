@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+import attrs
 import cattrs
 
 T = TypeVar("T")
@@ -120,10 +122,44 @@ def load_config(
     try:
         return _converter.structure(data, cls)
     except cattrs.BaseValidationError as exc:
-        problems = cattrs.transform_error(exc, path="config")
-        raise ConfigError("bad configuration: " + "; ".join(problems)) from None
+        problems = cattrs.transform_error(exc, path="config", format_exception=_describe)
+        raise ConfigError("bad configuration: " + "; ".join(map(_key_first, problems))) from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad configuration: {exc}") from None
+
+
+def _describe(error: BaseException, kind: type | None) -> str:
+    """One problem, in words: attrs' validators already name the key and the allowed values."""
+    if isinstance(error, cattrs.ForbiddenExtraKeysError):
+        known = ", ".join(field.name for field in attrs.fields(error.cl))
+        return f"unknown key {', '.join(sorted(error.extra_fields))} (known: {known})"
+    if kind is not None and isinstance(error, ValueError | TypeError):
+        names = {int: "an integer", float: "a number", bool: "true or false"}
+        return f"expected {names.get(kind, getattr(kind, '__name__', str(kind)))}"
+    if isinstance(error, ValueError) and error.args and isinstance(error.args[0], str):
+        message: str = error.args[0]
+        if len(error.args) == 4 and isinstance(error.args[2], list | tuple):
+            # ``attrs.validators.in_``: (message, attribute, options, value).
+            name, options, value = error.args[1].name, error.args[2], error.args[3]
+            return f"'{name}' must be one of {', '.join(map(str, options))} (got {value!r})"
+        return message
+    if isinstance(error, KeyError):
+        return "required but not set"
+    if kind is not None:
+        return f"expected {getattr(kind, '__name__', kind)} ({error})"
+    return str(error)
+
+
+_NAMED = re.compile(r"^'(?P<name>[a-z_][a-z0-9_]*)' (?P<rest>.*) @ (?P<path>\S+)$")
+
+
+def _key_first(problem: str) -> str:
+    """``"'mode' must be ... @ config.tools"`` as ``"config.tools.mode: must be ..."``."""
+    named = _NAMED.match(problem)
+    if named is not None:
+        return f"{named['path']}.{named['name']}: {named['rest']}"
+    message, at, path = problem.rpartition(" @ ")
+    return f"{path}: {message}" if at else problem
 
 
 def unstructure_config(config: object) -> Any:

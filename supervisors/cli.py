@@ -10,6 +10,8 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
+from supervisors._exits import run_command
+
 # name -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "host": ("supervisors.host", "host_main", "run the model host (gRPC StreamChat)"),
@@ -44,7 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     function: Callable[[Sequence[str]], int] = getattr(
         importlib.import_module(module_name), function_name
     )
-    return function(rest)
+    # Every command ends quietly on Ctrl-C or a closed pipe (`zl audit tail F | head`).
+    return run_command(f"zl {name}", lambda: function(rest))
 
 
 if __name__ == "__main__":

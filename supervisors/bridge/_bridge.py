@@ -34,6 +34,7 @@ from actors.bridge import (
     RelayLinkConfig,
 )
 from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
+from supervisors._exits import StartupError, check_log_level, run_command
 from supervisors._process import tune_gc
 from supervisors.tls import ALPN_HTTP1, TlsConfigError, client_ssl_context, warn_plaintext
 from zl_actors import (
@@ -120,20 +121,36 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _link_config(args: argparse.Namespace) -> RelayLinkConfig:
-    token = (
-        args.token_file.read_text().strip() if args.token_file else os.environ.get(TOKEN_ENV, "")
-    )
+    try:
+        token = (
+            args.token_file.read_text().strip()
+            if args.token_file
+            else os.environ.get(TOKEN_ENV, "")
+        )
+    except OSError as exc:
+        raise StartupError(
+            f"--token-file {args.token_file}: cannot read it ({exc.strerror or exc}); "
+            "give the file holding this device's token (zl token device)"
+        ) from None
     if not token:
-        raise ValueError(f"a device token is required: --token-file or ${TOKEN_ENV}")
+        raise StartupError(f"a device token is required: --token-file or ${TOKEN_ENV}")
     if args.relay.startswith("wss://"):
         if args.ca is None:
-            raise ValueError("--ca is required for wss:// (the relay's certificate is verified)")
-        context = client_ssl_context(args.ca, alpn=ALPN_HTTP1)
+            raise StartupError("--ca is required for wss:// (the relay's certificate is verified)")
+        try:
+            context = client_ssl_context(args.ca, alpn=ALPN_HTTP1)
+        except TlsConfigError as exc:
+            raise StartupError(
+                f"--ca {args.ca}: {exc}; give the CA bundle that signs the relay's certificate"
+            ) from None
     elif args.relay.startswith("ws://") and args.insecure_dev:
         warn_plaintext(f"bridge → relay {args.relay}", flag="--insecure-dev")
         context = None
     else:
-        raise ValueError("--relay must be wss://... (ws:// only with --insecure-dev)")
+        raise StartupError(
+            f"--relay {args.relay!r}: must be wss://HOST:PORT/v1/device (ws:// only with "
+            "--insecure-dev)"
+        )
     return RelayLinkConfig(
         relay_url=args.relay,
         device_id=args.device_id,
@@ -149,8 +166,11 @@ def _server_command(args: argparse.Namespace) -> McpServerCommand:
     if args.server:
         return McpServerCommand(argv=tuple(args.server))
     if not args.root:
-        raise ValueError("give --root DIR (for the built-in fs.read server) or a server command")
+        raise StartupError("give --root DIR (for the built-in fs.read server) or a server command")
     roots = [str(Path(root).expanduser()) for root in args.root]
+    for root in roots:
+        if not Path(root).is_dir():
+            raise StartupError(f"--root {root}: not a directory; give a folder fs.read may read")
     return McpServerCommand(
         argv=(sys.executable, "-m", "actors.mcp.fs_server", *roots), name="zl-mcp-fs"
     )
@@ -197,30 +217,31 @@ async def run_bridge(
 
 
 def bridge_main(argv: Sequence[str] | None = None) -> int:
-    """``zl-bridge`` (also ``zl bridge``); returns the exit status (2: bad arguments)."""
+    """``zl-bridge`` (also ``zl bridge``); returns the exit status.
+
+    2: bad arguments, or an error no retry can fix (a refused token the token file still
+    holds, a wrong endpoint path), said in one line.
+    """
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    try:
+
+    def body() -> int:
+        logging.basicConfig(
+            level=check_log_level(args.log_level),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
         link_config = _link_config(args)
         server = _server_command(args)
-    except (ValueError, OSError, TlsConfigError) as exc:
-        print(f"zl-bridge: {exc}", file=sys.stderr)
-        return 2
-    tune_gc()
-    try:
+        tune_gc()
         stopped = trio.run(lambda: run_bridge(link_config, server, show=not args.quiet))
-    except KeyboardInterrupt:
-        return 130
-    if stopped is not None:
+        if stopped is not None:
+            if not args.quiet:
+                print(flush=True)  # end the status line
+            raise StartupError(str(stopped))
         if not args.quiet:
-            print(flush=True)  # end the status line
-        print(f"zl-bridge: {stopped}", file=sys.stderr)
-        return 2
-    if not args.quiet:
-        print("\nzl-bridge: stopped", flush=True)
-    return 0
+            print("\nzl-bridge: stopped", flush=True)
+        return 0
+
+    return run_command("zl-bridge", body)
 
 
 def main() -> None:

@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import signal
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,7 +13,8 @@ import attrs
 import trio
 
 from supervisors._config import ConfigError, load_config
-from supervisors._process import freeze_startup_objects, tune_gc
+from supervisors._exits import check_log_level, run_command
+from supervisors._process import freeze_startup_objects, raise_fd_limit, tune_gc
 
 from ._config import HostConfig
 from ._host import HostAddresses, check_config, run_host
@@ -67,19 +67,20 @@ async def _serve(config: HostConfig, ready_file: Path | None) -> None:
 
 
 def host_main(argv: Sequence[str] | None = None) -> int:
+    """``zl host``; returns the exit status (2: a setting it cannot start with, one line)."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    tune_gc()
-    try:
+
+    def body() -> int:
+        logging.basicConfig(
+            level=check_log_level(args.log_level),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        raise_fd_limit()
+        tune_gc()
         config = load_config(HostConfig, args.config)
         check_config(config)
         trio.run(_serve, config, args.ready_file)
-    except ConfigError as exc:
-        print(f"zl host: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    print("zl host: stopped", flush=True)
-    return 0
+        print("zl host: stopped", flush=True)
+        return 0
+
+    return run_command("zl host", body, startup_errors=(ConfigError,))

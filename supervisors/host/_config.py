@@ -16,7 +16,9 @@ from ._provider import ProviderSection as ProviderSection
 @attrs.frozen(kw_only=True)
 class GrpcSection:
     host: str = "127.0.0.1"
-    port: int = 50051
+    port: int = attrs.field(
+        default=50051, validator=[attrs.validators.ge(0), attrs.validators.le(65_535)]
+    )
     #: PEM certificate and key for TLS.
     tls_cert: str = ""
     tls_key: str = ""
@@ -37,7 +39,9 @@ class DebugSection:
     enabled: bool = True
     host: str = "127.0.0.1"
     #: 0 picks a free port (printed at start-up); 7081 is where `zl tree` looks by default.
-    port: int = 7081
+    port: int = attrs.field(
+        default=7081, validator=[attrs.validators.ge(0), attrs.validators.le(65_535)]
+    )
     #: Required when ``host`` is not a loopback address.
     token: str = ""
     #: Serve without TLS off loopback (the token then crosses the network in clear).

@@ -23,11 +23,12 @@ import os
 import ssl
 import sys
 from pathlib import Path
+from typing import Any
 
 import attrs
 import trio
 
-from actors.audit import AuditConfig, AuditMessage, AuditWriter, FsyncPolicy
+from actors.audit import AuditConfig, AuditFileError, AuditMessage, AuditWriter, FsyncPolicy
 from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
 from actors.provider import LlmProvider
 from actors.relay import Shard
@@ -38,17 +39,31 @@ from actors.tools import SessionTools, StdioToolLink, ToolGateway, ToolLink, Too
 from actors.tools._relay_link import RelayLinkSettings, RelayToolLink
 from contracts.generated import agent_pb2
 from supervisors._config import ConfigError
-from supervisors.edges.debug_http import DebugHttpConfig, DebugHttpConfigError
+from supervisors._exits import leaves, one_line
+from supervisors.edges.debug_http import DebugHttpBindError, DebugHttpConfig, DebugHttpConfigError
 from supervisors.edges.debug_http import check_config as check_debug_config
-from supervisors.edges.grpc import GrpcServerConfig, HealthService, service_from_descriptor
+from supervisors.edges.grpc import (
+    BindError,
+    GrpcServerConfig,
+    HealthService,
+    service_from_descriptor,
+)
 from supervisors.tls import (
     ALPN_HTTP1,
+    TlsConfigError,
     client_ssl_context,
     generate_dev_certs,
     server_ssl_context,
     warn_plaintext,
 )
-from zl_actors import ActorRef, ActorSpec, ActorSystem, SupervisorSpec, open_actor_system
+from zl_actors import (
+    ActorRef,
+    ActorSpec,
+    ActorSystem,
+    SpawnError,
+    SupervisorSpec,
+    open_actor_system,
+)
 
 from ._chat_edge import make_stream_chat_handler
 from ._config import HostConfig
@@ -110,10 +125,22 @@ def grpc_tls(config: HostConfig) -> tuple[ssl.SSLContext | None, str | None]:
     """
     section = config.grpc
     if section.tls_cert and section.tls_key:
-        return server_ssl_context(section.tls_cert, section.tls_key), None
+        try:
+            return server_ssl_context(section.tls_cert, section.tls_key), None
+        except TlsConfigError as exc:
+            raise ConfigError(
+                f"grpc.tls_cert, grpc.tls_key: {exc}; give a PEM certificate and its key, or "
+                "grpc.dev_certs_dir for development certificates"
+            ) from None
     if section.dev_certs_dir:
-        certs = generate_dev_certs(Path(section.dev_certs_dir))
-        return server_ssl_context(certs.server_cert, certs.server_key), str(certs.ca_cert)
+        try:
+            certs = generate_dev_certs(Path(section.dev_certs_dir))
+            return server_ssl_context(certs.server_cert, certs.server_key), str(certs.ca_cert)
+        except (OSError, TlsConfigError) as exc:
+            raise ConfigError(
+                f"grpc.dev_certs_dir: cannot make or use development certificates in "
+                f"{section.dev_certs_dir}: {exc}; choose a folder this user may write"
+            ) from None
     if section.insecure_dev_plaintext:
         warn_plaintext("BFF -> host gRPC", flag="grpc.insecure_dev_plaintext")
         return None, None
@@ -158,7 +185,10 @@ def relay_token(config: HostConfig) -> str:
         try:
             return Path(tools.relay_token_file).read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ConfigError(f"tools.relay_token_file: {exc.strerror}") from None
+            raise ConfigError(
+                f"tools.relay_token_file: cannot read {tools.relay_token_file}: {exc.strerror}; "
+                "give the file holding the host token (zl token host)"
+            ) from None
     token = os.environ.get(tools.relay_token_env, "")
     if not token:
         raise ConfigError(
@@ -172,26 +202,54 @@ def relay_link_settings(config: HostConfig) -> RelayLinkSettings:
     """How the host reaches the relays; TLS unless every shard is ws:// (development)."""
     tools = config.tools
     shards = relay_shards(config)
+    token = relay_token(config)
     context = None
     if all(shard.url.startswith("wss://") for shard in shards):
         if not tools.relay_ca:
             raise ConfigError("tools.relay_ca: the CA bundle that signs the relays is required")
-        context = client_ssl_context(
-            tools.relay_ca,
-            client_cert=tools.relay_client_cert or None,
-            client_key=tools.relay_client_key or None,
-            alpn=ALPN_HTTP1,
-        )
+        try:
+            context = client_ssl_context(
+                tools.relay_ca,
+                client_cert=tools.relay_client_cert or None,
+                client_key=tools.relay_client_key or None,
+                alpn=ALPN_HTTP1,
+            )
+        except TlsConfigError as exc:
+            raise ConfigError(
+                f"tools.relay_ca, tools.relay_client_cert, tools.relay_client_key: {exc}"
+            ) from None
     elif any(shard.url.startswith("wss://") for shard in shards):
         raise ConfigError("tools.relay_shards: mix of wss:// and ws:// shards")
     else:
         warn_plaintext("host -> relay WebSocket", flag="ws:// in tools.relay_shards")
     return RelayLinkSettings(
         shards=shards,
-        token=relay_token(config),
+        token=token,
         ssl_context=context,
         heartbeat_s=tools.relay_heartbeat_s,
     )
+
+
+async def _spawn(
+    system: ActorSystem,
+    spec: ActorSpec[Any],
+    *,
+    setting: str,
+    causes: tuple[type[BaseException], ...],
+    advice: str,
+) -> ActorRef[Any]:
+    """Spawn ``spec``; a start that failed because of ``setting`` is a ``ConfigError``.
+
+    Raises:
+        ConfigError: the child failed to start with one of ``causes``; names the setting.
+    """
+    try:
+        return await system.spawn(spec)
+    except SpawnError as exc:
+        cause = next((e for e in leaves(exc) if isinstance(e, causes)), None)
+        if cause is not None:
+            raise ConfigError(f"{setting}: {one_line(cause)}; {advice}") from None
+        raise
 
 
 async def _start_tools(
@@ -212,11 +270,15 @@ async def _start_tools(
             on_rtt=None if telemetry is None else telemetry.metrics.record_host_to_device_rtt,
         )
     else:
-        client = await system.spawn(
+        client = await _spawn(
+            system,
             mcp_client_spec(
                 "mcp_server",
                 McpClientConfig(command=McpServerCommand(argv=mcp_command(config), name="mcp-fs")),
-            )
+            ),
+            setting="tools.command" if config.tools.command else "tools.roots",
+            causes=(Exception,),
+            advice="the local MCP server did not start",
         )
         link = StdioToolLink(client)
     gateway = await system.spawn(
@@ -272,7 +334,7 @@ async def run_host(
         try:
             telemetry = Telemetry.from_config(config.telemetry.to_telemetry_config())
         except TelemetryConfigError as exc:
-            raise ConfigError(f"telemetry: {exc}") from None
+            raise ConfigError(f"telemetry.exporter: {exc}") from None
     try:
         await _run_tree(
             config,
@@ -307,7 +369,8 @@ async def _run_tree(
         open_host_provider(config.provider) as provider_stack,
         open_actor_system("host", faults=config.debug.faults) as system,
     ):
-        audit = await system.spawn(
+        audit = await _spawn(
+            system,
             ActorSpec(
                 name="audit_writer",
                 factory=lambda: AuditWriter(
@@ -322,7 +385,10 @@ async def _run_tree(
                         ),
                     )
                 ),
-            )
+            ),
+            setting="audit.path",
+            causes=(AuditFileError, OSError),
+            advice="create its folder, or set audit.path (ZL_AUDIT__PATH) to a writable file",
         )
         deps = SessionDeps(
             provider=provider if provider is not None else provider_stack.provider,
@@ -344,7 +410,8 @@ async def _run_tree(
             agent_pb2.DESCRIPTOR.services_by_name["Agent"],
             {"StreamChat": make_stream_chat_handler(sessions, deps)},
         )
-        grpc_server = await system.spawn(
+        grpc_server = await _spawn(
+            system,
             ActorSpec(
                 name="grpc_server",
                 factory=lambda: GrpcServerActor(
@@ -353,13 +420,20 @@ async def _run_tree(
                     ssl_context=ssl_context,
                     health=health,
                 ),
-            )
+            ),
+            setting="grpc.host, grpc.port",
+            causes=(BindError,),
+            advice="stop what holds it, or choose another grpc.port (ZL_GRPC__PORT)",
         )
         grpc_host, grpc_port = await grpc_server.ask(GetAddress())
         debug_url = None
         if config.debug.enabled:
-            debug = await system.spawn(
-                ActorSpec(name="debug_http", factory=lambda: DebugHttpActor(config=debug_config))
+            debug = await _spawn(
+                system,
+                ActorSpec(name="debug_http", factory=lambda: DebugHttpActor(config=debug_config)),
+                setting="debug.host, debug.port",
+                causes=(DebugHttpBindError, DebugHttpConfigError),
+                advice="choose another debug.port (0 picks one) or set debug.enabled = false",
             )
             debug_url = (await debug.ask(GetBinding())).url
         task_status.started(

@@ -6,17 +6,15 @@ import argparse
 import json
 import logging
 import signal
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
 import trio
 
-from actors.relay import KeyFileError
 from supervisors._config import ConfigError, load_config
+from supervisors._exits import check_log_level, run_command
 from supervisors._process import tune_gc
-from supervisors.tls import TlsConfigError
 
 from ._config import RelayConfig, check_config
 from ._relay import RelayAddresses, run_relay
@@ -62,18 +60,20 @@ async def _serve(config: RelayConfig, ready_file: Path | None) -> None:
 def relay_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``zl relay``; returns the exit status (2 for a bad configuration)."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    tune_gc()
-    try:
+
+    def body() -> int:
+        logging.basicConfig(
+            level=check_log_level(args.log_level),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        tune_gc()
         config = load_config(RelayConfig, args.config)
-        check_config(config)
+        try:
+            check_config(config)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         trio.run(_serve, config, args.ready_file)
-    except (ConfigError, ValueError, KeyFileError, TlsConfigError) as exc:
-        print(f"zl relay: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    print("zl relay: stopped", flush=True)
-    return 0
+        print("zl relay: stopped", flush=True)
+        return 0
+
+    return run_command("zl relay", body, startup_errors=(ConfigError,))

@@ -27,6 +27,7 @@ from actors.relay import (
     DeviceHello,
     Forbidden,
     HostClaims,
+    KeyFileError,
     Unauthenticated,
     authorize,
     decode_frame,
@@ -45,9 +46,10 @@ from actors.relay._wire import (
     close_with_error,
 )
 from actors.relay.messages import RouterMessage
+from supervisors._config import ConfigError
 from supervisors._process import raise_fd_limit
 from supervisors.edges.debug_http import serve_debug_http
-from supervisors.tls import ALPN_HTTP1, server_ssl_context, warn_plaintext
+from supervisors.tls import ALPN_HTTP1, TlsConfigError, server_ssl_context, warn_plaintext
 from zl_actors import (
     ActorRef,
     ActorSpec,
@@ -248,16 +250,23 @@ async def run_relay(
 
     Raises:
         ValueError: the configuration cannot run (see ``check_config``).
-        KeyFileError: a public key file cannot be used.
-        TlsConfigError: a certificate or key file cannot be used.
-        OSError: a port cannot be bound.
+        ConfigError: a public key, certificate or key file cannot be used, or a port
+            cannot be bound; the message names the setting.
 
     On cancellation the listeners close, every connection actor closes its socket
     (1001, going away) within ``STOP_GRACE_S``, and the tree stops.
     """
     check_config(config)
-    keys = [load_public_key(path) for path in config.public_keys]
-    device_ctx, host_ctx = _contexts(config)
+    try:
+        keys = [load_public_key(path) for path in config.public_keys]
+    except KeyFileError as exc:
+        raise ConfigError(
+            f"public_keys: {exc}; give the relay's Ed25519 public key files"
+        ) from None
+    try:
+        device_ctx, host_ctx = _contexts(config)
+    except TlsConfigError as exc:
+        raise ConfigError(f"tls.cert, tls.key, tls.host_client_ca: {exc}") from None
     scheme = "ws" if device_ctx is None else "wss"
     if device_ctx is None:
         warn_plaintext(
@@ -269,16 +278,6 @@ async def run_relay(
         max_pending=config.max_pending_handshakes,
         max_devices=config.max_devices,
         max_hosts=config.max_hosts,
-    )
-    log.info(
-        "relay %s: %d descriptors: up to %d devices, %d hosts, %d pending handshakes "
-        "per endpoint (%d per source)",
-        config.shard_id,
-        plan.limit,
-        plan.max_devices,
-        plan.max_hosts,
-        plan.max_pending,
-        config.max_pending_per_source,
     )
     async with open_actor_system("relay", stop_grace_s=STOP_GRACE_S) as system:
         router = await system.spawn(ActorSpec(name="router", factory=Router))
@@ -315,20 +314,27 @@ async def run_relay(
                 max_bytes: int,
                 gate: HandshakeGate,
             ) -> int:
-                bound: int = await nursery.start(
-                    lambda task_status: serve_gated_websocket(
-                        handler,
-                        host,
-                        port,
-                        context,
-                        gate=gate,
-                        message_queue_size=WS_MESSAGE_QUEUE_SIZE,
-                        max_message_size=max_bytes,
-                        connect_timeout_s=WS_CONNECT_TIMEOUT_S,
-                        disconnect_timeout_s=WS_DISCONNECT_TIMEOUT_S,
-                        task_status=task_status,
+                try:
+                    bound: int = await nursery.start(
+                        lambda task_status: serve_gated_websocket(
+                            handler,
+                            host,
+                            port,
+                            context,
+                            gate=gate,
+                            message_queue_size=WS_MESSAGE_QUEUE_SIZE,
+                            max_message_size=max_bytes,
+                            connect_timeout_s=WS_CONNECT_TIMEOUT_S,
+                            disconnect_timeout_s=WS_DISCONNECT_TIMEOUT_S,
+                            task_status=task_status,
+                        )
                     )
-                )
+                except OSError as exc:
+                    section = f"{gate.name}s"
+                    raise ConfigError(
+                        f"{section}.host, {section}.port: cannot listen on {host}:{port}: "
+                        f"{exc.strerror or exc}; stop what holds it or choose another port"
+                    ) from None
                 return bound
 
             limits = config.limits
@@ -369,9 +375,15 @@ async def run_relay(
                 debug_url=debug_url,
             )
             log.info(
-                "relay %s: devices at %s, hosts at %s",
+                "relay %s: devices at %s, hosts at %s; %d descriptors: up to %d devices, "
+                "%d hosts, %d pending handshakes per endpoint (%d per source)",
                 config.shard_id,
                 addresses.device_url,
                 addresses.host_url,
+                plan.limit,
+                plan.max_devices,
+                plan.max_hosts,
+                plan.max_pending,
+                config.max_pending_per_source,
             )
             task_status.started(addresses)
