@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from actors.strict_json import StrictJsonError, loads
+
 from ._chain import Anchor
 from ._file import iter_lines, verify_audit
 from ._records import RECEIPT_KIND, TURN_KIND
@@ -66,11 +68,14 @@ def audit_main(argv: Sequence[str] | None = None) -> int:
 
 
 def _render(line: bytes) -> str:
+    not_a_record = f"?  (not a record) {line[:80]!r}"
     try:
-        record = json.loads(line)
+        record = loads(line)
         seq, kind, at, payload = record["seq"], record["kind"], record["at"], record["payload"]
-    except (ValueError, KeyError, TypeError):
-        return f"?  (not a record) {line[:80]!r}"
+    except (StrictJsonError, KeyError, TypeError):
+        return not_a_record
+    if not (isinstance(seq, int) and isinstance(kind, str) and isinstance(at, str)):
+        return not_a_record
     return f"{seq:>6} {at} {kind:<16} {_summary(kind, payload)}"
 
 

@@ -42,7 +42,7 @@ from actors.errors import ProviderError
 from ._credentials import ApiKey, load_api_key
 from ._http_pool import PooledHttpClient, open_pooled_http_client
 from ._openai_config import OpenAIProviderConfig
-from ._openai_wire import ChunkAssembler, ToolNames, build_request_body, make_usage
+from ._openai_wire import ChunkAssembler, ToolNames, build_request_body, make_usage, parse_chunk
 from ._retry import backoff_delay, parse_retry_after
 from ._types import (
     CompletionRequest,
@@ -302,13 +302,7 @@ class OpenAICompatibleProvider:
 
     def _feed(self, assembler: ChunkAssembler, data: str) -> str:
         try:
-            chunk = json.loads(data)
-        except ValueError:
-            raise ProviderError(
-                "provider.bad_response", f"{self.name}: a stream chunk is not valid JSON"
-            ) from None
-        try:
-            return assembler.feed(chunk)
+            return assembler.feed(parse_chunk(data))
         except ProviderError as exc:
             raise ProviderError(exc.code, f"{self.name}: {self._redact(exc.message)}") from None
 

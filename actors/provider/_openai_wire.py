@@ -161,6 +161,33 @@ def _bad(message: str) -> ProviderError:
     return ProviderError("provider.bad_response", message)
 
 
+def _utf8(text: str, what: str) -> str:
+    """``text``, refused if it holds a lone UTF-16 surrogate (from a ``\\ud800`` escape).
+
+    Such text cannot be sent on as UTF-8 (to the client, in a receipt): a stream that sends
+    it is broken. Tool-call arguments are left to the tool path's strict reader.
+    """
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _bad(f"{what} holds a lone UTF-16 surrogate") from None
+    return text
+
+
+def parse_chunk(data: str) -> object:
+    """One SSE ``data:`` payload as JSON.
+
+    Raises:
+        ProviderError: ``provider.bad_response`` when it is not JSON (or nests too deep
+            to read).
+    """
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        raise _bad("a stream chunk is not valid JSON") from None
+
+
 @attrs.define
 class _PartialCall:
     call_id: str = ""
@@ -222,7 +249,7 @@ class ChunkAssembler:
         content = delta.get("content")
         if content is not None and not isinstance(content, str):
             raise _bad("delta.content is not a string")
-        text = content or ""
+        text = _utf8(content or "", "delta.content")
         if text:
             self.got_content = True
             self.output_chars += len(text)
@@ -248,14 +275,14 @@ class ChunkAssembler:
         call = self._calls.setdefault(index, _PartialCall())
         call_id = fragment.get("id")
         if isinstance(call_id, str) and call_id and not call.call_id:
-            call.call_id = call_id
+            call.call_id = _utf8(call_id, "a tool call's id")
         function = fragment.get("function") or {}
         if not isinstance(function, Mapping):
             raise _bad("a tool_calls fragment's function is not a JSON object")
         name = function.get("name")
         # The name arrives whole in one fragment; a server that repeats it is tolerated.
         if isinstance(name, str) and name and name != call.name:
-            call.name += name
+            call.name += _utf8(name, "a tool call's name")
         arguments = function.get("arguments")
         if arguments is not None:
             if not isinstance(arguments, str):
