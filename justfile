@@ -92,3 +92,8 @@ node-deps:
 # Benchmark the actor runtime against bare Trio channels.
 bench-actors *args:
     {{python}} -m bench.actors {{args}}
+
+# Break the system on purpose (kill -9, network faults, fault injection, a full disk) and
+# check each fault ends in a typed error, a receipt and a recovery (`--quick`, `--only a,b`).
+chaos *args:
+    {{python}} -m bench.chaos {{args}}

@@ -128,6 +128,11 @@ class AuditFile:
     def closed(self) -> bool:
         return self._fd is None
 
+    @property
+    def usable(self) -> bool:
+        """Open and not broken by a failed write or fsync (else reopen it to go on)."""
+        return self._fd is not None and self._broken is None
+
     def append(self, entries: Sequence[Entry]) -> list[Sealed]:
         """Seal and write ``entries`` in one write; fsync if the policy says it is due.
 

@@ -27,7 +27,7 @@ from zl_actors import Actor, ActorContext, DeferredReply, MailboxFull
 
 from ._chain import Sealed
 from ._digest import canonical_json
-from ._errors import NotCanonical
+from ._errors import AuditFileError, NotCanonical
 from ._file import AuditFile, Entry, FsyncPolicy, optional_positive
 from ._records import CHECKPOINT_KIND, RECEIPT_KIND, TURN_KIND, utc_now, valid_kind
 from .messages import (
@@ -204,12 +204,21 @@ class AuditWriter(Actor[AuditMessage]):
             self._wake = trio.Event()
             while self._pending:
                 batch, self._pending = self._pending, []
-                audit = self._open_file()
                 try:
+                    audit = await self._usable_file()
                     async with self._io:
                         sealed = await trio.to_thread.run_sync(
                             audit.append, [entry for entry, _ in batch]
                         )
+                except AuditFileError as exc:
+                    # A full or failing disk fails these appends, not the writer: its
+                    # callers are told (they fail closed) and the next append reopens the
+                    # file, so receipts resume once the disk has room again.
+                    log.error("audit: %s; %d appends failed", exc, len(batch))  # noqa: TRY400
+                    for _, reply in batch:
+                        if reply is not None:
+                            reply.fail(exc)
+                    continue
                 except Exception as exc:
                     for _, reply in batch:
                         if reply is not None:
@@ -226,6 +235,24 @@ class AuditWriter(Actor[AuditMessage]):
                         Appended(seq=checkpoint.seq, hash=checkpoint.hash, kind=CHECKPOINT_KIND)
                     )
             self._idle.set()
+
+    async def _usable_file(self) -> AuditFile:
+        """The open file; after a failed write, the file reopened (its torn tail cut off).
+
+        Raises:
+            AuditFileError: it cannot be reopened yet (the disk is still full, say).
+        """
+        audit = self._open_file()
+        if audit.usable:
+            return audit
+        config = self._config
+        async with self._io:
+            await trio.to_thread.run_sync(lambda: audit.close(checkpoint=False))
+            self._file = await trio.to_thread.run_sync(
+                lambda: AuditFile.open(config.path, fsync=config.fsync, writer=f"pid:{os.getpid()}")
+            )
+        log.info("audit: %s reopened after a failed write", config.path)
+        return self._file
 
     def _written(self, appended: Appended) -> Appended:
         if self._config.on_written is not None:

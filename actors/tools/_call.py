@@ -21,6 +21,7 @@ import trio
 
 from actors.audit import (
     AppendReceipt,
+    AuditError,
     AuditMessage,
     Outcome,
     Stopwatch,
@@ -290,11 +291,26 @@ class ToolCall(TaskActor):
         if self.audit is not None:
             try:
                 await self.audit.ask(AppendReceipt(receipt=receipt), timeout=FINISH_TIMEOUT_S)
-            except ActorError:
-                log.exception("receipt for %s could not be written", receipt.call_id)
+            except (ActorError, AuditError, OSError) as exc:
+                log.error(  # noqa: TRY400 - one line; the writer logs its own failure
+                    "receipt for %s could not be written (%s: %s); its result is withheld",
+                    receipt.call_id,
+                    type(exc).__name__,
+                    exc,
+                )
+                # Nothing unaudited reaches the model or the client: fail closed.
+                if error is None:
+                    result, error = (
+                        None,
+                        WireError(
+                            code="internal",
+                            message="the call's receipt could not be written (audit unavailable)",
+                            retryable=True,
+                        ),
+                    )
         if self.scope is not None:
             self.scope.set_outcome(receipt.outcome.value, receipt.error_code)
-        status = "ok" if error is None else receipt.outcome.value
+        status = "ok" if error is None else _outcome_of(error.code).value
         result_json = json.dumps(result) if result is not None else ""
         try:
             await self.outbox.emit(
