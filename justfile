@@ -97,3 +97,8 @@ bench-actors *args:
 # check each fault ends in a typed error, a receipt and a recovery (`--quick`, `--only a,b`).
 chaos *args:
     {{python}} -m bench.chaos {{args}}
+
+# Sessions streaming with tool calls through relay and bridge for N minutes; reports the
+# slopes of descriptors, tasks and memory of every process (`--minutes 10`).
+soak *args:
+    {{python}} -m bench.soak {{args}}

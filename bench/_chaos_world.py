@@ -72,10 +72,12 @@ class TurnResult:
         return self.delta_code or self.error_code
 
 
-def chat_turn(port: int, text: str, *, device: str, timeout_s: float) -> TurnResult:
+def chat_turn(
+    port: int, text: str, *, device: str, timeout_s: float, tenant: str = TENANT
+) -> TurnResult:
     """One session with one turn over grpcio (blocking; run it in a thread)."""
     requests: queue.Queue[agent_pb2.ChatRequest | None] = queue.Queue()
-    start = agent_pb2.StartSession(tenant=TENANT, user="u1", device_id=device)
+    start = agent_pb2.StartSession(tenant=tenant, user="u1", device_id=device)
     requests.put(agent_pb2.ChatRequest(start_session=start))
 
     def iterate() -> Iterator[agent_pb2.ChatRequest]:
@@ -119,7 +121,7 @@ def chat_turn(port: int, text: str, *, device: str, timeout_s: float) -> TurnRes
     return result
 
 
-def _stop(process: subprocess.Popen[Any] | None) -> None:
+def stop(process: subprocess.Popen[Any] | None) -> None:
     if process is None or process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
@@ -130,15 +132,13 @@ def _stop(process: subprocess.Popen[Any] | None) -> None:
         process.wait()
 
 
-def _spawn(
-    argv: list[str], log: Path, env: dict[str, str] | None = None
-) -> subprocess.Popen[bytes]:
+def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start a process of ours, its output appended to ``log``."""
     with log.open("ab") as out:
         return subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=out)
 
 
-async def _wait_file(path: Path, process: subprocess.Popen[Any], what: str) -> dict[str, Any]:
+async def wait_file(path: Path, process: subprocess.Popen[Any], what: str) -> dict[str, Any]:
     ready = trio.Path(path)
     with trio.fail_after(START_TIMEOUT_S):
         # Another process writes it; polling is the simple portable wait.
@@ -191,8 +191,8 @@ class World:
             **settings,
         )
         argv = [sys.executable, "-m", "supervisors", "host", "--ready-file", str(ready)]
-        self.host = _spawn([*argv, "--log-level", "WARNING"], self.scratch / "host.log", env)
-        addresses = await _wait_file(ready, self.host, "the host")
+        self.host = spawn([*argv, "--log-level", "WARNING"], self.scratch / "host.log", env)
+        addresses = await wait_file(ready, self.host, "the host")
         self.grpc_port = int(addresses["grpc_port"])
         self.debug_url = str(addresses["debug_url"])
 
@@ -205,9 +205,9 @@ class World:
         if self.relay_config is None:
             self.signing = generate_signing_key()
             save_public_key(self.signing.public_key(), self.scratch / "relay.pub")
-            self.relay_device_port = _free_port()
+            self.relay_device_port = free_port()
             # Kept if set already: a fault proxy in front of the relay was pointed at it.
-            self.relay_host_port = self.relay_host_port or _free_port()
+            self.relay_host_port = self.relay_host_port or free_port()
             self.relay_config = self.scratch / "relay.toml"
             self.relay_config.write_text(
                 f"""shard_id = "relay-1"
@@ -231,8 +231,8 @@ heartbeat_s = {HEARTBEAT_S}
         await trio.Path(ready).unlink(missing_ok=True)
         argv = [sys.executable, "-m", "supervisors", "relay", "--config", str(self.relay_config)]
         argv += ["--ready-file", str(ready), "--log-level", "WARNING"]
-        self.relay = _spawn(argv, self.scratch / "relay.log")
-        await _wait_file(ready, self.relay, "the relay")
+        self.relay = spawn(argv, self.scratch / "relay.log")
+        await wait_file(ready, self.relay, "the relay")
 
     def start_bridge(self) -> None:
         token = self.scratch / "device.jwt"
@@ -242,7 +242,7 @@ heartbeat_s = {HEARTBEAT_S}
         argv += ["--token-file", str(token), "--ca", str(self.certs.ca_cert)]
         argv += ["--reconnect-initial-s", "0.1", "--reconnect-max-s", "0.5"]
         argv += ["--", sys.executable, "-m", "bench._chaos_mcp"]
-        self.bridge = _spawn(argv, self.scratch / "bridge.log")
+        self.bridge = spawn(argv, self.scratch / "bridge.log")
 
     def relay_settings(self) -> dict[str, str]:
         """Host settings for tools through the relay (through the fault proxy if there is one)."""
@@ -344,7 +344,7 @@ heartbeat_s = {HEARTBEAT_S}
         return None
 
 
-def _free_port() -> int:
+def free_port() -> int:
     import socket
 
     with socket.socket() as sock:
@@ -360,7 +360,7 @@ async def open_world(scratch: Path, *, proxy_to_relay: bool = False) -> AsyncIte
         world = World(scratch=scratch, certs=certs, upstream=upstream)
         try:
             if proxy_to_relay:
-                world.relay_host_port = _free_port()
+                world.relay_host_port = free_port()
                 async with open_fault_proxy(("127.0.0.1", world.relay_host_port)) as proxy:
                     world.proxy = proxy
                     yield world
@@ -368,4 +368,4 @@ async def open_world(scratch: Path, *, proxy_to_relay: bool = False) -> AsyncIte
                 yield world
         finally:
             for process in (world.bridge, world.host, world.relay):
-                _stop(process)
+                stop(process)

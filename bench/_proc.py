@@ -26,3 +26,8 @@ def child_pids(pid: int) -> list[int]:
     for task in Path(f"/proc/{pid}/task").iterdir():
         pids += [int(child) for child in (task / "children").read_text().split()]
     return pids
+
+
+def open_fds(pid: int) -> int:
+    """How many file descriptors the process has open now."""
+    return len(os.listdir(f"/proc/{pid}/fd"))

@@ -42,6 +42,8 @@ class FailureLog:
 
     def __init__(self, capacity: int = RECENT_FAILURES_KEPT) -> None:
         self.records: collections.deque[FailureRecord] = collections.deque(maxlen=capacity)
+        #: Every failure reported since the system opened (the list keeps the latest).
+        self.total = 0
 
     def report(self, cell: Cell, failure: BaseException, action: str) -> None:
         """Log ``cell``'s failure once (one line) and remember it."""
@@ -56,6 +58,7 @@ class FailureLog:
             at=trio.current_time(),
         )
         self.records.append(record)
+        self.total += 1
         log.error(
             "%s %s (%s) failed: %s: %s; %s",
             record.kind,

@@ -23,7 +23,10 @@ HEALTH_PATH = "/debug/health"
 #: ``POST /debug/faults?action=crash|hang|slow|clear&path=/host/...[&seconds=S]``: fault
 #: injection for chaos runs; it exists only in a process started with faults enabled.
 FAULTS_PATH = "/debug/faults"
-KNOWN_PATHS = frozenset({ACTORS_PATH, HEALTH_PATH})
+#: ``GET /debug/runtime``: counts for soak runs and dashboards (live Trio tasks, actors,
+#: failures and garbage collections so far), as JSON.
+RUNTIME_PATH = "/debug/runtime"
+KNOWN_PATHS = frozenset({ACTORS_PATH, HEALTH_PATH, RUNTIME_PATH})
 FAULT_ACTIONS = frozenset({"crash", "hang", "slow", "clear"})
 
 #: Injects one fault: (action, actor path, seconds for ``slow``); raises LookupError for a
@@ -149,6 +152,7 @@ def answer(
     snapshot: Callable[[], ActorSnapshot],
     faults: FaultControl | None = None,
     label: str = "",
+    runtime: Callable[[], dict[str, int]] | None = None,
 ) -> Response:
     """The response to one request.
 
@@ -161,6 +165,7 @@ def answer(
         faults: injects faults (``POST /debug/faults``); None where faults are off, and
             the path is then unknown.
         label: which process this is, for the page's title and an ``X-Zl-Process`` header.
+        runtime: counts for ``GET /debug/runtime`` (live tasks, actors, failures so far).
 
     Returns:
         401 without the right token (before anything else, so a stranger learns nothing,
@@ -178,6 +183,13 @@ def answer(
         return _text(405, "method not allowed", ("Allow", "GET"))
     if url.path == HEALTH_PATH:
         return _text(200, "ok")
+    if url.path == RUNTIME_PATH:
+        counts = {} if runtime is None else runtime()
+        return Response(
+            status=200,
+            headers=(("Content-Type", "application/json"), *COMMON_HEADERS),
+            body=json.dumps(counts).encode(),
+        )
     query = dict(urllib.parse.parse_qsl(url.query))
     accept = header(headers, b"accept")
     try:

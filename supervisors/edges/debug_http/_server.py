@@ -22,6 +22,7 @@ logging for the same two routes, and its own timeouts to audit.
 from __future__ import annotations
 
 import errno
+import gc
 import http
 import logging
 import ssl
@@ -155,6 +156,24 @@ class _Connection:
         except _Drop:
             return
 
+    def _runtime(self) -> dict[str, int]:
+        tasks = 0
+        root = trio.lowlevel.current_root_task()
+        stack = [] if root is None else [root]
+        while stack:
+            task = stack.pop()
+            tasks += 1
+            for nursery in task.child_nurseries:
+                stack.extend(nursery.child_tasks)
+        return {
+            "tasks": tasks,
+            "actors": len(self.system.snapshot().walk()),
+            "failures": self.system.failure_log.total,
+            # Collections so far: pending cyclic garbage (an RSS that climbs until the next
+            # collection) is told apart from a leak by these.
+            "gc_collections": sum(stats["collections"] for stats in gc.get_stats()),
+        }
+
     def _inject(self, action: str, path: str, seconds: float) -> None:
         faults = self.system.faults
         log.warning("debug endpoint: fault injection: %s %s", action, path)
@@ -177,6 +196,7 @@ class _Connection:
                 snapshot=self.system.snapshot,
                 faults=self._inject if self.system.faults_enabled else None,
                 label=self.config.label,
+                runtime=self._runtime,
             )
         except Exception:
             # A bug here must cost one answer, not the endpoint (the tree may be mid-change).
