@@ -30,9 +30,16 @@ import trio
 from actors.audit import AuditConfig, AuditMessage, AuditWriter, FsyncPolicy
 from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
 from actors.provider import LlmProvider
+from actors.redaction import (
+    RedactionSettings,
+    RedactionSettingsError,
+    TenantRedaction,
+    installed_log_redaction,
+)
 from actors.relay import Shard
 from actors.session import Outbox, SessionContext, SessionDeps, ToolRunnerFactory
 from actors.session.tools import ToolRunner
+from actors.strict_json import StrictJsonError, loads
 from actors.telemetry import Telemetry, TelemetryConfigError
 from actors.tools import SessionTools, StdioToolLink, ToolGateway, ToolLink, ToolsConfig
 from actors.tools._relay_link import RelayLinkSettings, RelayToolLink
@@ -100,6 +107,35 @@ def check_config(config: HostConfig) -> None:
             check_debug_config(config.debug.to_edge_config(), tls=False)
         except (DebugHttpConfigError, ValueError) as exc:
             raise ConfigError(f"debug: {exc}") from None
+    redaction_settings(config)
+
+
+#: The largest redaction settings file the host reads.
+MAX_REDACTION_FILE_BYTES = 1024 * 1024
+
+
+def redaction_settings(config: HostConfig) -> RedactionSettings:
+    """The settings of a tenant without its own: ``redaction.settings_file``, or all on.
+
+    Raises:
+        ConfigError: the file cannot be read, is not JSON, or is not a valid section.
+    """
+    path = config.redaction.settings_file
+    if not path:
+        return RedactionSettings.default()
+    where = "redaction.settings_file"
+    try:
+        section = loads(Path(path).read_bytes(), max_bytes=MAX_REDACTION_FILE_BYTES)
+    except OSError as exc:
+        raise ConfigError(f"{where}: {path}: {exc.strerror}") from None
+    except StrictJsonError as exc:
+        raise ConfigError(f"{where}: {path}: not JSON: {exc}") from None
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}: {path}: expected a JSON object")
+    try:
+        return RedactionSettings.from_bundle(section)
+    except RedactionSettingsError as exc:
+        raise ConfigError(f"{where}: {path}: {exc}") from None
 
 
 def grpc_tls(config: HostConfig) -> tuple[ssl.SSLContext | None, str | None]:
@@ -244,13 +280,17 @@ async def run_host(
     shutdown: trio.Event,
     provider: LlmProvider | None = None,
     telemetry: Telemetry | None = None,
+    redaction: TenantRedaction | None = None,
     task_status: trio.TaskStatus[HostAddresses] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the host until ``shutdown`` is set, then drain and stop.
 
     Reports its addresses through ``task_status`` once every edge listens. ``provider``
     and ``telemetry`` replace the configured ones (for embedding the host and for tests
-    that watch it); a telemetry passed in is the caller's to close.
+    that watch it); a telemetry passed in is the caller's to close. ``redaction`` is where
+    every session's redaction settings come from (the policy engine feeds it each
+    tenant's bundle); by default every tenant gets ``redaction.settings_file``, or every
+    built-in class.
 
     Raises:
         ConfigError: a setting is unusable (checked before anything listens).
@@ -271,12 +311,21 @@ async def run_host(
             telemetry = Telemetry.from_config(config.telemetry.to_telemetry_config())
         except TelemetryConfigError as exc:
             raise ConfigError(f"telemetry: {exc}") from None
+    if redaction is None:
+        redaction = TenantRedaction(redaction_settings(config))
+    log_redaction = installed_log_redaction()
+    if log_redaction is not None and log_redaction.filter.on_redacted is None:
+        counted = telemetry
+        log_redaction.filter.on_redacted = lambda counts: counted.metrics.add_redactions(
+            counts, site="log"
+        )
     try:
         await _run_tree(
             config,
             shutdown=shutdown,
             provider=provider,
             telemetry=telemetry,
+            redaction=redaction,
             ssl_context=ssl_context,
             ca_cert=ca_cert,
             grpc_config=grpc_config,
@@ -295,6 +344,7 @@ async def _run_tree(
     shutdown: trio.Event,
     provider: LlmProvider | None,
     telemetry: Telemetry,
+    redaction: TenantRedaction,
     ssl_context: ssl.SSLContext | None,
     ca_cert: str | None,
     grpc_config: GrpcServerConfig,
@@ -328,6 +378,7 @@ async def _run_tree(
             default_model=config.provider.default_model,
             tool_runner_factory=await _start_tools(system, config, audit, telemetry),
             telemetry=telemetry,
+            redaction=redaction,
         )
         await system.spawn(provider_actor_spec(provider_stack))
         sessions = await system.spawn(
