@@ -84,8 +84,12 @@ _WORD = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
 
 _PEM_END = re.compile(rb"-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
 # A key whose END line is missing (cut by a log line limit): its base64 lines and headers.
+_NEWLINE = rb"(?:\r?\n|\\r?\\n)"
 _PEM_BODY = re.compile(
-    rb"(?:(?:\r?\n|\\r?\\n)(?:[A-Za-z0-9+/=]{1,128}|(?:Proc-Type|DEK-Info|Comment):[^\r\n\\]{0,200})?)*"
+    rb"(?:"
+    + _NEWLINE
+    + rb"(?:[A-Za-z0-9+/=]{1,128}|(?:Proc-Type|DEK-Info|Comment):[^\r\n\\]{0,200}"
+    rb"|(?=" + _NEWLINE + rb"[A-Za-z0-9+/=])))*"
 )
 MAX_PEM_BYTES = 64 * 1024
 
@@ -323,9 +327,11 @@ _MESSAGE_ID = re.compile(rb"(?:message-id|msgid|in-reply-to|references)\s*[:=]\s
 
 
 def _email(data: bytes, start: int, end: int, groups: Groups) -> Span | None:
+    while data[start : start + 1] == b".":
+        start += 1  # a sentence's full stop before the address
     address = data[start:end]
     local, _, domain = address.rpartition(b"@")
-    if len(local) > 64 or local.startswith(b".") or local.endswith(b"."):
+    if not local or len(local) > 64 or local.endswith(b"."):
         return None
     if domain.rsplit(b".", 1)[-1].lower() in _FILE_TLDS:
         return None
@@ -482,7 +488,10 @@ def _ipv6(data: bytes, start: int, end: int, groups: Groups) -> Span | None:
 # ---------------------------------------------------------------- the table
 
 _S, _P = Category.SECRET, Category.PERSONAL
-_VALUE = r"""(?P<value>"(?:[^"\\\r\n]|\\.)*"|'[^'\r\n]*'|[^\s"',;&)}\]<>][^\s,;&)}\]<>]*)"""
+# An unquoted value ends at white space, at a separator, or at an escape sequence (in
+# JSON-escaped text ``\n`` ends a line; the unescaped view sees the rest).
+_UNQUOTED = r"""(?:[^\s"',;&)}\]<>\\]|\\[^nrtu"\\/])(?:[^\s,;&)}\]<>\\]|\\[^nrtu"\\/])*"""
+_VALUE = rf"""(?P<value>"(?:[^"\\\r\n]|\\.)*"|'[^'\r\n]*'|{_UNQUOTED})"""
 _KEY = (
     r"(?P<key>[A-Za-z0-9_.-]*(?i:pass|pwd|pw|secret|token|api_?-?key|apikey|key|auth"
     r"|credential|creds|sig|salt|hmac|cookie|seed|pin)[A-Za-z0-9_.-]*)"
@@ -601,7 +610,7 @@ DETECTORS: tuple[Detector, ...] = (
         pattern=(
             r"(?i:\b(?:password|passwd|pwd|passcode|passphrase|passwort|kennwort)"
             r"(?:(?:[ \t]+[^\s:=]{1,30}){0,4}?[ \t]+(?:is|was|ist|lautet))?)"
-            r"[ \t]+(?P<value>[^\s\"'`]{4,})"
+            r"[ \t]+(?P<value>(?:[^\s\"'`\\]|\\[^nrtu\"\\/]){4,})"
         ),
         check=_password_prose,
     ),
@@ -609,7 +618,7 @@ DETECTORS: tuple[Detector, ...] = (
         name="password",
         category=_S,
         family="prose",
-        pattern=r"(?:^|\s)-p(?P<value>[^\s\"'-][^\s]{3,})",
+        pattern=r"(?:^|\s)-p(?P<value>[^\s\"'\\-][^\s\\]{3,})",
         check=_mysql_password,
     ),
     Detector(
@@ -624,7 +633,10 @@ DETECTORS: tuple[Detector, ...] = (
         name="email",
         category=_P,
         family="personal",
-        pattern=r"[A-Za-z0-9._%+_-]+(?:'[A-Za-z0-9._%+_-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b",
+        pattern=(
+            r"[\p{L}\p{N}._%+_-]+(?:'[\p{L}\p{N}._%+_-]+)*@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*"
+            r"\.(?:[A-Za-z]{2,24}|xn--[A-Za-z0-9-]{1,59})\b"
+        ),
         check=_email,
     ),
     Detector(

@@ -49,9 +49,23 @@ class RedactingFilter(logging.Filter):
         self.on_redacted = on_redacted
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.__dict__.get(_DONE):
-            return True
+        done: frozenset[str] | None = record.__dict__.get(_DONE)
         counts: dict[str, int] = {}
+        if done is None:
+            self._message(record, counts)
+            done = frozenset()
+        # ``extra=`` fields are set after the record factory ran: a handler's filter sees them.
+        extras = [k for k in record.__dict__ if k not in _STANDARD and k not in done and k != _DONE]
+        for key in extras:
+            value = record.__dict__[key]
+            if isinstance(value, str):
+                record.__dict__[key] = self._redact(value, counts)
+        record.__dict__[_DONE] = done | frozenset(extras)
+        if counts and self.on_redacted is not None:
+            self.on_redacted(counts)
+        return True
+
+    def _message(self, record: logging.LogRecord, counts: dict[str, int]) -> None:
         try:
             message = record.getMessage()
         except Exception:  # a bad format string: keep what there is, redacted
@@ -67,13 +81,6 @@ class RedactingFilter(logging.Filter):
             record.exc_text = self._redact(record.exc_text, counts)
         if record.stack_info:
             record.stack_info = self._redact(record.stack_info, counts)
-        for key, value in list(record.__dict__.items()):
-            if key not in _STANDARD and isinstance(value, str):
-                record.__dict__[key] = self._redact(value, counts)
-        record.__dict__[_DONE] = True
-        if counts and self.on_redacted is not None:
-            self.on_redacted(counts)
-        return True
 
     def _redact(self, text: str, counts: dict[str, int]) -> str:
         redacted = self.redactor.redact(text)
