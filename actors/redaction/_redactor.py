@@ -21,6 +21,7 @@ from typing import Any
 
 import attrs
 
+from ._detectors import key_class
 from ._errors import RedactionSettingsError
 from ._scan import Found, scan
 from ._settings import RedactionSettings
@@ -28,6 +29,8 @@ from ._settings import RedactionSettings
 #: Distinct values one session's pseudonym table names; past it, values get the plain
 #: ``[REDACTED:class]`` (a session cannot grow the host's memory without bound).
 PSEUDONYM_CAPACITY = 10_000
+loads_json = json.loads
+
 #: Tenants with their own settings; a bundle for one more is refused (nothing is evicted:
 #: an evicted tenant would silently lose its own patterns).
 MAX_TENANTS = 100_000
@@ -125,52 +128,47 @@ class Redactor:
         return placeholder(kind)
 
     def redact_json(self, text: str) -> Redacted:
-        """A JSON document's text, redacted so that it stays valid JSON.
+        """A JSON document's text, redacted string by string; it stays valid JSON.
 
-        The text is redacted as text (names next to values give context: ``"password":
-        "…"``; escaped values are seen unescaped). Should a replacement cut through the
-        JSON syntax, each string of the parsed document is redacted on its own instead.
+        Each string is scanned decoded (a file's text as the file holds it, escapes and
+        all), and a string under a secret-like name (``"password": "…"``) is scanned with
+        its name in front, so that the name gives the context a bare value lacks. Keys,
+        numbers and the document's shape are kept. Text that is not JSON is redacted as
+        text. The spans' offsets are into the strings they were found in.
         """
-        redacted = self.redact(text)
-        if not redacted.spans:
-            return redacted
         try:
-            json.loads(redacted.text)
+            document = loads_json(text)
         except ValueError:
-            pass
-        else:
-            return redacted
-        try:
-            document = json.loads(text)
-        except ValueError:
-            return redacted  # not JSON to begin with: the text redaction stands
-        # What the text pass found, as the strings hold it (escapes decoded): each is
-        # replaced wherever it appears, so the fallback removes no less than the text pass.
-        known: list[tuple[str, str]] = []
-        for span in redacted.spans:
-            raw = text[span.start : span.end]
-            known.append((span.kind, raw))
-            try:
-                decoded = json.loads(f'"{raw}"')
-            except ValueError:
-                continue
-            if isinstance(decoded, str) and decoded != raw:
-                known.append((span.kind, decoded))
-        known.sort(key=lambda item: -len(item[1]))
-        cleaned = self._redact_strings(document, known)
-        return Redacted(text=json.dumps(cleaned), spans=tuple(redacted.spans))
+            return self.redact(text)
+        found: list[Found] = []
+        cleaned = self._redact_value(document, None, found)
+        if not found:
+            return Redacted(text=text, spans=())
+        return Redacted(text=json.dumps(cleaned), spans=tuple(found))
 
-    def _redact_strings(self, value: Any, known: list[tuple[str, str]]) -> Any:
+    def _redact_value(self, value: Any, key: str | None, found: list[Found]) -> Any:
         if isinstance(value, str):
-            text = self.redact(value).text
-            for kind, found in known:
-                if found and found in text:
-                    text = text.replace(found, self.replacement(kind, found))
-            return text
+            if key is not None and key_class(key.encode("utf-8", "replace")) is not None:
+                # "password": "hunter2" — scanned as password: "hunter2"
+                prefix = f"{key}: "
+                framed = self.redact(prefix + json.dumps(value))
+                if framed.spans:
+                    found.extend(framed.spans)
+                    inner = framed.text[len(prefix) :]
+                    try:
+                        decoded = json.loads(inner)
+                    except ValueError:
+                        decoded = None
+                    if isinstance(decoded, str):
+                        return decoded
+                    return self.replacement(framed.spans[0].kind, value)
+            result = self.redact(value)
+            found.extend(result.spans)
+            return result.text
         if isinstance(value, list):
-            return [self._redact_strings(item, known) for item in value]
+            return [self._redact_value(item, None, found) for item in value]
         if isinstance(value, dict):
-            return {key: self._redact_strings(item, known) for key, item in value.items()}
+            return {k: self._redact_value(item, k, found) for k, item in value.items()}
         return value
 
 

@@ -1,10 +1,11 @@
-"""The scan: every family's patterns in one RE2 pass each, checks only on candidates.
+r"""The scan: every family's patterns in one RE2 pass each, checks only on candidates.
 
 ::
 
-    text ─▶ UTF-8 ─▶ family pass (RE2, one program per family) ─▶ candidate ─▶ check ─▶ span
-              │                                                        (Luhn, mod 97, context…)
-              └─ lines with backslash escapes ─▶ unescaped view ─▶ same passes ─▶ spans mapped back
+    text ─▶ UTF-8 ─▶ (\n \r \t seen as line breaks and tabs, offsets kept)
+          ─▶ family pass (RE2, one small program per family) ─▶ candidate ─▶ check ─▶ span
+                                                                   (Luhn, mod 97, context…)
+          └─ lines with \/ or \uXXXX escapes ─▶ decoded view ─▶ same passes ─▶ spans mapped back
     tenant patterns (RE2, each its own program) ─▶ spans
     all spans ─▶ merged (overlaps joined; the secret class wins) ─▶ character offsets
 
@@ -31,7 +32,10 @@ from ._detectors import DETECTORS, FAMILIES, Detector, Span
 PROGRAM_MAX_MEM = 32 << 20
 #: Compiled families kept for sets of enabled classes (tenants mostly share the default).
 FAMILY_CACHE = 64
-FAMILY_RANK = {"tokens": 4, "assignments": 3, "prose": 3, "personal": 1}
+ANCHORED = "anchored"
+FAMILY_RANK = {
+    "anchored": 4, "base64": 4, "assignments": 3, "prose": 3, "numbers": 1, "phone": 1, "ipv6": 1,
+}  # fmt: skip
 TENANT_RANK = 5
 
 _NAMED = re.compile(r"\(\?P<([a-z_]+)>")
@@ -49,11 +53,12 @@ def re2_options(max_mem: int = PROGRAM_MAX_MEM) -> re2.Options:
 Searcher = Callable[[bytes, int, int], "list[tuple[int, int]] | None"]
 
 
-def public_searcher(regex: re2._Regexp) -> Searcher:
+def public_searcher(regex: re2._Regexp, *, anchored: bool = False) -> Searcher:
     """``Searcher`` through google-re2's public API (a match object per answer)."""
+    method = regex.match if anchored else regex.search
 
     def search(data: bytes, pos: int, endpos: int) -> list[tuple[int, int]] | None:
-        found = regex.search(data, pos, endpos)
+        found = method(data, pos, endpos)
         if found is None:
             return None
         return [found.span(i) for i in range(regex.groups + 1)]
@@ -61,7 +66,7 @@ def public_searcher(regex: re2._Regexp) -> Searcher:
     return search
 
 
-def searcher(regex: re2._Regexp) -> Searcher:
+def searcher(regex: re2._Regexp, *, anchored: bool = False) -> Searcher:
     """The fastest way to ask ``regex`` for its next match's spans.
 
     google-re2's public ``search`` wraps each answer in a generator and a match object;
@@ -72,12 +77,12 @@ def searcher(regex: re2._Regexp) -> Searcher:
     """
     try:
         match = regex._regexp.Match
-        unanchored = re2._Anchor.UNANCHORED
+        anchor = re2._Anchor.ANCHOR_START if anchored else re2._Anchor.UNANCHORED
     except AttributeError:  # pragma: no cover - another google-re2 layout
-        return public_searcher(regex)
+        return public_searcher(regex, anchored=anchored)
 
     def search(data: bytes, pos: int, endpos: int) -> list[tuple[int, int]] | None:
-        spans: list[tuple[int, int]] = match(unanchored, data, pos, endpos)
+        spans: list[tuple[int, int]] = match(anchor, data, pos, endpos)
         return None if spans[0][0] == -1 else spans
 
     search.fast = True  # type: ignore[attr-defined]
@@ -98,6 +103,8 @@ class _Member:
     detector: Detector
     group: int
     inner: tuple[tuple[str, int], ...]
+    #: For an anchored detector: its own pattern, tried at a place (ANCHOR_START).
+    match: Searcher | None = None
 
 
 @attrs.frozen
@@ -112,20 +119,41 @@ class _Family:
 
 @functools.lru_cache(maxsize=FAMILY_CACHE)
 def compiled_family(family: str, enabled: frozenset[str]) -> _Family | None:
-    """The joined program of ``family``'s detectors whose classes are ``enabled``."""
+    """The joined program of ``family``'s detectors whose classes are ``enabled``.
+
+    For the ``anchored`` family the program holds only the detectors' anchors; each
+    detector's own pattern is compiled on its own, to be tried where its anchor is.
+    """
     detectors = [
         d for d in DETECTORS if d.family == family and any(c in enabled for c in d.classes)
     ]
     if not detectors:
         return None
+    anchored = family == ANCHORED
     parts = []
     for j, detector in enumerate(detectors):
-        inner = _NAMED.sub(rf"(?P<g{j}_\1>", detector.pattern)
-        parts.append(f"(?P<d{j}>{inner})")
+        if anchored:
+            assert detector.anchor is not None
+            parts.append(f"(?P<d{j}>{detector.anchor})")
+        else:
+            inner = _NAMED.sub(rf"(?P<g{j}_\1>", detector.pattern)
+            parts.append(f"(?P<d{j}>{inner})")
     regex = re2.compile("|".join(parts), re2_options())
     index = regex.groupindex
     members = []
     for j, detector in enumerate(detectors):
+        if anchored:
+            own = re2.compile(detector.pattern, re2_options())
+            inner_groups = tuple(sorted((n, at) for n, at in own.groupindex.items()))
+            members.append(
+                _Member(
+                    detector=detector,
+                    group=index[f"d{j}"],
+                    inner=inner_groups,
+                    match=searcher(own, anchored=True),
+                )
+            )
+            continue
         prefix = f"g{j}_"
         inner_groups = tuple(
             (name[len(prefix) :], at)
@@ -166,6 +194,15 @@ def _scan_family(family: _Family, data: bytes, enabled: frozenset[str], out: lis
         whole_start, whole_end = spans[0]
         pos = whole_end if whole_end > whole_start else whole_start + 1
         detector = member.detector
+        if member.match is not None:  # an anchor: try the detector's own pattern here
+            begin = start if detector.expand is None else detector.expand(data, start)
+            if begin is None:
+                continue
+            own = member.match(data, begin, size)
+            if own is None:
+                continue
+            spans = own
+            start, end = own[0]
         groups: dict[str, Span] = {}
         for name, at in member.inner:
             group_span = spans[at]
@@ -181,7 +218,10 @@ def _scan_family(family: _Family, data: bytes, enabled: frozenset[str], out: lis
         if span is None or span[1] <= span[0]:
             continue
         out.append((span[0], span[1], kind, family.rank))
-        pos = max(pos, span[1])
+        if member.match is None:
+            # Go on after what was found; anchored finds may overlap (a URL's user can be
+            # an address), and the overlaps are merged.
+            pos = max(pos, span[1])
 
 
 def _scan_builtins(data: bytes, enabled: frozenset[str], out: list[_Hit]) -> None:
@@ -211,67 +251,79 @@ class _View:
 
     def __init__(self, data: bytes, base: int) -> None:
         pieces: list[bytes] = []
-        # Segments of the view: (view start, original start, original length, is an escape).
-        self.starts: list[int] = []
-        self.segments: list[tuple[int, int, bool]] = []
+        # Segment k of the view starts at starts[k]; it is the original's bytes from
+        # origins[k], literally (lengths[k] == -1) or as an escape of lengths[k] bytes.
+        starts: list[int] = []
+        origins: list[int] = []
+        lengths: list[int] = []
         at = view = 0
+        simple = _SIMPLE
         for match in _ESCAPE.finditer(data):
-            if match.start() > at:
-                self._add(pieces, data[at : match.start()], view, base + at, False)
-                view += match.start() - at
-            code, simple = match.groups()
-            if simple is not None:
-                decoded = _SIMPLE[simple]
+            escape_at, escape_end = match.span()
+            if escape_at > at:
+                pieces.append(data[at:escape_at])
+                starts.append(view)
+                origins.append(base + at)
+                lengths.append(-1)
+                view += escape_at - at
+            code, letter = match.groups()
+            if letter is not None:
+                decoded = simple[letter]
             else:
                 point = int(code, 16)
                 decoded = chr(point).encode() if not 0xD800 <= point <= 0xDFFF else b"?"
-            self._add(
-                pieces, decoded, view, base + match.start(), True, match.end() - match.start()
-            )
+            pieces.append(decoded)
+            starts.append(view)
+            origins.append(base + escape_at)
+            lengths.append(escape_end - escape_at)
             view += len(decoded)
-            at = match.end()
+            at = escape_end
         if at < len(data):
-            self._add(pieces, data[at:], view, base + at, False)
+            pieces.append(data[at:])
+            starts.append(view)
+            origins.append(base + at)
+            lengths.append(-1)
         self.data = b"".join(pieces)
-
-    def _add(
-        self,
-        pieces: list[bytes],
-        piece: bytes,
-        view: int,
-        original: int,
-        escape: bool,
-        length: int | None = None,
-    ) -> None:
-        pieces.append(piece)
-        self.starts.append(view)
-        self.segments.append((original, length if length is not None else len(piece), escape))
+        self.starts, self.origins, self.lengths = starts, origins, lengths
 
     def original(self, offset: int, *, end: bool) -> int:
         """The original offset of a view offset (an escape maps to its whole sequence)."""
         probe = offset - 1 if end else offset
         index = max(0, bisect.bisect_right(self.starts, probe) - 1)
-        original, length, escape = self.segments[index]
-        if escape:
-            return original + length if end else original
-        return original + (offset - self.starts[index])
+        length = self.lengths[index]
+        if length == -1:
+            return self.origins[index] + (offset - self.starts[index])
+        return self.origins[index] + length if end else self.origins[index]
+
+
+# Escapes the same-length view cannot show as they are: only lines holding one of these
+# are decoded into a view of their own.
+_NEEDS_VIEW = re.compile(rb"\\(?:/|u[0-9a-fA-F]{4})")
+
+
+def same_length_view(data: bytes) -> bytes:
+    """``\\n``, ``\\r`` and ``\\t`` as a space and the character itself: what follows an
+    escaped line break starts a line, as it does once decoded, and every offset holds."""
+    return data.replace(b"\\n", b" \n").replace(b"\\r", b" \r").replace(b"\\t", b" \t")
 
 
 def _escaped_regions(data: bytes) -> Iterable[tuple[int, int]]:
-    """Runs of whole lines that hold a backslash escape."""
-    pos = data.find(b"\\")
+    """Runs of whole lines that hold an escape ``same_length_view`` leaves (``\\/``, ``\\u``)."""
+    found = _NEEDS_VIEW.search(data)
+    pos = found.start() if found is not None else -1
     while pos != -1:
         start = data.rfind(b"\n", 0, pos) + 1
         stop = data.find(b"\n", pos)
         stop = len(data) if stop == -1 else stop
-        while True:  # take the following lines too while they hold escapes
-            nxt = data.find(b"\\", stop)
-            if nxt == -1 or data.count(b"\n", stop, nxt) > 1:
+        while True:  # take the following lines too while they hold such escapes
+            following = _NEEDS_VIEW.search(data, stop)
+            if following is None or data.count(b"\n", stop, following.start()) > 1:
                 break
-            stop = data.find(b"\n", nxt)
+            stop = data.find(b"\n", following.start())
             stop = len(data) if stop == -1 else stop
         yield start, stop
-        pos = data.find(b"\\", stop)
+        following = _NEEDS_VIEW.search(data, stop)
+        pos = following.start() if following is not None else -1
 
 
 def _scan_escaped(data: bytes, enabled: frozenset[str], out: list[_Hit]) -> None:
@@ -287,6 +339,31 @@ def _scan_escaped(data: bytes, enabled: frozenset[str], out: list[_Hit]) -> None
 
 
 # ---------------------------------------------------------------- the whole scan
+
+
+_UNICODE_ESCAPE = re.compile(rb"u[0-9a-fA-F]{4}")
+
+
+def _whole_escapes(data: bytes, hits: list[_Hit]) -> list[_Hit]:
+    """Spans that cut an escape sequence (``\\n``, ``\\"``) in two are moved off it."""
+    fixed = []
+    for start, end, kind, rank in hits:
+        if start > 0 and data[start - 1] == 0x5C and _odd_backslashes(data, start):
+            # The span began at the letter of an escape: leave the escape whole.
+            start += 5 if _UNICODE_ESCAPE.match(data, start) else 1
+        if end - start > 0 and data[end - 1] == 0x5C and _odd_backslashes(data, end):
+            end -= 1  # it ended on the backslash that starts an escape
+        if end > start:
+            fixed.append((start, end, kind, rank))
+    return fixed
+
+
+def _odd_backslashes(data: bytes, at: int) -> bool:
+    """Whether the backslashes just before ``at`` are odd in number (the last one escapes)."""
+    n = 0
+    while at - n > 0 and data[at - n - 1] == 0x5C:
+        n += 1
+    return n % 2 == 1
 
 
 def _merge(hits: list[_Hit]) -> list[_Hit]:
@@ -331,13 +408,16 @@ def scan(text: str, enabled: frozenset[str], tenant: Sequence[TenantPattern] = (
         # number of characters, so the offsets hold for the original).
         data = _SURROGATE.sub("\ufffd", text).encode("utf-8")
     hits: list[_Hit] = []
-    _scan_builtins(data, enabled, hits)
-    if b"\\" in data:
+    escaped = b"\\" in data
+    _scan_builtins(same_length_view(data) if escaped else data, enabled, hits)
+    if escaped:
         _scan_escaped(data, enabled, hits)
     if tenant:
         _scan_tenant(tenant, data, hits)
     if not hits:
         return []
+    if escaped:
+        hits = _whole_escapes(data, hits)
     merged = _merge(hits)
     if len(data) == len(text):
         return [Found(start=s, end=e, kind=k) for s, e, k, _ in merged]
