@@ -37,7 +37,7 @@ from pathlib import Path
 import trio
 
 from actors.redaction import RedactionSettings, Redactor
-from actors.session._redaction import redact_off_loop
+from actors.session import redact_off_loop
 
 from ._stats import emit, median, percentile, progress
 

@@ -25,6 +25,7 @@ from ._settings import PERSONAL_CLASSES as PERSONAL_CLASSES
 from ._settings import SECRET_CLASSES as SECRET_CLASSES
 from ._settings import RedactionSettings as RedactionSettings
 from ._settings import compile_pattern as compile_pattern
+from ._settings import load_settings_file as load_settings_file
 
 __all__ = [
     "BUILTIN_CLASSES",
@@ -45,6 +46,7 @@ __all__ = [
     "compile_pattern",
     "install_log_redaction",
     "installed_log_redaction",
+    "load_settings_file",
     "placeholder",
     "redact_main",
 ]

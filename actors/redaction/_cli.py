@@ -18,11 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+import attrs
+
 from actors.strict_json import StrictJsonError, loads
 
 from ._errors import RedactionSettingsError
 from ._redactor import Redactor
-from ._settings import RedactionSettings
+from ._settings import RedactionSettings, load_settings_file
 
 #: The most stdin may hold in text and --json modes (the whole text is scanned at once, so
 #: that a key split over lines is still found).
@@ -69,25 +71,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(path: Path | None, pseudonyms: bool) -> RedactionSettings:
-    if path is None:
-        settings = RedactionSettings.default()
-    else:
+    settings = RedactionSettings.default()
+    if path is not None:
         try:
-            section = loads(path.read_bytes(), max_bytes=1024 * 1024)
-        except OSError as exc:
-            raise _Refused(f"--settings {path}: {exc.strerror}") from None
-        except StrictJsonError as exc:
-            raise _Refused(f"--settings {path}: not JSON: {exc}") from None
-        if not isinstance(section, dict):
-            raise _Refused(f"--settings {path}: expected a JSON object")
-        try:
-            settings = RedactionSettings.from_bundle(section)
+            settings = load_settings_file(path)
         except RedactionSettingsError as exc:
-            raise _Refused(f"--settings {path}: {exc}") from None
+            raise _Refused(f"--settings {exc}") from None
     if pseudonyms:
-        return RedactionSettings(
-            classes=settings.classes, patterns=settings.patterns, pseudonyms=True
-        )
+        return attrs.evolve(settings, pseudonyms=True)
     return settings
 
 

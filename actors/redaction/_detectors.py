@@ -24,7 +24,7 @@ from . import _checks as ck
 Span = tuple[int, int]
 Groups = Mapping[str, Span]
 # check(data, start, end, groups) -> the span to remove, or None
-Check = Callable[[bytes, int, int, Groups], "Span | None"]
+Check = Callable[[bytes, int, int, Groups], "Span | list[Span] | None"]
 # classify(data, groups) -> the class of this candidate, or None
 Classify = Callable[[bytes, Groups], "str | None"]
 # expand(data, anchor_start) -> where the detector's pattern would start, or None
@@ -260,16 +260,23 @@ def _unquote(data: bytes, s: int, e: int) -> Span:
     return s, e
 
 
+_WORDLIKE = re.compile(rb"[A-Za-z0-9_-]+")
+
+
 def _code_reference(value: bytes, key: bytes) -> bool:
     """An unquoted value that is a variable, a call or a keyword of code, not a literal."""
     if value.lower() in _CODE_WORDS or value.lower() == key.lower():
         return True
     if value.lower() == key.rsplit(b".", 1)[-1].lower():
         return True
-    return (
+    reference = (
         re.fullmatch(rb"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+(?:\(.*)?", value)
         is not None
         or re.fullmatch(rb"[A-Za-z_][A-Za-z0-9_.]*[(\[].*", value) is not None
+    )
+    # self.secret, os.environ[…] are names; hvs.CAESIJ8kQm… is a token that has dots.
+    return reference and not any(
+        ck.looks_random(part) for part in value.split(b".") if _WORDLIKE.fullmatch(part)
     )
 
 
@@ -307,14 +314,20 @@ def _assignment_kind(data: bytes, groups: Groups) -> str | None:
     return key_class(data[ks:ke])
 
 
-def _password_prose(data: bytes, start: int, end: int, groups: Groups) -> Span | None:
-    s, e = groups["value"]
+def _prose_value(data: bytes, span: Span) -> Span | None:
+    s, e = span
     while e > s and data[e - 1] in b".,;:)":
         e -= 1
     value = data[s:e]
     if len(value) < 4 or _placeholder(value) or value.isalpha():
         return None
     return s, e
+
+
+def _password_prose(data: bytes, start: int, end: int, groups: Groups) -> list[Span] | None:
+    """``the password is X`` (and ``… and the guest one Y``): each value that is one."""
+    found = [v for g in ("value", "more") if g in groups and (v := _prose_value(data, groups[g]))]
+    return found or None
 
 
 _MYSQL = re.compile(rb"\b(?:mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)\b")
@@ -324,7 +337,7 @@ def _mysql_password(data: bytes, start: int, end: int, groups: Groups) -> Span |
     """``mysql -pSECRET``: the password glued to ``-p``, on a MySQL command line."""
     if _MYSQL.search(_line_before(data, start, 400)) is None:
         return None
-    return _password_prose(data, start, end, groups)
+    return _prose_value(data, groups["value"])
 
 
 # ---------------------------------------------------------------- personal data
@@ -340,7 +353,7 @@ def _email(data: bytes, start: int, end: int, groups: Groups) -> Span | None:
     while data[start : start + 1] == b".":
         start += 1  # a sentence's full stop before the address
     address = data[start:end]
-    local, _, domain = address.rpartition(b"@")
+    local, _, domain = address.replace(b"%40", b"@").rpartition(b"@")
     if not local or len(local) > 64 or local.endswith(b"."):
         return None
     if domain.rsplit(b".", 1)[-1].lower() in _FILE_TLDS:
@@ -653,7 +666,7 @@ DETECTORS: tuple[Detector, ...] = (
         family="anchored",
         pattern=(
             r"\b[A-Za-z][A-Za-z0-9+.-]{1,30}://[^\s/?#:\"'<>\\]*"
-            r":(?P<value>[^\s/?#\"'<>\\]+)@"
+            r":(?P<value>[^\s/?\"'<>\\]+)@"
         ),
         check=_url_credentials,
         anchor=r"://",
@@ -681,9 +694,12 @@ DETECTORS: tuple[Detector, ...] = (
         category=_S,
         family="prose",
         pattern=(
-            r"(?i:\b(?:password|passwd|pwd|passcode|passphrase|passwort|kennwort)"
+            r"(?i:\b(?:password|passwd|pwd|pw|passcode|passphrase|passwort|kennwort)"
             r"(?:(?:[ \t]+[^\s:=]{1,30}){0,4}?[ \t]+(?:is|was|ist|lautet))?)"
             r"[ \t]+(?P<value>(?:[^\s\"'`\\]|\\[^nrtu\"\\/]){4,})"
+            # A second one in the same sentence: "… and the guest one guest1234".
+            r"(?:[ \t]*(?:,|and|or|und|oder|et|ou|y|o)[ \t]+(?:[^\s.!?]+[ \t]+){0,3}?"
+            r"(?P<more>[^\s\"'`\\]*[0-9!#$%&*+=?@^~_][^\s\"'`\\]*))?"
         ),
         check=_password_prose,
     ),
@@ -707,11 +723,11 @@ DETECTORS: tuple[Detector, ...] = (
         category=_P,
         family="anchored",
         pattern=(
-            r"[\p{L}\p{N}._%+_-]+(?:'[\p{L}\p{N}._%+_-]+)*@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*"
+            r"[\p{L}\p{N}._%+_-]+(?:'[\p{L}\p{N}._%+_-]+)*(?:@|%40)[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*"
             r"\.(?:[A-Za-z]{2,24}|xn--[A-Za-z0-9-]{1,59})\b"
         ),
         check=_email,
-        anchor=r"@",
+        anchor=r"@|%40",
         expand=_email_start,
     ),
     Detector(

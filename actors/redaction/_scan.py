@@ -212,16 +212,19 @@ def _scan_family(family: _Family, data: bytes, enabled: frozenset[str], out: lis
         if kind is None or kind not in enabled:
             continue
         if detector.check is None:
-            span: Span | None = groups.get("value", (start, end))
+            checked: Span | list[Span] | None = groups.get("value", (start, end))
         else:
-            span = detector.check(data, start, end, groups)
-        if span is None or span[1] <= span[0]:
+            checked = detector.check(data, start, end, groups)
+        if checked is None:
             continue
-        out.append((span[0], span[1], kind, family.rank))
-        if member.match is None:
-            # Go on after what was found; anchored finds may overlap (a URL's user can be
-            # an address), and the overlaps are merged.
-            pos = max(pos, span[1])
+        for span in checked if isinstance(checked, list) else (checked,):
+            if span[1] <= span[0]:
+                continue
+            out.append((span[0], span[1], kind, family.rank))
+            if member.match is None:
+                # Go on after what was found; anchored finds may overlap (a URL's user can
+                # be an address), and the overlaps are merged.
+                pos = max(pos, span[1])
 
 
 def _scan_builtins(data: bytes, enabled: frozenset[str], out: list[_Hit]) -> None:

@@ -11,12 +11,14 @@ compile (back-references, look-around, possessive or atomic groups, repetition c
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import attrs
 import jsonschema
 import re2
 
+from actors.strict_json import StrictJsonError, loads
 from contracts import load_json
 
 from ._detectors import BUILTIN_CLASSES, Category
@@ -24,6 +26,8 @@ from ._errors import RedactionSettingsError
 from ._scan import TenantPattern, re2_options
 
 SCHEMA = "api/policy/v1/redaction.schema.json"
+#: The largest settings file read (a section holds at most 64 patterns of 1,024 characters).
+MAX_SETTINGS_FILE_BYTES = 1024 * 1024
 #: Memory budget of one tenant pattern's compiled program (RE2 refuses a bigger one).
 TENANT_PATTERN_MAX_MEM = 8 << 20
 #: The class names reported for secrets and for personal data (tenant patterns count as
@@ -112,6 +116,27 @@ class RedactionSettings:
     def kinds(self) -> frozenset[str]:
         """Every class name this tenant's redaction can report."""
         return self.classes | {p.name for p in self.patterns}
+
+
+def load_settings_file(path: Path) -> RedactionSettings:
+    """The settings of a JSON file holding a bundle's ``redaction`` section.
+
+    Raises:
+        RedactionSettingsError: the file cannot be read, is not a JSON object, or is not a
+            valid section; the message starts with the path.
+    """
+    try:
+        section = loads(path.read_bytes(), max_bytes=MAX_SETTINGS_FILE_BYTES)
+    except OSError as exc:
+        raise RedactionSettingsError(f"{path}: {exc.strerror}") from None
+    except StrictJsonError as exc:
+        raise RedactionSettingsError(f"{path}: not JSON: {exc}") from None
+    if not isinstance(section, dict):
+        raise RedactionSettingsError(f"{path}: expected a JSON object")
+    try:
+        return RedactionSettings.from_bundle(section)
+    except RedactionSettingsError as exc:
+        raise RedactionSettingsError(f"{path}: {exc}") from None
 
 
 def _patterns(entries: Iterable[Mapping[str, str]]) -> tuple[TenantPattern, ...]:

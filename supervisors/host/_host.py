@@ -35,11 +35,11 @@ from actors.redaction import (
     RedactionSettingsError,
     TenantRedaction,
     installed_log_redaction,
+    load_settings_file,
 )
 from actors.relay import Shard
 from actors.session import Outbox, SessionContext, SessionDeps, ToolRunnerFactory
 from actors.session.tools import ToolRunner
-from actors.strict_json import StrictJsonError, loads
 from actors.telemetry import Telemetry, TelemetryConfigError
 from actors.tools import SessionTools, StdioToolLink, ToolGateway, ToolLink, ToolsConfig
 from actors.tools._relay_link import RelayLinkSettings, RelayToolLink
@@ -110,10 +110,6 @@ def check_config(config: HostConfig) -> None:
     redaction_settings(config)
 
 
-#: The largest redaction settings file the host reads.
-MAX_REDACTION_FILE_BYTES = 1024 * 1024
-
-
 def redaction_settings(config: HostConfig) -> RedactionSettings:
     """The settings of a tenant without its own: ``redaction.settings_file``, or all on.
 
@@ -123,19 +119,10 @@ def redaction_settings(config: HostConfig) -> RedactionSettings:
     path = config.redaction.settings_file
     if not path:
         return RedactionSettings.default()
-    where = "redaction.settings_file"
     try:
-        section = loads(Path(path).read_bytes(), max_bytes=MAX_REDACTION_FILE_BYTES)
-    except OSError as exc:
-        raise ConfigError(f"{where}: {path}: {exc.strerror}") from None
-    except StrictJsonError as exc:
-        raise ConfigError(f"{where}: {path}: not JSON: {exc}") from None
-    if not isinstance(section, dict):
-        raise ConfigError(f"{where}: {path}: expected a JSON object")
-    try:
-        return RedactionSettings.from_bundle(section)
+        return load_settings_file(Path(path))
     except RedactionSettingsError as exc:
-        raise ConfigError(f"{where}: {path}: {exc}") from None
+        raise ConfigError(f"redaction.settings_file: {exc}") from None
 
 
 def grpc_tls(config: HostConfig) -> tuple[ssl.SSLContext | None, str | None]:

@@ -26,6 +26,7 @@ from typing import Any
 
 from . import _values as v
 from ._handwritten import SAMPLES as HANDWRITTEN
+from ._heldout import SAMPLES as HELDOUT
 from ._templates import NEGATIVE, POSITIVE
 
 SEED = 20261204
@@ -200,17 +201,18 @@ def build() -> list[dict[str, Any]]:
                     "labels": labels,
                 }
             )
-    for n, (kind, marked) in enumerate(HANDWRITTEN, start=1):
-        text, labels = unmark(marked)
-        samples.append(
-            {
-                "id": f"hand-{n:04d}",
-                "kind": kind,
-                "hard_negative": not labels,
-                "text": text,
-                "labels": labels,
-            }
-        )
+    for prefix, batch in (("hand", HANDWRITTEN), ("held", HELDOUT)):
+        for n, (kind, marked) in enumerate(batch, start=1):
+            text, labels = unmark(marked)
+            samples.append(
+                {
+                    "id": f"{prefix}-{n:04d}",
+                    "kind": kind,
+                    "hard_negative": not labels,
+                    "text": text,
+                    "labels": labels,
+                }
+            )
     return samples
 
 
