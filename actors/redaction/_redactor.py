@@ -30,6 +30,9 @@ from ._settings import RedactionSettings
 #: ``[REDACTED:class]`` (a session cannot grow the host's memory without bound).
 PSEUDONYM_CAPACITY = 10_000
 loads_json = json.loads
+#: Shorter text holds nothing a built-in class finds (the shortest is an address such
+#: as ``a@b.io``).
+SHORTEST_FIND = 6
 
 #: Tenants with their own settings; a bundle for one more is refused (nothing is evicted:
 #: an evicted tenant would silently lose its own patterns).
@@ -106,6 +109,8 @@ class Redactor:
 
     def find(self, text: str) -> list[Found]:
         """What would be removed from ``text``: sorted, not overlapping, character offsets."""
+        if len(text) < SHORTEST_FIND and not self.settings.patterns:
+            return []  # span attributes, ids, codes: shorter than anything a class finds
         return scan(text, self.settings.classes, self.settings.patterns)
 
     def redact(self, text: str) -> Redacted:

@@ -300,12 +300,15 @@ async def run_host(
             raise ConfigError(f"telemetry: {exc}") from None
     if redaction is None:
         redaction = TenantRedaction(redaction_settings(config))
-    log_redaction = installed_log_redaction()
-    if log_redaction is not None and log_redaction.filter.on_redacted is None:
-        counted = telemetry
-        log_redaction.filter.on_redacted = lambda counts: counted.metrics.add_redactions(
+    # The process's log filter counts its redactions in this host's metrics while it runs.
+    log_filter = installed_log_redaction()
+    counting = telemetry
+    if log_filter is not None and log_filter.filter.on_redacted is None:
+        log_filter.filter.on_redacted = lambda counts: counting.metrics.add_redactions(
             counts, site="log"
         )
+    else:
+        log_filter = None
     try:
         await _run_tree(
             config,
@@ -320,6 +323,8 @@ async def run_host(
             task_status=task_status,
         )
     finally:
+        if log_filter is not None:
+            log_filter.filter.on_redacted = None
         if own_telemetry:
             with trio.move_on_after(TELEMETRY_CLOSE_TIMEOUT_S, shield=True):
                 await telemetry.aclose()

@@ -16,6 +16,10 @@ from actors.redaction import (
     Redactor,
     TenantRedaction,
 )
+from supervisors._config import ConfigError
+from supervisors.host import RedactionSection
+from supervisors.host._host import check_config, redaction_settings
+from tests.host.conftest import host_config
 
 FIXTURES = Path(__file__).with_name("fixtures")
 
@@ -109,3 +113,31 @@ class TestTenantRedaction:
         assert one.redact("b@x.io a@x.io").text == "[email_1] [email_2]"
         assert two.redact("a@x.io").text == "[email_1]"
         assert one.redact("a@x.io").text == "[email_2]"
+
+
+class TestHostSettingsFile:
+    """``redaction.settings_file``: the default of tenants without a section of their own."""
+
+    def test_a_valid_file(self, tmp_path: Path) -> None:
+        config = host_config(
+            tmp_path,
+            tls=False,
+            redaction=RedactionSection(settings_file=str(FIXTURES / "full.json")),
+        )
+        settings = redaction_settings(config)
+        assert [p.name for p in settings.patterns] == ["employee_id", "ticket_secret"]
+
+    @pytest.mark.parametrize(
+        ("name", "message"),
+        [("missing.json", "No such file"), ("backreference.json", "RE2 cannot compile")],
+    )
+    def test_a_bad_file_stops_the_host_with_one_line(
+        self, tmp_path: Path, name: str, message: str
+    ) -> None:
+        config = host_config(
+            tmp_path, tls=False, redaction=RedactionSection(settings_file=str(FIXTURES / name))
+        )
+        with pytest.raises(ConfigError) as caught:
+            check_config(config)
+        assert str(caught.value).startswith("redaction.settings_file: ")
+        assert message in str(caught.value)
