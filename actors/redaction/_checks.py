@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from collections import Counter
 
 _DIGITS = frozenset(b"0123456789")
@@ -185,13 +186,36 @@ def is_hex(candidate: bytes) -> bool:
     return bool(candidate) and all(b in _HEX for b in candidate)
 
 
-def looks_random(candidate: bytes, *, min_len: int = 16, min_bits: float = 3.0) -> bool:
-    """Long, varied and unpredictable enough to be a key rather than a word or a number."""
+_RUN = re.compile(rb"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
+
+
+def wordlike(candidate: bytes) -> bool:
+    """Made of words and numbers (``Ed25519PrivateKey``, ``io.example/clientInfo``), not
+    of the short fragments a random string breaks into (``q8Zr2LmWp8Kt…``)."""
+    runs = _RUN.findall(candidate)
+    total = sum(len(r) for r in runs)
+    long_runs = sum(len(r) for r in runs if len(r) >= 4)
+    return total > 0 and long_runs / total >= 0.7
+
+
+def looks_random(
+    candidate: bytes, *, min_len: int = 16, min_bits: float = 3.0, words: bool = True
+) -> bool:
+    """Long, varied and unpredictable enough to be a key rather than a word or a number.
+
+    ``words``: also refuse what is made of words (a name, a path); off where the context
+    already says a key is there.
+    """
     if len(candidate) < min_len or candidate.isdigit():
         return False
     if is_hex(candidate):
         # Hex keys use only 16 symbols: 4 bits per character at most.
         return entropy(candidate) >= min(min_bits, 3.0)
-    # Words, paths and host names have no digits, or only one kind of letter: a key made
-    # of random characters has nearly always upper and lower case and digits.
-    return char_classes(candidate) >= 3 and entropy(candidate) >= min_bits
+    # Words, paths and host names have no digits, or only one kind of letter, or long runs
+    # of letters: a key made of random characters has upper and lower case and digits,
+    # in short runs.
+    return (
+        char_classes(candidate) >= 3
+        and entropy(candidate) >= min_bits
+        and not (words and wordlike(candidate))
+    )

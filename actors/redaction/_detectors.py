@@ -118,7 +118,11 @@ _AWS_CONTEXT = re.compile(rb"aws|secret|\ba[ks]ia[a-z0-9]{16}")
 def _aws_secret(data: bytes, start: int, end: int, groups: Groups) -> Span | None:
     s, e = _value(groups, start, end)
     value = data[s:e]
-    if ck.is_hex(value) or ck.char_classes(value) < 3 or not ck.looks_random(value, min_bits=4.0):
+    if (
+        ck.is_hex(value)
+        or ck.char_classes(value) < 3
+        or not ck.looks_random(value, min_bits=4.0, words=False)
+    ):
         return None
     if _AWS_CONTEXT.search(_window(data, s, 240)) is None:
         return None
@@ -145,7 +149,7 @@ def _openai(data: bytes, start: int, end: int, groups: Groups) -> Span | None:
 _PLACEHOLDER = re.compile(
     rb"""(?ix)
     \$\{.* | \$[a-z_][a-z0-9_]* | %\(.* | %s | \{\{.* | \{.*\} | <.*> | \[redacted.* | \[\]
-    | \*{3,}.* | x{6,} | \.{3,}
+    | \*{3,}.* | x{6,} | \.{3,} | \xe2\x80\xa6
     | (?:null|none|nil|true|false|undefined|yes|no|on|off|redacted|example)
     """
 )
@@ -176,11 +180,16 @@ def _bearer_word(data: bytes, start: int, end: int, groups: Groups) -> Span | No
     return s, e
 
 
+_URL_PLACEHOLDERS = frozenset((b"password", b"pass", b"pwd", b"secret", b"passwd", b"pw"))
+
+
 def _url_credentials(data: bytes, start: int, end: int, groups: Groups) -> Span | None:
     s, e = _value(groups, start, end)
     value = data[s:e]
     if _placeholder(value) or value.isdigit():  # host:port@ is not a password
         return None
+    if value.lower() in _URL_PLACEHOLDERS:
+        return None  # scheme://user:password@host, as documentation writes it
     return s, e
 
 
@@ -214,7 +223,8 @@ _MODIFIERS = frozenset(
     b"digest fingerprint arn ref location region scope scopes usage used remaining bucket "
     b"column table index schema display placeholder example description help text title "
     b"input form icon lifetime age rotate updated created changed at last validity valid "
-    b"policy rules complexity attempts retries manager vault issuer audience".split()
+    b"policy rules complexity attempts retries manager vault issuer audience setting settings "
+    b"option options flag param".split()
 )
 
 
@@ -261,12 +271,18 @@ def _unquote(data: bytes, s: int, e: int) -> Span:
 
 
 _WORDLIKE = re.compile(rb"[A-Za-z0-9_-]+")
+_CONSTANT = re.compile(rb"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
+_CLASS_NAME = re.compile(rb"(?:[A-Z][a-z0-9]{2,})+")
 
 
 def _code_reference(value: bytes, key: bytes) -> bool:
     """An unquoted value that is a variable, a call or a keyword of code, not a literal."""
     if value.lower() in _CODE_WORDS or value.lower() == key.lower():
         return True
+    if _CONSTANT.fullmatch(value) or _CLASS_NAME.fullmatch(value):
+        return True  # FIRST_TOKEN_DELAY_S, Ed25519PrivateKey: a constant or a type of the code
+    if b"{" in value:
+        return True  # f"{…}", ${…}: a template
     if value.lower() == key.rsplit(b".", 1)[-1].lower():
         return True
     reference = (
@@ -278,6 +294,16 @@ def _code_reference(value: bytes, key: bytes) -> bool:
     return reference and not any(
         ck.looks_random(part) for part in value.split(b".") if _WORDLIKE.fullmatch(part)
     )
+
+
+#: Shorter values under a password's name are examples (``password: x``), not passwords.
+MIN_PASSWORD = 4
+# A file name, a path or a dotted setting name: what a secret-like name points at.
+_NAME_OR_PATH = re.compile(
+    rb"(?:~|\.{1,2})?(?:/[\w.-]+){2,}/?|(?:~|\.{1,2})/[\w./-]*|[A-Za-z]:\\\S*"
+    rb"|[\w.-]+\.(?:key|pem|crt|cer|der|p12|pfx|jks|keystore|pub|json|txt|ya?ml|toml|env|jwt|ini)"
+    rb"|[a-z][a-z0-9_-]*(?:\.[a-z][a-z0-9_-]*)+"
+)
 
 
 def _assignment(data: bytes, start: int, end: int, groups: Groups) -> Span | None:
@@ -301,7 +327,11 @@ def _assignment(data: bytes, start: int, end: int, groups: Groups) -> Span | Non
     if _placeholder(value) or (not quoted and _code_reference(value, key)):
         return None
     if kind == "password":
-        return vs, ve
+        return (vs, ve) if len(value) >= MIN_PASSWORD else None
+    if _NAME_OR_PATH.fullmatch(value):
+        return None  # "client.key", "/etc/zl/host.jwt", "debug.token": where a secret is
+    if ck.char_classes(value) < 2:
+        return None  # one plain word ("secrets: assignments") is prose, not a token
     if value.isdigit() or len(value) < 8:
         return None
     if kind == "secret" or ck.looks_random(value, min_len=16, min_bits=3.0):
@@ -555,7 +585,7 @@ def _proxy_start(data: bytes, at: int) -> int | None:
 _S, _P = Category.SECRET, Category.PERSONAL
 # An unquoted value ends at white space, at a separator, or at an escape sequence (in
 # JSON-escaped text ``\n`` ends a line; the unescaped view sees the rest).
-_UNQUOTED = r"""(?:[^\s"',;&(){}\[\]<>\\]|\\[^nrtu"\\/])(?:[^\s,;&)}\]<>\\]|\\[^nrtu"\\/])*"""
+_UNQUOTED = r"""(?:[^\s"'`,;&(){}\[\]<>\\]|\\[^nrtu"\\/])(?:[^\s`,;&)}\]<>\\]|\\[^nrtu"\\/])*"""
 # A quoted value; in JSON inside a JSON string its quotes are escaped (\"…\").
 _QUOTED = r"""\"(?:[^"\\\r\n]|\\.)*"|\\"(?:[^"\\\r\n]|\\[^"\r\n])*\\"|'[^'\r\n]*'"""
 _VALUE = rf"""(?P<value>{_QUOTED}|{_UNQUOTED})"""
@@ -676,7 +706,7 @@ DETECTORS: tuple[Detector, ...] = (
         name="aws_secret",
         category=_S,
         family="base64",
-        pattern=r"(?:^|[^A-Za-z0-9/+=])(?P<value>[A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)",
+        pattern=r"(?:^|[^A-Za-z0-9/+])(?P<value>[A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)",
         check=_aws_secret,
     ),
     # -- assignments: a secret-like name, a separator, a value
@@ -707,7 +737,7 @@ DETECTORS: tuple[Detector, ...] = (
         name="password",
         category=_S,
         family="prose",
-        pattern=r"(?:^|\s)-p(?P<value>[^\s\"'\\-][^\s\\]{3,})",
+        pattern=r"(?:^|\s)-p(?P<value>[^\s\"'`\\-][^\s`\\]{3,})",
         check=_mysql_password,
     ),
     Detector(

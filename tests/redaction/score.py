@@ -2,6 +2,7 @@
 
     python -m tests.redaction.score            # a table, then one JSON object
     python -m tests.redaction.score --misses   # also every miss and every false positive
+    python -m tests.redaction.score --source actors supervisors   # what real files lose
 
 - **recall** of a class: the share of its labelled values whose every character is inside
   something the redactor removed (removing 90 % of a key is a miss);
@@ -118,10 +119,36 @@ def table(result: Score) -> str:
     return "\n".join(lines)
 
 
+SOURCE_SUFFIXES = (".py", ".md", ".json", ".toml", ".proto", ".txt", ".yaml", ".yml")
+
+
+def scan_sources(roots: list[Path]) -> int:
+    """Print what the redactor would remove from real files (unlabelled: a reader judges)."""
+    redactor = Redactor()
+    found = chars = 0
+    for root in roots:
+        for path in [root] if root.is_file() else sorted(root.rglob("*")):
+            if path.suffix not in SOURCE_SUFFIXES or not path.is_file():
+                continue
+            text = path.read_text(encoding="utf-8", errors="replace")
+            chars += len(text)
+            for span in redactor.find(text):
+                found += 1
+                line = text.count("\n", 0, span.start) + 1
+                print(f"{path}:{line} {span.kind}: {text[span.start : span.end][:60]!r}")
+    print(json.dumps({"files_chars": chars, "found": found}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--misses", action="store_true", help="list misses and false positives")
+    parser.add_argument(
+        "--source", nargs="+", type=Path, help="instead, list what these files or folders lose"
+    )
     args = parser.parse_args(argv)
+    if args.source:
+        return scan_sources(args.source)
     result = score(load())
     print(table(result))
     if args.misses:
