@@ -272,15 +272,15 @@ def _unquote(data: bytes, s: int, e: int) -> Span:
 
 _WORDLIKE = re.compile(rb"[A-Za-z0-9_-]+")
 _CONSTANT = re.compile(rb"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
-_CLASS_NAME = re.compile(rb"(?:[A-Z][a-z0-9]{2,})+")
+_CLASS_NAME = re.compile(rb"(?:[A-Z][a-z0-9]{2,}){2,}")
 
 
 def _code_reference(value: bytes, key: bytes) -> bool:
     """An unquoted value that is a variable, a call or a keyword of code, not a literal."""
     if value.lower() in _CODE_WORDS or value.lower() == key.lower():
         return True
-    if _CONSTANT.fullmatch(value) or _CLASS_NAME.fullmatch(value):
-        return True  # FIRST_TOKEN_DELAY_S, Ed25519PrivateKey: a constant or a type of the code
+    if _CONSTANT.fullmatch(value):
+        return True  # FIRST_TOKEN_DELAY_S: a constant of the code
     if b"{" in value:
         return True  # f"{…}", ${…}: a template
     if value.lower() == key.rsplit(b".", 1)[-1].lower():
@@ -296,6 +296,8 @@ def _code_reference(value: bytes, key: bytes) -> bool:
     )
 
 
+_NEXT_PARAMETER = re.compile(rb"&(?:amp;)?[A-Za-z_][\w.\[\]-]*=")
+_AMPERSAND_TAIL = re.compile(rb"&[^\s\"'`,;)}\]<>\\]*")
 #: Shorter values under a password's name are examples (``password: x``), not passwords.
 MIN_PASSWORD = 4
 # A file name, a path or a dotted setting name: what a secret-like name points at.
@@ -317,6 +319,16 @@ def _assignment(data: bytes, start: int, end: int, groups: Groups) -> Span | Non
     vs, ve = groups["value"]
     quoted = data[vs : vs + 1] in (b'"', b"'") or data[vs : vs + 2] == b'\\"'
     vs, ve = _unquote(data, vs, ve)
+    if (
+        not quoted
+        and data[ve : ve + 1] == b"&"
+        and data[ks - 1 : ks] not in (b"?", b"&")
+        and _NEXT_PARAMETER.match(data, ve) is None
+    ):
+        # Not a query string (key=value&key=value): the & is part of the value.
+        more = _AMPERSAND_TAIL.match(data, ve)
+        if more is not None:
+            ve = more.end()
     if not quoted:
         last = data[ve - 1 : ve]
         if last in (b'"', b"'") and data.count(last, vs, ve) == 1:
@@ -328,6 +340,8 @@ def _assignment(data: bytes, start: int, end: int, groups: Groups) -> Span | Non
         return None
     if kind == "password":
         return (vs, ve) if len(value) >= MIN_PASSWORD else None
+    if not quoted and _CLASS_NAME.fullmatch(value):
+        return None  # key: Ed25519PrivateKey, a type (a password may look like one: not here)
     if _NAME_OR_PATH.fullmatch(value):
         return None  # "client.key", "/etc/zl/host.jwt", "debug.token": where a secret is
     if ck.char_classes(value) < 2:
