@@ -21,9 +21,9 @@ from typing import Any
 
 import attrs
 
-from ._detectors import key_class
 from ._errors import RedactionSettingsError
 from ._scan import Found, scan
+from ._secrets import key_class
 from ._settings import RedactionSettings
 
 #: Distinct values one session's pseudonym table names; past it, values get the plain

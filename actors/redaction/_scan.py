@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterable, Sequence
 import attrs
 import re2
 
-from ._detectors import DETECTORS, FAMILIES, Detector, Span
+from ._context import Span
+from ._detectors import DETECTORS, FAMILIES, Detector
 
 #: The memory budget of one compiled program (RE2's DFA falls back to its slower NFA when
 #: a program's states do not fit; the joined families fit well inside this).
