@@ -1,9 +1,10 @@
 """Redaction: secrets and personal data removed before the model and before every log.
 
 Detectors (``_detectors.py``) with checksums and context (``_secrets.py``,
-``_personal.py``, ``_checks.py``), one RE2 pass per family of patterns (``_scan.py``), tenant settings from the policy bundle (``_settings.py``), the
-redactor and its per-session pseudonyms (``_redactor.py``), and the log filter every
-process installs (``_logging.py``). Pure code: no Trio, no I/O.
+``_personal.py``, ``_checks.py``), one RE2 pass per family of patterns (``_scan.py``),
+tenant settings from the policy bundle (``_settings.py``), the redactor and its
+per-session pseudonyms (``_redactor.py``), and the log filter every process installs
+(``_logging.py``). Pure code: no Trio, no I/O.
 """
 
 from ._detectors import BUILTIN_CLASSES as BUILTIN_CLASSES
