@@ -28,7 +28,7 @@ from ._settings import RedactionSettings, load_settings_file
 
 #: The most stdin may hold in text and --json modes (the whole text is scanned at once, so
 #: that a key split over lines is still found).
-DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 #: The longest line --jsonl takes.
 MAX_LINE_BYTES = 16 * 1024 * 1024
 #: How often --jsonl reports progress on a terminal.

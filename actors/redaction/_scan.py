@@ -38,6 +38,9 @@ FAMILY_RANK = {
     "anchored": 4, "base64": 4, "assignments": 3, "prose": 3, "numbers": 1, "phone": 1, "ipv6": 1,
 }  # fmt: skip
 TENANT_RANK = 5
+#: Matches of one tenant pattern in one text, past which the rest of the text is redacted
+#: whole (a pattern such as ``.`` must not cost a million steps).
+MAX_TENANT_MATCHES = 10_000
 
 _NAMED = re.compile(r"\(\?P<([a-z_]+)>")
 
@@ -174,6 +177,11 @@ class TenantPattern:
     name: str
     regex: re2._Regexp
     value_group: int | None
+    search: Searcher = attrs.field(init=False)
+
+    @search.default
+    def _search(self) -> Searcher:
+        return searcher(self.regex)
 
 
 # (start, end, kind, rank) in bytes of the scanned data; rank orders overlapping finds.
@@ -236,11 +244,26 @@ def _scan_builtins(data: bytes, enabled: frozenset[str], out: list[_Hit]) -> Non
 
 
 def _scan_tenant(patterns: Sequence[TenantPattern], data: bytes, out: list[_Hit]) -> None:
+    size = len(data)
     for pattern in patterns:
-        for match in pattern.regex.finditer(data):
-            start, end = match.span(pattern.value_group or 0)
+        search = pattern.search
+        group = pattern.value_group or 0
+        pos = found = 0
+        while pos < size:
+            spans = search(data, pos, size)
+            if spans is None:
+                break
+            whole_start, whole_end = spans[0]
+            pos = whole_end if whole_end > whole_start else whole_start + 1
+            start, end = spans[group]
             if end > start:
                 out.append((start, end, pattern.name, TENANT_RANK))
+                found += 1
+                if found >= MAX_TENANT_MATCHES:
+                    # A pattern that matches everywhere would cost a Python step per match:
+                    # the rest of the text goes as one redaction (closed, not open).
+                    out.append((end, size, pattern.name, TENANT_RANK))
+                    break
 
 
 # ---------------------------------------------------------------- escaped text

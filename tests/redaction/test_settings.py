@@ -16,6 +16,7 @@ from actors.redaction import (
     Redactor,
     TenantRedaction,
 )
+from actors.redaction._scan import MAX_TENANT_MATCHES
 from supervisors._config import ConfigError
 from supervisors.host import RedactionSection
 from supervisors.host._host import check_config, redaction_settings
@@ -79,6 +80,14 @@ class TestFromBundle:
         redactor = Redactor(settings)
         assert redactor.find("a" * 1_000_000 + "!") == []
         assert [f.kind for f in redactor.find("x\naaaa")] == ["backtracker"]
+
+    def test_a_pattern_that_matches_everywhere_is_bounded(self) -> None:
+        """Past MAX_TENANT_MATCHES the rest of the text is removed whole: bounded, closed."""
+        settings = RedactionSettings.from_bundle({"patterns": [{"name": "any", "pattern": "."}]})
+        found = Redactor(settings).find("x" * 50_000)
+        assert found[-1].end == 50_000
+        assert len(found) <= MAX_TENANT_MATCHES + 1
+        assert sum(f.end - f.start for f in found) == 50_000
 
     def test_a_value_group_limits_what_is_removed(self) -> None:
         settings = RedactionSettings.from_bundle(
