@@ -59,6 +59,7 @@ bench *args:
     {{python}} -m bench.bridge {{args}}
     {{python}} -m bench.provider {{args}}
     {{python}} -m bench.adapter_cpu {{args}}
+    {{python}} -m bench.redact {{args}}
 
 # Time to first token and streaming gaps under 1, 100 and 1000 sessions.
 bench-ttft *args:
@@ -88,6 +89,10 @@ bench-compare *args:
 # Install the npm MCP server the interop tests drive (also done by `.ci/run`).
 node-deps:
     npm ci --prefix tests/mcp_client/node --no-audit --no-fund
+
+# Redaction throughput on a 10 MiB mixed corpus, and what it adds to a 1 MiB fs.read result.
+bench-redact *args:
+    {{python}} -m bench.redact {{args}}
 
 # Benchmark the actor runtime against bare Trio channels.
 bench-actors *args:

@@ -8,6 +8,7 @@ tool, outcome, direction, kind): never a session, call or device id, which belon
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 
 from opentelemetry.metrics import Meter
 
@@ -74,6 +75,11 @@ class Metrics:
         self._receipts = meter.create_counter(
             "zl.audit.records", unit="{record}", description="Audit records written, by kind."
         )
+        self._redactions = meter.create_counter(
+            "zl.redaction.count",
+            unit="{value}",
+            description="Values redacted, by class and where (model, log, span); never the value.",
+        )
 
     def record_phase(self, phase: Phase, ms: float) -> None:
         """One turn phase took ``ms`` milliseconds."""
@@ -116,3 +122,9 @@ class Metrics:
     def add_audit_records(self, kind: str, count: int = 1) -> None:
         """Audit records written (``tool.receipt`` counts receipts)."""
         self._receipts.add(count, {"kind": kind})
+
+    def add_redactions(self, counts: Mapping[str, int], *, site: str) -> None:
+        """Values of each class redacted at ``site`` (``model``, ``log`` or ``span``)."""
+        for kind, count in counts.items():
+            if count:
+                self._redactions.add(count, {"class": kind, "site": site})

@@ -33,6 +33,7 @@ from actors.bridge import (
     RelayLinkConfig,
 )
 from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
+from actors.redaction import install_log_redaction
 from supervisors._process import tune_gc
 from supervisors.tls import ALPN_HTTP1, TlsConfigError, client_ssl_context, warn_plaintext
 from zl_actors import (
@@ -181,6 +182,7 @@ def bridge_main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_log_redaction()  # every record, and tracebacks, redacted before output
     try:
         link_config = _link_config(args)
         server = _server_command(args)

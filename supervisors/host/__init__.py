@@ -10,6 +10,7 @@ from ._config import GrpcSection as GrpcSection
 from ._config import HostConfig as HostConfig
 from ._config import MockSection as MockSection
 from ._config import ProviderSection as ProviderSection
+from ._config import RedactionSection as RedactionSection
 from ._config import SessionsSection as SessionsSection
 from ._config import TelemetrySection as TelemetrySection
 from ._config import ToolsSection as ToolsSection
@@ -24,6 +25,7 @@ __all__ = [
     "HostConfig",
     "MockSection",
     "ProviderSection",
+    "RedactionSection",
     "SessionsSection",
     "TelemetrySection",
     "ToolsSection",

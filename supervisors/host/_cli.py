@@ -13,6 +13,7 @@ from pathlib import Path
 import attrs
 import trio
 
+from actors.redaction import install_log_redaction
 from supervisors._config import ConfigError, load_config
 from supervisors._process import freeze_startup_objects, tune_gc
 
@@ -71,6 +72,7 @@ def host_main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_log_redaction()  # every record, and tracebacks, redacted before output
     tune_gc()
     try:
         config = load_config(HostConfig, args.config)

@@ -139,6 +139,16 @@ class TelemetrySection:
 
 
 @attrs.frozen(kw_only=True)
+class RedactionSection:
+    """What is redacted before the model and the logs (docs/redaction.md)."""
+
+    #: A JSON file holding a policy bundle's ``redaction`` section (classes, patterns,
+    #: pseudonyms): the settings of every tenant whose bundle brings none. Empty: every
+    #: built-in class on.
+    settings_file: str = ""
+
+
+@attrs.frozen(kw_only=True)
 class HostConfig:
     grpc: GrpcSection = GrpcSection()
     debug: DebugSection = DebugSection()
@@ -147,3 +157,4 @@ class HostConfig:
     tools: ToolsSection = ToolsSection()
     audit: AuditSection = AuditSection()
     telemetry: TelemetrySection = TelemetrySection()
+    redaction: RedactionSection = RedactionSection()

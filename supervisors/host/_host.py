@@ -30,6 +30,13 @@ import trio
 from actors.audit import AuditConfig, AuditMessage, AuditWriter, FsyncPolicy
 from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
 from actors.provider import LlmProvider
+from actors.redaction import (
+    RedactionSettings,
+    RedactionSettingsError,
+    TenantRedaction,
+    installed_log_redaction,
+    load_settings_file,
+)
 from actors.relay import Shard
 from actors.session import Outbox, SessionContext, SessionDeps, ToolRunnerFactory
 from actors.session.tools import ToolRunner
@@ -100,6 +107,22 @@ def check_config(config: HostConfig) -> None:
             check_debug_config(config.debug.to_edge_config(), tls=False)
         except (DebugHttpConfigError, ValueError) as exc:
             raise ConfigError(f"debug: {exc}") from None
+    redaction_settings(config)
+
+
+def redaction_settings(config: HostConfig) -> RedactionSettings:
+    """The settings of a tenant without its own: ``redaction.settings_file``, or all on.
+
+    Raises:
+        ConfigError: the file cannot be read, is not JSON, or is not a valid section.
+    """
+    path = config.redaction.settings_file
+    if not path:
+        return RedactionSettings.default()
+    try:
+        return load_settings_file(Path(path))
+    except RedactionSettingsError as exc:
+        raise ConfigError(f"redaction.settings_file: {exc}") from None
 
 
 def grpc_tls(config: HostConfig) -> tuple[ssl.SSLContext | None, str | None]:
@@ -244,13 +267,17 @@ async def run_host(
     shutdown: trio.Event,
     provider: LlmProvider | None = None,
     telemetry: Telemetry | None = None,
+    redaction: TenantRedaction | None = None,
     task_status: trio.TaskStatus[HostAddresses] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the host until ``shutdown`` is set, then drain and stop.
 
     Reports its addresses through ``task_status`` once every edge listens. ``provider``
     and ``telemetry`` replace the configured ones (for embedding the host and for tests
-    that watch it); a telemetry passed in is the caller's to close.
+    that watch it); a telemetry passed in is the caller's to close. ``redaction`` is where
+    every session's redaction settings come from (the policy engine feeds it each
+    tenant's bundle); by default every tenant gets ``redaction.settings_file``, or every
+    built-in class.
 
     Raises:
         ConfigError: a setting is unusable (checked before anything listens).
@@ -271,12 +298,24 @@ async def run_host(
             telemetry = Telemetry.from_config(config.telemetry.to_telemetry_config())
         except TelemetryConfigError as exc:
             raise ConfigError(f"telemetry: {exc}") from None
+    if redaction is None:
+        redaction = TenantRedaction(redaction_settings(config))
+    # The process's log filter counts its redactions in this host's metrics while it runs.
+    log_filter = installed_log_redaction()
+    counting = telemetry
+    if log_filter is not None and log_filter.filter.on_redacted is None:
+        log_filter.filter.on_redacted = lambda counts: counting.metrics.add_redactions(
+            counts, site="log"
+        )
+    else:
+        log_filter = None
     try:
         await _run_tree(
             config,
             shutdown=shutdown,
             provider=provider,
             telemetry=telemetry,
+            redaction=redaction,
             ssl_context=ssl_context,
             ca_cert=ca_cert,
             grpc_config=grpc_config,
@@ -284,6 +323,8 @@ async def run_host(
             task_status=task_status,
         )
     finally:
+        if log_filter is not None:
+            log_filter.filter.on_redacted = None
         if own_telemetry:
             with trio.move_on_after(TELEMETRY_CLOSE_TIMEOUT_S, shield=True):
                 await telemetry.aclose()
@@ -295,6 +336,7 @@ async def _run_tree(
     shutdown: trio.Event,
     provider: LlmProvider | None,
     telemetry: Telemetry,
+    redaction: TenantRedaction,
     ssl_context: ssl.SSLContext | None,
     ca_cert: str | None,
     grpc_config: GrpcServerConfig,
@@ -328,6 +370,7 @@ async def _run_tree(
             default_model=config.provider.default_model,
             tool_runner_factory=await _start_tools(system, config, audit, telemetry),
             telemetry=telemetry,
+            redaction=redaction,
         )
         await system.spawn(provider_actor_spec(provider_stack))
         sessions = await system.spawn(

@@ -13,6 +13,7 @@ from pathlib import Path
 import attrs
 import trio
 
+from actors.redaction import install_log_redaction
 from actors.relay import KeyFileError
 from supervisors._config import ConfigError, load_config
 from supervisors._process import tune_gc
@@ -65,6 +66,7 @@ def relay_main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_log_redaction()  # every record, and tracebacks, redacted before output
     tune_gc()
     try:
         config = load_config(RelayConfig, args.config)
