@@ -13,7 +13,6 @@ from ._client_errors import CallError as CallError
 from ._client_errors import ConnectError as ConnectError
 from ._client_errors import GrpcClientError as GrpcClientError
 from ._client_stream import ClientStream as ClientStream
-
 from ._config import GrpcServerConfig as GrpcServerConfig
 from ._errors import BadMessage as BadMessage
 from ._errors import BindError as BindError
@@ -64,8 +63,8 @@ __all__ = [
     "StreamClosed",
     "StreamHandler",
     "StreamReset",
-    "serve_grpc",
     "open_grpc_channel",
+    "serve_grpc",
     "service_from_descriptor",
     "unary_handler",
 ]

@@ -401,9 +401,7 @@ class GrpcChannel:
             ConnectError: as for ``open_stream``.
             CallError: the call's status was not OK, or it answered with no message.
         """
-        stream = await self.open_stream(
-            path, response_type, metadata=metadata, timeout_s=timeout_s
-        )
+        stream = await self.open_stream(path, response_type, metadata=metadata, timeout_s=timeout_s)
         try:
             await stream.send(request)
             stream.close_send()

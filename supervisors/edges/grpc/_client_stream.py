@@ -193,7 +193,9 @@ class ClientStream(Generic[RequestT, ResponseT]):
     def _check_sendable(self) -> None:
         if self.status is not None:
             status, message = self.status
-            raise CallError(status if status is not StatusCode.OK else StatusCode.CANCELLED, message)
+            raise CallError(
+                status if status is not StatusCode.OK else StatusCode.CANCELLED, message
+            )
         if self._local_closed:
             raise CallError(StatusCode.CANCELLED, "the request side is already closed")
 
