@@ -65,7 +65,7 @@ class BffAddresses:
     ca_cert: str | None
 
 
-def _listen(host: str, port: int, unacked_timeout_s: float) -> socket.socket:
+def _listen(host: str, port: int, unacked_timeout_s: float, send_buffer: int) -> socket.socket:
     info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
     sock = socket.socket(info[0], info[1], info[2])
     try:
@@ -76,6 +76,8 @@ def _listen(host: str, port: int, unacked_timeout_s: float) -> socket.socket:
             sock.setsockopt(
                 socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(unacked_timeout_s * 1000)
             )
+        if send_buffer:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         sock.bind(info[4])
         sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
@@ -219,7 +221,8 @@ async def run_bff(
     client_config = host_client_config(config)
     tls = _http_tls(config)
     hypercorn = _hypercorn_config(config, tls)
-    listener = _listen(config.http.host, config.http.port, config.http.unacked_timeout_s)
+    http = config.http
+    listener = _listen(http.host, http.port, http.unacked_timeout_s, http.send_buffer_bytes)
     sockets = Sockets(
         secure_sockets=[listener] if tls is not None else [],
         insecure_sockets=[] if tls is not None else [listener],

@@ -56,6 +56,9 @@ class HttpSection:
     #: Bytes a client may leave unacknowledged on a connection (a reader that stopped
     #: reading entirely) for this long before the kernel drops it (TCP_USER_TIMEOUT).
     unacked_timeout_s: float = attrs.field(default=120.0, validator=gt(0))
+    #: Kernel send buffer of each client connection (SO_SNDBUF); 0 keeps the kernel's
+    #: autotuned default. A smaller one makes a slow reader hold back the host sooner.
+    send_buffer_bytes: int = attrs.field(default=0, validator=ge(0))
     #: At shutdown, open streams get this long to finish; then they are ended.
     shutdown_grace_s: float = attrs.field(default=10.0, validator=ge(0))
 
