@@ -148,13 +148,14 @@ async def open_bff(
     keys: Keys,
     sessions: SessionsSection | None = None,
     http: dict[str, Any] | None = None,
+    upstream: dict[str, Any] | None = None,
 ) -> AsyncIterator[tuple[BffAddresses, BffConfig]]:
     """A TLS BFF (development certificates in ``tmp_path/certs``) in front of ``target``."""
     config = BffConfig(
         http=HttpSection(
             port=0, dev_certs_dir=str(tmp_path / "certs"), shutdown_grace_s=1.0, **(http or {})
         ),
-        host=HostSection(target=target, ca=ca),
+        host=HostSection(target=target, ca=ca, **(upstream or {})),
         auth=AuthSection(public_keys=[str(keys.public)]),
         sessions=sessions or SessionsSection(),
     )
@@ -177,6 +178,7 @@ async def open_stack(
     mock: dict[str, Any] | None = None,
     sessions: SessionsSection | None = None,
     http: dict[str, Any] | None = None,
+    upstream: dict[str, Any] | None = None,
     keys: Keys | None = None,
 ) -> AsyncIterator[Stack]:
     """A TLS host (in this process, the scripted mock) and a TLS BFF, for the block."""
@@ -199,6 +201,7 @@ async def open_stack(
                 keys=keys,
                 sessions=sessions,
                 http=http,
+                upstream=upstream,
             ) as (bff, bff_config):
                 yield Stack(
                     host=addresses,
