@@ -334,9 +334,9 @@ async def create_session(request: Request) -> Response:
     wanted = SessionRequest(
         device_id=body.get("device_id", ""),
         model=body.get("model", ""),
-        max_turn_ms=limits.get("max_turn_ms", 0),
-        token_budget=limits.get("token_budget", 0),
-        max_message_bytes=limits.get("max_message_bytes", 0),
+        max_turn_ms=int(limits.get("max_turn_ms", 0)),  # JSON Schema integers include 1.0
+        token_budget=int(limits.get("token_budget", 0)),
+        max_message_bytes=int(limits.get("max_message_bytes", 0)),
     )
     _, info = await start_session(state, caller, wanted, traceparent_of(request))
     return JSONResponse(

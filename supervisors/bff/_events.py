@@ -111,7 +111,8 @@ def sse_message(name: str, data: dict[str, Any], *, event_id: int | None = None)
 
 
 def sse_event(event: agent_pb2.ChatEvent) -> bytes:
-    return sse_message(catalog_name(event), event_json(event), event_id=event.seq)
+    # seq 0: an event the BFF made (the host's stream ended); it has no host id.
+    return sse_message(catalog_name(event), event_json(event), event_id=event.seq or None)
 
 
 #: Sent on a quiet stream so that proxies keep it open (a comment line: clients ignore it).

@@ -164,9 +164,9 @@ async def chat_completions(request: Request) -> Response | TurnEventStream:
     wanted = SessionRequest(
         device_id=extension.get("device_id", caller.default_device()),
         model=body["model"],
-        max_turn_ms=limits.get("max_turn_ms", 0),
-        token_budget=limits.get("token_budget", 0),
-        max_message_bytes=limits.get("max_message_bytes", 0),
+        max_turn_ms=int(limits.get("max_turn_ms", 0)),  # JSON Schema integers include 1.0
+        token_budget=int(limits.get("token_budget", 0)),
+        max_message_bytes=int(limits.get("max_message_bytes", 0)),
     )
     ref, info = await start_session(state, caller, wanted, traceparent_of(request))
     handed_over = False
