@@ -216,6 +216,16 @@ async def open_stack(
             host_shutdown.set()
 
 
+async def host_sessions(stack: Stack) -> int:
+    """How many sessions the host's actor tree holds (its debug endpoint)."""
+    assert stack.host.debug_url is not None
+    async with httpx.AsyncClient(timeout=STEP_S) as client:
+        response = await client.get(f"{stack.host.debug_url}/debug/actors?format=json")
+        tree: dict[str, Any] = response.json()
+    sessions = next(c for c in tree["children"] if c["name"] == "sessions")
+    return len(sessions["children"])
+
+
 def parse_sse(text: str) -> list[tuple[str, int | None, dict[str, Any]]]:
     """(event, id, data) of each SSE message in ``text`` (comments skipped)."""
     out = []
