@@ -20,6 +20,7 @@ read again when its modification time changes, so keys rotate without a restart.
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import json
 import os
@@ -45,6 +46,10 @@ MAX_DEVICES: Final = 256
 #: Longest id (tenant, user, device) accepted from a token.
 MAX_ID_CHARS: Final = 256
 ANY_DEVICE: Final = "*"
+#: Verified tokens remembered (least recently used first out).
+VERIFIED_CACHE_SIZE: Final = 4096
+#: How often a configured JWKS file is looked at for changes (its mtime), at most.
+JWKS_CHECK_S: Final = 1.0
 
 
 class CallerAuthError(Exception):
@@ -72,6 +77,8 @@ class Caller:
     expires_at: float
     token_id: str
     token: str = attrs.field(repr=False)
+    #: The kid of the key that verified the token.
+    key_id: str = ""
 
     @property
     def owner(self) -> tuple[str, str]:
@@ -158,6 +165,10 @@ class CallerVerifier:
         self.issuers = frozenset(issuers)
         self.max_ttl_s = max_ttl_s
         self.leeway_s = leeway_s
+        # Verified tokens, so that a client's next request costs no signature check: a
+        # token's claims cannot change, and expiry is checked again on every use.
+        self._verified: collections.OrderedDict[str, Caller] = collections.OrderedDict()
+        self._jwks_checked = time.monotonic()
         self._reload_jwks()
 
     def _reload_jwks(self) -> None:
@@ -212,13 +223,39 @@ class CallerVerifier:
         """
         if len(token) > MAX_TOKEN_CHARS:
             raise Unauthenticated(f"token longer than {MAX_TOKEN_CHARS} characters")
+        current = time.time() if now is None else now
+        known = self._verified.get(token)
+        if known is not None:
+            self._refresh_jwks()
+            if known.expires_at > current - self.leeway_s and known.key_id in self.key_ids:
+                self._verified.move_to_end(token)
+                return known
+            del self._verified[token]
+        caller = self._verify_signed(token, current)
+        self._verified[token] = caller
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return caller
+
+    def _refresh_jwks(self) -> None:
+        # At most once a second: a key removed from the JWKS stops verifying tokens that
+        # were verified (and remembered) under it.
+        now = time.monotonic()
+        if self._jwks_path is None or now - self._jwks_checked < JWKS_CHECK_S:
+            return
+        self._jwks_checked = now
+        with contextlib.suppress(KeyFileError):
+            self._reload_jwks()
+
+    def _verify_signed(self, token: str, now: float) -> Caller:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
             raise Unauthenticated("token is malformed") from None
         if header.get("alg") != ALGORITHM:
             raise Unauthenticated(f"token algorithm must be {ALGORITHM}")
-        key = self._key(header.get("kid"))
+        kid = header.get("kid")
+        key = self._key(kid)
         options: jwt.types.Options = {
             "verify_exp": False,
             "verify_nbf": False,
@@ -237,9 +274,9 @@ class CallerVerifier:
             raise Unauthenticated(f"token lacks the {exc.claim!r} claim") from None
         except jwt.InvalidTokenError:
             raise Unauthenticated("token is malformed") from None
-        return self._caller(payload, token, time.time() if now is None else now)
+        return self._caller(payload, token, now, key_id=str(kid))
 
-    def _caller(self, payload: dict[str, Any], token: str, now: float) -> Caller:
+    def _caller(self, payload: dict[str, Any], token: str, now: float, *, key_id: str) -> Caller:
         issued = _number(payload, "iat")
         expires = _number(payload, "exp")
         if expires <= now - self.leeway_s:
@@ -271,6 +308,7 @@ class CallerVerifier:
             expires_at=expires,
             token_id=_text(payload, "jti"),
             token=token,
+            key_id=key_id,
         )
 
 

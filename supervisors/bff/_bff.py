@@ -76,6 +76,9 @@ def _listen(host: str, port: int, unacked_timeout_s: float, send_buffer: int) ->
             sock.setsockopt(
                 socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(unacked_timeout_s * 1000)
             )
+        # Inherited by accepted sockets: each SSE event leaves when it is written (no Nagle
+        # wait behind the previous one's acknowledgement).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if send_buffer:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         sock.bind(info[4])
