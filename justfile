@@ -24,6 +24,7 @@ demo-actors:
 # Run the whole test suite (the README's test command runs this).
 test *args:
     @test -d tests/mcp_client/node/node_modules || npm ci --prefix tests/mcp_client/node --no-audit --no-fund
+    @test -d examples/bff/node/node_modules || npm ci --prefix examples/bff/node --no-audit --no-fund
     {{python}} -m pytest {{args}}
 
 # Format check, lint, types (strict) and the layer contracts.
@@ -59,6 +60,7 @@ bench *args:
     {{python}} -m bench.bridge {{args}}
     {{python}} -m bench.provider {{args}}
     {{python}} -m bench.adapter_cpu {{args}}
+    {{python}} -m bench.bff {{args}}
 
 # Time to first token and streaming gaps under 1, 100 and 1000 sessions.
 bench-ttft *args:
@@ -88,6 +90,15 @@ bench-compare *args:
 # Install the npm MCP server the interop tests drive (also done by `.ci/run`).
 node-deps:
     npm ci --prefix tests/mcp_client/node --no-audit --no-fund
+    npm ci --prefix examples/bff/node --no-audit --no-fund
+
+# What the BFF adds to time to first token over a direct gRPC client (1 and 100 sessions).
+bench-bff *args:
+    {{python}} -m bench.bff {{args}}
+
+# Run the BFF (HTTPS, SSE, chat page) in front of a host; settings from ZL_* or --config.
+bff *args:
+    .venv/bin/zl bff {{args}}
 
 # Benchmark the actor runtime against bare Trio channels.
 bench-actors *args:
