@@ -14,8 +14,8 @@ setup:
     python3 dev.py --version
 
 # See the system work: a host on TLS, a streamed chat, a tool call with its receipt.
-demo:
-    {{python}} -m supervisors demo
+demo *args:
+    {{python}} -m supervisors demo {{args}}
 
 # The actor runtime on its own: write, supervise and restart an actor.
 demo-actors:

@@ -44,7 +44,7 @@ from zl_actors import (
 from ._auth import Caller, CallerAuthError, CallerVerifier
 from ._config import BffConfig
 from ._events import SSE_HEARTBEAT, TERMINAL_KINDS, kind_of, sse_event
-from ._openapi import check_body
+from ._openapi import check_body, load_validators
 from ._problems import Problem, describe_code
 from ._session import (
     ChatSession,
@@ -74,6 +74,8 @@ ASK_TIMEOUT_S: Final = 5.0
 #: A disconnected reader's AbandonTurn waits this long for room in a full mailbox.
 ABANDON_TIMEOUT_S: Final = 1.0
 _JSON_TYPES: Final = ("application/json",)
+#: Where RequestGuard leaves the server's send in the scope (for streamed bodies).
+RAW_SEND_KEY: Final = "zl.server_send"
 _STATIC: Final = {"chat.js": "text/javascript", "chat.css": "text/css"}
 #: The page loads nothing from elsewhere and runs no inline code.
 PAGE_CSP: Final = (
@@ -262,9 +264,12 @@ class TurnEventStream:
                     ],
                 }
             )
+            # The body goes to the server's own send: the framework's wrappers around it only
+            # watch for the response's start, and each costs a coroutine layer per event.
+            body_send: Send = scope.get(RAW_SEND_KEY, send)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
-                await self._pump(send)
+                await self._pump(body_send)
                 nursery.cancel_scope.cancel()
         except OSError:
             pass  # the client went away mid-write
@@ -276,14 +281,22 @@ class TurnEventStream:
     async def _pump(self, send: Send) -> None:
         events = self.turn.events
         while True:
-            with trio.move_on_after(self.heartbeat_s) as quiet:
-                try:
-                    first = await events.receive()
-                except trio.EndOfChannel:
-                    break
-            if quiet.cancelled_caught:
-                await send({"type": "http.response.body", "body": SSE_HEARTBEAT, "more_body": True})
-                continue
+            try:
+                first = events.receive_nowait()
+            except trio.WouldBlock:
+                # Only a wait gets a deadline (a scope per event would cost a heap update).
+                with trio.move_on_after(self.heartbeat_s) as quiet:
+                    try:
+                        first = await events.receive()
+                    except trio.EndOfChannel:
+                        break
+                if quiet.cancelled_caught:
+                    await send(
+                        {"type": "http.response.body", "body": SSE_HEARTBEAT, "more_body": True}
+                    )
+                    continue
+            except trio.EndOfChannel:
+                break
             batch = [first]
             while kind_of(batch[-1]) not in TERMINAL_KINDS:
                 try:
@@ -496,7 +509,7 @@ class RequestGuard:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_headers)
+            await self.app({**scope, RAW_SEND_KEY: send}, receive, send_with_headers)
         finally:
             self.in_flight -= 1
 
@@ -505,6 +518,7 @@ def make_app(state: BffState, *, extra_routes: list[Route] | None = None) -> Req
     """The ASGI app of the BFF for ``state``."""
     from ._openai import chat_completions
 
+    load_validators()
     routes = [
         Route("/", chat_page, methods=["GET"]),
         Route("/static/{asset}", static_asset, methods=["GET"]),
