@@ -96,6 +96,10 @@ node-deps:
 bench-bff *args:
     {{python}} -m bench.bff {{args}}
 
+# CPU per token of the BFF's gRPC client against grpcio (asyncio, and bridged into Trio).
+bench-grpc-client *args:
+    {{python}} -m bench.grpc_client {{args}}
+
 # Run the BFF (HTTPS, SSE, chat page) in front of a host; settings from ZL_* or --config.
 bff *args:
     .venv/bin/zl bff {{args}}

@@ -104,7 +104,9 @@ def main() -> int:
                     continue
                 elif kind == "tool_call_started":
                     started = event.tool_call_started
-                    turn["tools"].append({"tool": started.tool, "args": json.loads(started.args_json)})
+                    turn["tools"].append(
+                        {"tool": started.tool, "args": json.loads(started.args_json)}
+                    )
                     print(f"\n[tool {started.tool} {started.args_json}]", flush=True)
                     continue
                 elif kind == "tool_call_delta":
@@ -130,7 +132,9 @@ def main() -> int:
                 if pending:
                     turn = {"text": "", "deltas": 0, "tools": []}
                     text = pending.pop(0)
-                    requests.send(agent_pb2.ChatRequest(user_message=agent_pb2.UserMessage(text=text)))
+                    requests.send(
+                        agent_pb2.ChatRequest(user_message=agent_pb2.UserMessage(text=text))
+                    )
                 else:
                     requests.close()
         except grpc.RpcError as exc:

@@ -114,11 +114,15 @@ class TestProblems:
             (tmp_path / "other").mkdir()
             forged = make_keys(tmp_path / "other").token()
             async with stack.client(token=forged) as client:
-                body = assert_problem(await client.post("/v1/sessions", json={}), 401, "unauthenticated")
+                body = assert_problem(
+                    await client.post("/v1/sessions", json={}), 401, "unauthenticated"
+                )
                 assert "unknown key" in body["detail"]
             expired = stack.keys.token(ttl_s=60, now=1_000_000)
             async with stack.client(token=expired) as client:
-                body = assert_problem(await client.post("/v1/sessions", json={}), 401, "unauthenticated")
+                body = assert_problem(
+                    await client.post("/v1/sessions", json={}), 401, "unauthenticated"
+                )
                 assert "expired" in body["detail"]
             wrong_audience = stack.keys.token(audience="someone-else")
             async with stack.client(token=wrong_audience) as client:
@@ -138,35 +142,37 @@ class TestProblems:
                 assert_problem(await other.delete(f"/v1/sessions/{mine}"), 404, "session.not_found")
 
     async def test_bad_bodies(self, tmp_path: Path) -> None:
-        async with open_stack(tmp_path, http={"max_body_bytes": 4096}) as stack:
-            async with stack.client() as client:
-                not_json = await client.post(
-                    "/v1/sessions", content=b"{", headers={"content-type": "application/json"}
-                )
-                assert_problem(not_json, 400, "invalid_request")
-                duplicate = await client.post(
-                    "/v1/sessions",
-                    content=b'{"model": "a", "model": "b"}',
-                    headers={"content-type": "application/json"},
-                )
-                assert_problem(duplicate, 400, "invalid_request")
-                schema = await client.post("/v1/sessions", json={"limits": {"max_turn_ms": -1}})
-                body = assert_problem(schema, 400, "invalid_request")
-                assert "body.limits.max_turn_ms" in body["detail"]
-                unknown = await client.post("/v1/sessions", json={"tenant": "evil"})
-                assert_problem(unknown, 400, "invalid_request")
-                text = await client.post(
-                    "/v1/sessions", content=b"{}", headers={"content-type": "text/plain"}
-                )
-                assert_problem(text, 415, "invalid_request")
-                large = await client.post("/v1/sessions", json={"model": "x" * 5000})
-                assert_problem(large, 413, "message.too_large")
-                assert_problem(await client.get("/nowhere"), 404, "not_found")
-                method = await client.put("/v1/sessions")
-                assert_problem(method, 405, "invalid_request")
-                described = await client.get("/v1/problems/session.busy")
-                assert described.json()["retryable"] is True
-                assert_problem(await client.get("/v1/problems/nope"), 404, "not_found")
+        async with (
+            open_stack(tmp_path, http={"max_body_bytes": 4096}) as stack,
+            stack.client() as client,
+        ):
+            not_json = await client.post(
+                "/v1/sessions", content=b"{", headers={"content-type": "application/json"}
+            )
+            assert_problem(not_json, 400, "invalid_request")
+            duplicate = await client.post(
+                "/v1/sessions",
+                content=b'{"model": "a", "model": "b"}',
+                headers={"content-type": "application/json"},
+            )
+            assert_problem(duplicate, 400, "invalid_request")
+            schema = await client.post("/v1/sessions", json={"limits": {"max_turn_ms": -1}})
+            body = assert_problem(schema, 400, "invalid_request")
+            assert "body.limits.max_turn_ms" in body["detail"]
+            unknown = await client.post("/v1/sessions", json={"tenant": "evil"})
+            assert_problem(unknown, 400, "invalid_request")
+            text = await client.post(
+                "/v1/sessions", content=b"{}", headers={"content-type": "text/plain"}
+            )
+            assert_problem(text, 415, "invalid_request")
+            large = await client.post("/v1/sessions", json={"model": "x" * 5000})
+            assert_problem(large, 413, "message.too_large")
+            assert_problem(await client.get("/nowhere"), 404, "not_found")
+            method = await client.put("/v1/sessions")
+            assert_problem(method, 405, "invalid_request")
+            described = await client.get("/v1/problems/session.busy")
+            assert described.json()["retryable"] is True
+            assert_problem(await client.get("/v1/problems/nope"), 404, "not_found")
 
     async def test_limits_are_typed_429_and_503(self, tmp_path: Path) -> None:
         sessions = SessionsSection(max_sessions=3, max_sessions_per_user=2)

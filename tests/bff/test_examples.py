@@ -106,5 +106,3 @@ class TestIntegrationGuideExamples:
         assert "the notes of the example" in tool["text"]
         assert story["finish_reason"] == "cancelled"
         assert story["deltas"] < 60
-
-

@@ -18,7 +18,9 @@ from ._support import STEP_S, Stack, create_session, open_stack, parse_sse
 CANCEL_BOUND_S = 10.0
 
 
-async def _open_sse(stack: Stack, session_id: str, message: str, *, rcvbuf: int = 0) -> trio.SSLStream[trio.SocketStream]:
+async def _open_sse(
+    stack: Stack, session_id: str, message: str, *, rcvbuf: int = 0
+) -> trio.SSLStream[trio.SocketStream]:
     """A raw HTTPS connection that has sent one /v1/chat/stream request (HTTP/1.1)."""
     sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if rcvbuf:
@@ -40,7 +42,9 @@ async def _open_sse(stack: Stack, session_id: str, message: str, *, rcvbuf: int 
     return stream
 
 
-async def _read_until(stream: trio.SSLStream[trio.SocketStream], marker: bytes, seen: bytearray) -> None:
+async def _read_until(
+    stream: trio.SSLStream[trio.SocketStream], marker: bytes, seen: bytearray
+) -> None:
     with trio.fail_after(STEP_S):
         while marker not in seen:
             data = await stream.receive_some(65536)
@@ -52,25 +56,27 @@ class TestDisconnect:
     """A client that drops its SSE stream cancels the turn on the host."""
 
     async def test_dropping_the_stream_cancels_the_host_turn(self, tmp_path: Path) -> None:
-        async with open_stack(tmp_path, mock={"tokens_per_s": 50, "answer_tokens": 1000}) as stack:
-            async with stack.client() as client:
-                sid = await create_session(client)
-                stream = await _open_sse(stack, sid, "talk to me")
-                seen = bytearray()
-                await _read_until(stream, b"event: assistant.delta", seen)
-                assert seen.startswith(b"HTTP/1.1 200")
-                dropped_at = trio.current_time()
-                await trio.aclose_forcefully(stream)
-                with trio.fail_after(CANCEL_BOUND_S):
-                    await stack.provider.cancelled.wait()
-                assert stack.provider.cancelled_at is not None
-                elapsed_ms = (stack.provider.cancelled_at - dropped_at) * 1000
-                print(f"\nSSE disconnect -> host turn cancelled: {elapsed_ms:.1f} ms")
-                assert stack.provider.tokens_streamed < 1000
-                # The session outlives the dropped stream, and frees for its next turn.
-                with trio.fail_after(STEP_S):
-                    while (await client.get(f"/v1/sessions/{sid}")).json()["turn_running"]:
-                        await trio.sleep(0.02)
+        async with (
+            open_stack(tmp_path, mock={"tokens_per_s": 50, "answer_tokens": 1000}) as stack,
+            stack.client() as client,
+        ):
+            sid = await create_session(client)
+            stream = await _open_sse(stack, sid, "talk to me")
+            seen = bytearray()
+            await _read_until(stream, b"event: assistant.delta", seen)
+            assert seen.startswith(b"HTTP/1.1 200")
+            dropped_at = trio.current_time()
+            await trio.aclose_forcefully(stream)
+            with trio.fail_after(CANCEL_BOUND_S):
+                await stack.provider.cancelled.wait()
+            assert stack.provider.cancelled_at is not None
+            elapsed_ms = (stack.provider.cancelled_at - dropped_at) * 1000
+            print(f"\nSSE disconnect -> host turn cancelled: {elapsed_ms:.1f} ms")
+            assert stack.provider.tokens_streamed < 1000
+            # The session outlives the dropped stream, and frees for its next turn.
+            with trio.fail_after(STEP_S):
+                while (await client.get(f"/v1/sessions/{sid}")).json()["turn_running"]:
+                    await trio.sleep(0.02)
 
 
 class TestBackPressure:
@@ -79,33 +85,35 @@ class TestBackPressure:
     async def test_a_reader_that_stops_stops_the_model(self, tmp_path: Path) -> None:
         answer_tokens = 6_000
         sessions = SessionsSection(turn_buffer_events=8, stall_timeout_s=STEP_S * 2)
-        async with open_stack(
-            tmp_path,
-            mock={"tokens_per_s": 20_000, "answer_tokens": answer_tokens},
-            sessions=sessions,
-            http={"send_buffer_bytes": 16384},
-            upstream={"stream_window_bytes": 16384},
-        ) as stack:
-            async with stack.client() as client:
-                sid = await create_session(client)
-                stream = await _open_sse(stack, sid, "flood", rcvbuf=4096)
-                seen = bytearray()
-                await _read_until(stream, b"event: assistant.delta", seen)
-                # Stop reading. Unthrottled, the model would be done in about a second.
-                produced = -1
-                with trio.fail_after(STEP_S):
-                    while produced != stack.provider.tokens_streamed:
-                        produced = stack.provider.tokens_streamed
-                        await trio.sleep(0.5)
-                print(f"\nstopped reading: the model stopped at {produced} of {answer_tokens} tokens")
-                assert produced < answer_tokens // 2
-                # Read everything now: every token arrives, in order, none lost.
-                with trio.fail_after(STEP_S * 2):
-                    while b"event: assistant.done" not in seen:
-                        data = await stream.receive_some(65536)
-                        assert data
-                        seen += data
-                await trio.aclose_forcefully(stream)
+        async with (
+            open_stack(
+                tmp_path,
+                mock={"tokens_per_s": 20_000, "answer_tokens": answer_tokens},
+                sessions=sessions,
+                http={"send_buffer_bytes": 16384},
+                upstream={"stream_window_bytes": 16384},
+            ) as stack,
+            stack.client() as client,
+        ):
+            sid = await create_session(client)
+            stream = await _open_sse(stack, sid, "flood", rcvbuf=4096)
+            seen = bytearray()
+            await _read_until(stream, b"event: assistant.delta", seen)
+            # Stop reading. Unthrottled, the model would be done in about a second.
+            produced = -1
+            with trio.fail_after(STEP_S):
+                while produced != stack.provider.tokens_streamed:
+                    produced = stack.provider.tokens_streamed
+                    await trio.sleep(0.5)
+            print(f"\nstopped reading: the model stopped at {produced} of {answer_tokens} tokens")
+            assert produced < answer_tokens // 2
+            # Read everything now: every token arrives, in order, none lost.
+            with trio.fail_after(STEP_S * 2):
+                while b"event: assistant.done" not in seen:
+                    data = await stream.receive_some(65536)
+                    assert data
+                    seen += data
+            await trio.aclose_forcefully(stream)
         body = bytes(seen).split(b"\r\n\r\n", 1)[1].decode()
         events = parse_sse(_unchunk(body))
         assert events[-1][0] == "assistant.done"

@@ -167,4 +167,5 @@ class TestDemo:
         assert "tool.call.started id 2: fs.read" in out
         assert ": ok, receipt rcpt_" in out
         assert "assistant.done id " in out
-        assert "https://localhost:" in out and "/#token=ey" in out
+        assert "https://localhost:" in out
+        assert "/#token=ey" in out
