@@ -232,7 +232,9 @@ class ChatSession(Actor[SessionMessage]):
         self.on_stopped(self.info.session_id)
 
     async def handle(self, message: SessionMessage, ctx: ActorContext[SessionMessage]) -> Any:
-        self.last_active = trio.current_time()
+        if not isinstance(message, GetSessionInfo):
+            # Looking at a session is not using it: only turns keep it from idling out.
+            self.last_active = trio.current_time()
         match message:
             case StartTurn(text=text):
                 return await self._start_turn(text)

@@ -20,10 +20,12 @@ from supervisors.edges.grpc import (
 from supervisors.tls import generate_dev_certs, server_ssl_context
 
 from ._support import (
+    STEP_S,
     TENANT,
     USER,
     assert_problem,
     create_session,
+    host_sessions,
     make_keys,
     open_bff,
     open_stack,
@@ -70,9 +72,9 @@ class TestSessionsAndTurns:
             assert_problem(await client.get(f"/v1/sessions/{sid}"), 404, "session.not_found")
 
     async def test_cancel_ends_the_turn_and_busy_is_refused(self, tmp_path: Path) -> None:
-        # 400 tokens at 100/s: the answer is still streaming when we cancel it.
+        # 150 tokens at 100/s: the answer is still streaming when we cancel it.
         async with (
-            open_stack(tmp_path, mock={"tokens_per_s": 100, "answer_tokens": 400}) as stack,
+            open_stack(tmp_path, mock={"tokens_per_s": 100, "answer_tokens": 150}) as stack,
             stack.client() as client,
         ):
             sid = await create_session(client)
@@ -253,3 +255,89 @@ class TestWhatTheHostSees:
         assert replaced != "not-a-traceparent"
         assert (starts[0].tenant, starts[0].user, starts[0].device_id) == (TENANT, USER, "laptop-7")
         assert starts[1].device_id == ""
+
+
+class TestHostReachability:
+    """Health follows the host; a host that is down is a typed 503, never a hang or a 500."""
+
+    async def test_host_down_and_mutual_tls(self, tmp_path: Path) -> None:
+        certs = generate_dev_certs(tmp_path / "certs")
+        keys = make_keys(tmp_path)
+        # A port with nothing behind it.
+        with trio.socket.socket() as probe:
+            await probe.bind(("127.0.0.1", 0))
+            dead_port = probe.getsockname()[1]
+        async with (
+            open_bff(
+                tmp_path, target=f"localhost:{dead_port}", ca=str(certs.ca_cert), keys=keys
+            ) as (bff, _),
+            httpx.AsyncClient(
+                base_url=bff.url,
+                verify=trusting(certs.ca_cert),
+                headers={"authorization": f"Bearer {keys.token()}"},
+            ) as client,
+        ):
+            health = await client.get("/v1/health")
+            assert health.status_code == 503
+            assert health.json()["host"] == "UNREACHABLE"
+            assert_problem(await client.post("/v1/sessions", json={}), 503, "unavailable")
+
+    async def test_mutual_tls_to_the_host(self, tmp_path: Path) -> None:
+        """A host that asks for a client certificate gets the BFF's (host.client_cert)."""
+
+        async def stream_chat(stream: ServerStream[Any, Any]) -> None:
+            await stream.receive()
+            started = agent_pb2.ChatEvent(session_id="s-1", seq=1)
+            started.session_started.session_id = "s-1"
+            await stream.send(started)
+            async for _ in stream:
+                pass
+
+        service = service_from_descriptor(
+            agent_pb2.DESCRIPTOR.services_by_name["Agent"], {"StreamChat": stream_chat}
+        )
+        certs = generate_dev_certs(tmp_path / "certs")
+        keys = make_keys(tmp_path)
+        context = server_ssl_context(certs.server_cert, certs.server_key, client_ca=certs.ca_cert)
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(
+                lambda task_status: serve_grpc(
+                    [service],
+                    config=GrpcServerConfig(port=0),
+                    ssl_context=context,
+                    task_status=task_status,
+                )
+            )
+            target = f"localhost:{server.address[1]}"
+            for upstream, expected in (
+                ({}, 503),
+                ({"client_cert": str(certs.client_cert), "client_key": str(certs.client_key)}, 201),
+            ):
+                async with (
+                    open_bff(
+                        tmp_path, target=target, ca=str(certs.ca_cert), keys=keys, upstream=upstream
+                    ) as (bff, _),
+                    httpx.AsyncClient(
+                        base_url=bff.url,
+                        verify=trusting(certs.ca_cert),
+                        headers={"authorization": f"Bearer {keys.token()}"},
+                    ) as client,
+                ):
+                    created = await client.post("/v1/sessions", json={})
+                    assert created.status_code == expected, created.text
+            nursery.cancel_scope.cancel()
+
+
+class TestIdleSessions:
+    """A session nobody uses is closed, on the host too."""
+
+    async def test_idle_session_is_closed(self, tmp_path: Path) -> None:
+        sessions = SessionsSection(idle_timeout_s=1.0)
+        async with open_stack(tmp_path, sessions=sessions) as stack, stack.client() as client:
+            sid = await create_session(client)
+            assert await host_sessions(stack) == 1
+            with trio.fail_after(STEP_S):
+                while (await client.get(f"/v1/sessions/{sid}")).status_code == 200:
+                    await trio.sleep(0.1)
+                while await host_sessions(stack):
+                    await trio.sleep(0.05)
