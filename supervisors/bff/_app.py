@@ -35,6 +35,7 @@ from zl_actors import (
     ActorRef,
     ActorSpec,
     ActorStopped,
+    DuplicateName,
     MailboxFull,
     Restart,
     SupervisorRef,
@@ -215,6 +216,11 @@ async def start_session(
             stream.cancel()
         state.table.release(reservation)
         raise Problem("overloaded", "the BFF is at its session limit") from None
+    except DuplicateName:
+        if stream is not None:
+            stream.cancel()
+        state.table.release(reservation)
+        raise Problem("internal", "the host gave a session id already in use", status=502) from None
     except BaseException:
         if stream is not None:
             stream.cancel()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from supervisors.edges.grpc import (
     serve_grpc,
     service_from_descriptor,
 )
-from supervisors.tls import generate_dev_certs, server_ssl_context
+from supervisors.tls import DevCerts, generate_dev_certs, server_ssl_context
 
 from ._support import (
     STEP_S,
@@ -33,6 +34,45 @@ from ._support import (
     run_turn,
     trusting,
 )
+
+
+async def serve_fake_host(
+    nursery: trio.Nursery,
+    certs: DevCerts,
+    *,
+    client_ca: Path | None = None,
+    seen: list[dict[str, Any]] | None = None,
+    starts: list[agent_pb2.StartSession] | None = None,
+    session_id: str = "",
+) -> int:
+    """A StreamChat server on the gRPC edge that records each call's metadata and
+    start_session, answers session.started and then reads until the client is done."""
+
+    async def stream_chat(stream: ServerStream[Any, Any]) -> None:
+        if seen is not None:
+            seen.append(dict(stream.metadata))
+        request = await stream.receive()
+        if starts is not None:
+            starts.append(request.start_session)
+        given = session_id or f"s-{next(numbers)}"
+        started = agent_pb2.ChatEvent(session_id=given, seq=1)
+        started.session_started.session_id = given
+        await stream.send(started)
+        async for _ in stream:
+            pass
+
+    numbers = itertools.count(1)
+    service = service_from_descriptor(
+        agent_pb2.DESCRIPTOR.services_by_name["Agent"], {"StreamChat": stream_chat}
+    )
+    context = server_ssl_context(certs.server_cert, certs.server_key, client_ca=client_ca)
+    server = await nursery.start(
+        lambda task_status: serve_grpc(
+            [service], config=GrpcServerConfig(port=0), ssl_context=context, task_status=task_status
+        )
+    )
+    port: int = server.address[1]
+    return port
 
 
 class TestSessionsAndTurns:
@@ -199,37 +239,16 @@ class TestWhatTheHostSees:
     async def test_token_traceparent_and_identity_are_forwarded(self, tmp_path: Path) -> None:
         seen: list[dict[str, Any]] = []
         starts: list[agent_pb2.StartSession] = []
-
-        async def stream_chat(stream: ServerStream[Any, Any]) -> None:
-            seen.append(dict(stream.metadata))
-            request = await stream.receive()
-            starts.append(request.start_session)
-            started = agent_pb2.ChatEvent(session_id=f"s-{len(starts)}", seq=1)
-            started.session_started.session_id = f"s-{len(starts)}"
-            await stream.send(started)
-            async for _ in stream:
-                pass
-
-        service = service_from_descriptor(
-            agent_pb2.DESCRIPTOR.services_by_name["Agent"], {"StreamChat": stream_chat}
-        )
         certs = generate_dev_certs(tmp_path / "certs")
         keys = make_keys(tmp_path)
         token = keys.token(devices=("laptop-7",))
         parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
         async with trio.open_nursery() as nursery:
-            server = await nursery.start(
-                lambda task_status: serve_grpc(
-                    [service],
-                    config=GrpcServerConfig(port=0),
-                    ssl_context=server_ssl_context(certs.server_cert, certs.server_key),
-                    task_status=task_status,
-                )
-            )
+            port = await serve_fake_host(nursery, certs, seen=seen, starts=starts)
             async with (
                 open_bff(
                     tmp_path,
-                    target=f"localhost:{server.address[1]}",
+                    target=f"localhost:{port}",
                     ca=str(certs.ca_cert),
                     keys=keys,
                 ) as (bff, _),
@@ -255,6 +274,29 @@ class TestWhatTheHostSees:
         assert replaced != "not-a-traceparent"
         assert (starts[0].tenant, starts[0].user, starts[0].device_id) == (TENANT, USER, "laptop-7")
         assert starts[1].device_id == ""
+
+
+class TestAHostThatMisbehaves:
+    """What a host sends is not trusted blindly."""
+
+    async def test_a_reused_session_id_is_a_502(self, tmp_path: Path) -> None:
+        certs = generate_dev_certs(tmp_path / "certs")
+        keys = make_keys(tmp_path)
+        async with trio.open_nursery() as nursery:
+            port = await serve_fake_host(nursery, certs, session_id="same")
+            async with (
+                open_bff(
+                    tmp_path, target=f"localhost:{port}", ca=str(certs.ca_cert), keys=keys
+                ) as (bff, _),
+                httpx.AsyncClient(
+                    base_url=bff.url,
+                    verify=trusting(certs.ca_cert),
+                    headers={"authorization": f"Bearer {keys.token()}"},
+                ) as client,
+            ):
+                assert (await client.post("/v1/sessions", json={})).status_code == 201
+                assert_problem(await client.post("/v1/sessions", json={}), 502, "internal")
+            nursery.cancel_scope.cancel()
 
 
 class TestHostReachability:
@@ -284,31 +326,11 @@ class TestHostReachability:
 
     async def test_mutual_tls_to_the_host(self, tmp_path: Path) -> None:
         """A host that asks for a client certificate gets the BFF's (host.client_cert)."""
-
-        async def stream_chat(stream: ServerStream[Any, Any]) -> None:
-            await stream.receive()
-            started = agent_pb2.ChatEvent(session_id="s-1", seq=1)
-            started.session_started.session_id = "s-1"
-            await stream.send(started)
-            async for _ in stream:
-                pass
-
-        service = service_from_descriptor(
-            agent_pb2.DESCRIPTOR.services_by_name["Agent"], {"StreamChat": stream_chat}
-        )
         certs = generate_dev_certs(tmp_path / "certs")
         keys = make_keys(tmp_path)
-        context = server_ssl_context(certs.server_cert, certs.server_key, client_ca=certs.ca_cert)
         async with trio.open_nursery() as nursery:
-            server = await nursery.start(
-                lambda task_status: serve_grpc(
-                    [service],
-                    config=GrpcServerConfig(port=0),
-                    ssl_context=context,
-                    task_status=task_status,
-                )
-            )
-            target = f"localhost:{server.address[1]}"
+            port = await serve_fake_host(nursery, certs, client_ca=certs.ca_cert)
+            target = f"localhost:{port}"
             for upstream, expected in (
                 ({}, 503),
                 ({"client_cert": str(certs.client_cert), "client_key": str(certs.client_key)}, 201),
