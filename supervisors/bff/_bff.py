@@ -36,6 +36,7 @@ from supervisors.tls import (
     TlsConfigError,
     client_ssl_context,
     generate_dev_certs,
+    server_ssl_context,
     warn_plaintext,
 )
 from zl_actors import Actor, ActorContext, ActorSpec, Request, SupervisorSpec, open_actor_system
@@ -126,6 +127,28 @@ def host_client_config(config: BffConfig) -> GrpcClientConfig:
         stream_window_bytes=host.stream_window_bytes,
         max_connections=host.max_connections,
     )
+
+
+def check_files(config: BffConfig) -> None:
+    """Open every key and certificate the configuration names, before anything starts.
+
+    Raises:
+        ConfigError: naming the setting and what is wrong with its file.
+    """
+    make_verifier(config)
+    host = config.host
+    if not host.insecure_dev_plaintext:
+        try:
+            client_ssl_context(
+                host.ca, client_cert=host.client_cert or None, client_key=host.client_key or None
+            )
+        except TlsConfigError as exc:
+            raise ConfigError(f"host: {exc}") from None
+    if config.http.tls_cert:
+        try:
+            server_ssl_context(config.http.tls_cert, config.http.tls_key)
+        except TlsConfigError as exc:
+            raise ConfigError(f"http: {exc}") from None
 
 
 def make_verifier(config: BffConfig) -> CallerVerifier:

@@ -16,7 +16,7 @@ import trio
 from supervisors._config import ConfigError, load_config
 from supervisors._process import freeze_startup_objects, tune_gc
 
-from ._bff import DRAIN_MARGIN_S, BffAddresses, run_bff
+from ._bff import DRAIN_MARGIN_S, BffAddresses, check_files, run_bff
 from ._config import BffConfig, check_config
 
 log = logging.getLogger("zl.bff")
@@ -72,11 +72,26 @@ def bff_main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(BffConfig, args.config)
         check_config(config)
+        check_files(config)
         trio.run(_serve, config, args.ready_file)
     except ConfigError as exc:
         print(f"zl bff: {exc}", file=sys.stderr)
+        return 2
+    except BaseExceptionGroup as group:
+        # A setting found unusable once running (the port is taken) comes out of the nursery.
+        problems, rest = group.split(ConfigError)
+        if problems is None or rest is not None:
+            raise
+        print(f"zl bff: {_first(problems)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     print("zl bff: stopped", flush=True)
     return 0
+
+
+def _first(group: BaseExceptionGroup[ConfigError]) -> BaseException:
+    leaf: BaseException = group
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf

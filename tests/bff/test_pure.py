@@ -217,3 +217,41 @@ class TestWireText:
         assert "system: Be brief." in text
         with pytest.raises(Problem):
             conversation_text([{"role": "assistant", "content": "hello"}])
+
+
+class TestCommandLine:
+    """A bad setting stops ``zl bff`` with one line naming it, never a traceback."""
+
+    @pytest.mark.parametrize(
+        ("env", "says"),
+        [
+            ({}, "http: TLS is required"),
+            ({"ZL_HTTP__INSECURE_DEV_PLAINTEXT": "true"}, "auth: no keys"),
+            ({"ZL_HTTP__PORT": "abc"}, "config.http.port"),
+            (
+                {"ZL_HTTP__INSECURE_DEV_PLAINTEXT": "true", "ZL_AUTH__PUBLIC_KEYS": "/nope.pub"},
+                "auth: cannot read public key",
+            ),
+            (
+                {"ZL_HTTP__INSECURE_DEV_PLAINTEXT": "true", "ZL_HOST__TARGET": "no-port"},
+                "host.target",
+            ),
+        ],
+    )
+    def test_bad_settings(self, tmp_path: Path, env: dict[str, str], says: str) -> None:
+        import subprocess
+        import sys
+
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("ZL_")}
+        result = subprocess.run(
+            [sys.executable, "-m", "supervisors", "bff"],
+            env={**clean, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+        assert result.returncode == 2
+        assert says in result.stderr
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
