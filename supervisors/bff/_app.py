@@ -120,8 +120,16 @@ async def read_json(request: Request, schema: str, max_bytes: int) -> Any:
     """The request's body as JSON checked against the OpenAPI schema ``schema``.
 
     Raises:
-        Problem: 415 (not JSON), 413 (too large), 400 (malformed, or not the schema).
+        Problem: 415 (not JSON), 413 (too large), 408 (too slow), 400 (malformed, or not
+            the schema).
     """
+    timeout = _state(request).config.http.read_timeout_s
+    with trio.move_on_after(timeout):
+        return await _read_json(request, schema, max_bytes)
+    raise Problem("invalid_request", f"the body did not arrive within {timeout:g} s", status=408)
+
+
+async def _read_json(request: Request, schema: str, max_bytes: int) -> Any:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in _JSON_TYPES:
         raise Problem("invalid_request", "the body must be application/json", status=415)

@@ -49,9 +49,10 @@ class HttpSection:
     max_body_bytes: int = attrs.field(default=1024 * 1024, validator=gt(0))
     #: Requests handled at once (an SSE stream counts until it ends); one more gets 503.
     max_concurrent_requests: int = attrs.field(default=4096, validator=gt(0))
-    #: Longest the request headers may take to arrive (slow clients are dropped).
+    #: Longest a TLS handshake, or a request's body, may take to arrive (408 after it).
     read_timeout_s: float = attrs.field(default=30.0, validator=gt(0))
-    #: A kept-alive connection idle for this long is closed.
+    #: A connection with no request in progress (idle, or whose headers are still
+    #: arriving) is closed after this long: slow clients cannot hold connections.
     keep_alive_timeout_s: float = attrs.field(default=15.0, validator=gt(0))
     #: Bytes a client may leave unacknowledged on a connection (a reader that stopped
     #: reading entirely) for this long before the kernel drops it (TCP_USER_TIMEOUT).

@@ -138,3 +138,27 @@ def _unchunk(body: str) -> str:
         out.append(rest[:size])
         rest = rest[size + 2 :]
     return "".join(out)
+
+
+class TestSlowClients:
+    """A request body that does not arrive in time gets a 408 problem, not a held task."""
+
+    async def test_a_trickling_body_is_408(self, tmp_path: Path) -> None:
+        async with open_stack(tmp_path, http={"read_timeout_s": 0.5}) as stack:
+            sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            await sock.connect(("127.0.0.1", stack.bff.port))
+            context = ssl.create_default_context(cafile=stack.ca)
+            context.set_alpn_protocols(["http/1.1"])
+            stream = trio.SSLStream(trio.SocketStream(sock), context, server_hostname="localhost")
+            await stream.send_all(
+                b"POST /v1/sessions HTTP/1.1\r\nhost: localhost\r\n"
+                + f"authorization: Bearer {stack.keys.token()}\r\n".encode()
+                + b"content-type: application/json\r\ncontent-length: 100\r\n\r\n{"
+            )
+            seen = bytearray()
+            await _read_until(stream, b"}", seen)
+            await trio.aclose_forcefully(stream)
+        head, _, body = bytes(seen).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408")
+        assert b"application/problem+json" in head
+        assert json.loads(body)["code"] == "invalid_request"  # a content-length body
