@@ -14,8 +14,8 @@ setup:
     python3 dev.py --version
 
 # See the system work: a host on TLS, a streamed chat, a tool call with its receipt.
-demo:
-    {{python}} -m supervisors demo
+demo *args:
+    {{python}} -m supervisors demo {{args}}
 
 # The actor runtime on its own: write, supervise and restart an actor.
 demo-actors:
@@ -24,6 +24,7 @@ demo-actors:
 # Run the whole test suite (the README's test command runs this).
 test *args:
     @test -d tests/mcp_client/node/node_modules || npm ci --prefix tests/mcp_client/node --no-audit --no-fund
+    @test -d examples/bff/node/node_modules || npm ci --prefix examples/bff/node --no-audit --no-fund
     {{python}} -m pytest {{args}}
 
 # Format check, lint, types (strict) and the layer contracts.
@@ -60,6 +61,7 @@ bench *args:
     {{python}} -m bench.provider {{args}}
     {{python}} -m bench.adapter_cpu {{args}}
     {{python}} -m bench.redact {{args}}
+    {{python}} -m bench.bff {{args}}
 
 # Time to first token and streaming gaps under 1, 100 and 1000 sessions.
 bench-ttft *args:
@@ -89,6 +91,19 @@ bench-compare *args:
 # Install the npm MCP server the interop tests drive (also done by `.ci/run`).
 node-deps:
     npm ci --prefix tests/mcp_client/node --no-audit --no-fund
+    npm ci --prefix examples/bff/node --no-audit --no-fund
+
+# What the BFF adds to time to first token over a direct gRPC client (1 and 100 sessions).
+bench-bff *args:
+    {{python}} -m bench.bff {{args}}
+
+# CPU per token of the BFF's gRPC client against grpcio (asyncio, and bridged into Trio).
+bench-grpc-client *args:
+    {{python}} -m bench.grpc_client {{args}}
+
+# Run the BFF (HTTPS, SSE, chat page) in front of a host; settings from ZL_* or --config.
+bff *args:
+    .venv/bin/zl bff {{args}}
 
 # Redaction throughput on a 10 MiB mixed corpus, and what it adds to a 1 MiB fs.read result.
 bench-redact *args:

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "relay": ("supervisors.relay", "relay_main", "run one Tool Relay shard (WSS)"),
     "bridge": ("supervisors.bridge", "bridge_main", "run the Device Bridge (same as zl-bridge)"),
     "redact": ("actors.redaction", "redact_main", "remove secrets and personal data from stdin"),
+    "bff": ("supervisors.bff", "bff_main", "run the BFF (HTTPS, SSE, chat page) before a host"),
 }
 
 

@@ -258,6 +258,7 @@ class ToolCall(TaskActor):
                     status=status,
                     result_json=result_json,
                     error=error,
+                    receipt_id=receipt.receipt_id,
                 )
             )
         if not cancelled:

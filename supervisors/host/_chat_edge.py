@@ -145,6 +145,7 @@ def event_to_proto(event: SessionEvent, *, session_id: str, seq: int) -> agent_p
             delta.call_id = event.call_id
             delta.status = event.status
             delta.result_json = event.result_json
+            delta.receipt_id = event.receipt_id
             if event.error is not None:
                 delta.error.CopyFrom(_error(event.error))
         case ErrorEvent():

@@ -162,3 +162,10 @@ class TestDemo:
         assert "host [supervisor:Supervisor] running" in out
         assert "mcp_server [actor:McpStdioClient] running" in out
         assert "stopping the host" in out
+        # The BFF in front of the host: one turn over HTTPS/SSE, then the page's URL.
+        assert "starting the BFF" in out
+        assert "tool.call.started id 2: fs.read" in out
+        assert ": ok, receipt rcpt_" in out
+        assert "assistant.done id " in out
+        assert "https://localhost:" in out
+        assert "/#token=ey" in out
