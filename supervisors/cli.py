@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "audit": ("actors.audit", "audit_main", "verify an audit file's hash chain, or tail it"),
     "relay": ("supervisors.relay", "relay_main", "run one Tool Relay shard (WSS)"),
     "bridge": ("supervisors.bridge", "bridge_main", "run the Device Bridge (same as zl-bridge)"),
+    "health": ("supervisors.health_cli", "health_main", "probe a running process's health once"),
 }
 
 
