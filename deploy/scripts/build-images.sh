@@ -9,7 +9,7 @@
 #    where a registry is reachable); else localhost/debian-bookworm-min, made once with
 #    debootstrap (--variant=minbase) and `podman import`, its root tarball cached.
 # 3. The wheels: downloaded on this machine for the image's Python (ZL_IMAGE_PYTHON, 3.11
-#    for Debian bookworm), cached per pyproject.toml, copied into deploy/wheels; the build
+#    for Debian bookworm), cached per dependency list, copied into deploy/wheels; the build
 #    then installs with --no-index.
 # 4. podman build of each image (docker format: OCI images drop HEALTHCHECK), tagged
 #    localhost/zero-latency-NAME:dev (ZL_IMAGE_TAG), layers cached by podman.
@@ -91,7 +91,11 @@ fi
 
 # --- the wheels -----------------------------------------------------------------------
 [ -x "$PYTHON" ] || die "$PYTHON not found (run python3 dev.py --version first, or set ZL_PYTHON)"
-key="$( (cat pyproject.toml; echo "python $IMAGE_PYTHON") | sha256sum | cut -c1-16)"
+# Keyed by what decides the wheels: the dependencies and the image's Python.
+key="$("$PYTHON" -c 'import hashlib, json, sys, tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+print(hashlib.sha256(json.dumps([project["dependencies"], sys.argv[1]]).encode()).hexdigest()[:16])
+' "$IMAGE_PYTHON")"
 wheelhouse="$CACHE/wheels/$key"
 if [ ! -f "$wheelhouse/requirements.txt" ]; then
     step "downloading wheels for Python $IMAGE_PYTHON into $wheelhouse"
