@@ -92,3 +92,13 @@ node-deps:
 # Benchmark the actor runtime against bare Trio channels.
 bench-actors *args:
     {{python}} -m bench.actors {{args}}
+
+# Build the container images with podman (`host relay` by default; works offline, see
+# deploy/scripts/build-images.sh).
+images *names:
+    ZL_PYTHON={{python}} deploy/scripts/build-images.sh {{names}}
+
+# Render the Kubernetes manifests (kustomize, offline) for N relay shards, e.g. `just k8s 3`.
+k8s shards="3":
+    {{python}} deploy/k8s/shards.py --replicas {{shards}} --check
+    .venv/bin/kubectl kustomize deploy/k8s

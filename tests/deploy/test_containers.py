@@ -29,7 +29,7 @@ from tests.relay._support import Bridge, Env, make_env
 from .conftest import BIN, REPO, LeanBridge
 
 BUILD_SCRIPT = REPO / "deploy" / "scripts" / "build-images.sh"
-TAG = "test"
+TAG = "dev"
 #: Building from nothing (debootstrap, wheels, two images) takes a few minutes.
 BUILD_TIMEOUT_S = 1500
 #: Bound on any one wait for a container (start, answer, drain).
