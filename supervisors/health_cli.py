@@ -41,6 +41,8 @@ HEALTH_CHECK_PATH = "/grpc.health.v1.Health/Check"
 MAX_ANSWER_BYTES = 65_536
 #: The path of the relay's (and any debug endpoint's) liveness answer.
 DEBUG_HEALTH_PATH = "/debug/health"
+#: Pause between probes with ``--wait``.
+WAIT_INTERVAL_S = 0.2
 
 
 class ProbeError(Exception):
@@ -288,6 +290,13 @@ def _parser() -> argparse.ArgumentParser:
     for each in (ready, grpc, http_):
         each.add_argument("--ca", type=Path, help="CA bundle the server's certificate chains to")
         each.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S)
+        each.add_argument(
+            "--wait",
+            type=float,
+            default=0.0,
+            metavar="SECONDS",
+            help="probe again until healthy, for up to this long (a process starting up)",
+        )
     for each in (ready, grpc):
         each.add_argument("--server-name", help="name the certificate must hold (default: host)")
     for each in (ready, http_):
@@ -303,6 +312,16 @@ def health_main(argv: Sequence[str] | None = None) -> int:
     if args.ca is not None and not args.ca.is_file():
         print(f"zl health: CA bundle {args.ca} not found", file=sys.stderr)
         return 2
+    deadline = time.monotonic() + max(0.0, args.wait)
+    while True:
+        status = _probe_once(args, quiet=time.monotonic() < deadline)
+        if status != 1 or time.monotonic() >= deadline:
+            return status
+        time.sleep(WAIT_INTERVAL_S)
+
+
+def _probe_once(args: argparse.Namespace, *, quiet: bool) -> int:
+    """One probe as asked on the command line; ``quiet`` keeps an unhealthy answer unsaid."""
     try:
         if args.kind == "ready":
             healthy, line = probe_ready(
@@ -329,7 +348,9 @@ def health_main(argv: Sequence[str] | None = None) -> int:
         print(f"zl health: {exc}", file=sys.stderr)
         return 2
     except ProbeError as exc:
-        print(f"zl health: unhealthy: {exc}", file=sys.stderr)
+        if not quiet:
+            print(f"zl health: unhealthy: {exc}", file=sys.stderr)
         return 1
-    print(f"zl health: {'healthy' if healthy else 'unhealthy'}: {line}", flush=True)
+    if healthy or not quiet:
+        print(f"zl health: {'healthy' if healthy else 'unhealthy'}: {line}", flush=True)
     return 0 if healthy else 1
