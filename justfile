@@ -32,6 +32,7 @@ check:
     {{python}} -m ruff check .
     {{python}} -m mypy
     {{python}} -m mypy scripts/gen_proto.py
+    {{python}} -m mypy scripts/contract_baselines.py
     .venv/bin/lint-imports
 
 # Regenerate protobuf code from contracts/api (`--check`: fail if stale or not additive).

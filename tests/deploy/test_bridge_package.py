@@ -59,6 +59,9 @@ class TestBridgeDistribution:
         main = pyproject(REPO / "pyproject.toml")
         bridge = pyproject(REPO / "packages" / "bridge" / "pyproject.toml")
         assert bridge["version"] == main["version"] == BRIDGE_VERSION
+        released = re.search(r"^## (\d+\.\d+\.\d+)", (REPO / "CHANGELOG.md").read_text(), re.M)
+        assert released is not None
+        assert released.group(1) == BRIDGE_VERSION
         main_deps = main["dependencies"]
         assert isinstance(main_deps, list)
         bridge_deps = bridge["dependencies"]

@@ -58,6 +58,7 @@ PROMISES = {
         "OK .zl/audit.jsonl",
     ],
     "docs/relay.md": ["all checks passed", "[tool ok", "read_text_file"],
+    "docs/versioning.md": [],
 }
 
 
