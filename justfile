@@ -103,3 +103,7 @@ images *names:
 k8s shards="3":
     {{python}} deploy/k8s/shards.py --replicas {{shards}} --check
     .venv/bin/kubectl kustomize deploy/k8s
+
+# What installing the bridge costs: pipx install of the main and the bridge distribution.
+bench-bridge-install *args:
+    {{python}} -m bench.bridge_install {{args}}
