@@ -346,3 +346,23 @@ def chat_once(env: Env, port: int) -> str | None:
     )
     assert out.returncode == 0, out.stdout + out.stderr
     return out.stdout if "[tool fs.read" in out.stdout else None
+
+
+class TestBffImage:
+    """The BFF's image builds from the same pattern and its process starts in it."""
+
+    def test_bff_image_builds_and_runs(self, images: Images) -> None:
+        if not (REPO / "supervisors" / "bff").is_dir():
+            pytest.skip("the BFF process (supervisors/bff, `zl bff`) is not in this tree yet")
+        subprocess.run(
+            [str(BUILD_SCRIPT), "bff"],
+            env=dict(podman_env(), ZL_IMAGE_TAG=TAG, ZL_PYTHON=str(BIN / "python")),
+            check=True,
+            timeout=BUILD_TIMEOUT_S,
+        )
+        image = f"localhost/zero-latency-bff:{TAG}"
+        out = podman("run", "--rm", "--read-only", "--cap-drop", "ALL", image, "bff", "--help")
+        assert "bff" in out.stdout
+        assert podman("run", "--rm", "--entrypoint", "id", image, "-u").stdout.strip() == str(
+            IMAGE_UID
+        )
