@@ -7,7 +7,8 @@
     └─ relay_link    RelayLink, permanent: reconnects with backoff and jitter
 
 Imports only the MCP client, the relay frames, TLS helpers and trio-websocket (no host,
-no gRPC), so ``pipx install`` brings a small tool.
+no gRPC), so that it ships as its own small distribution (``packages/bridge``).
+``zl-bridge doctor`` (``_doctor.py``) checks a device's setup without serving.
 """
 
 from __future__ import annotations

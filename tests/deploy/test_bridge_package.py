@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
-import sys
 import time
 import tomllib
 import zipfile
@@ -15,6 +13,7 @@ import trio
 
 from actors.bridge import BRIDGE_VERSION
 from actors.relay import mint_device_token
+from tests.bridge.test_import_graph import imported_by
 from tests.relay._support import Bridge, Env, make_env, open_link, start_relay
 from tests.relay.test_relay_e2e import TENANT, call, not_owner, wait_online
 
@@ -70,15 +69,7 @@ class TestBridgeDistribution:
         assert not {requirement_name(d) for d in bridge_deps} & HOST_ONLY
 
     def test_wheel_holds_every_module_the_bridge_imports(self, bridge_wheel: Path) -> None:
-        out = subprocess.run(
-            [sys.executable, "-c", PROBE],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        )
-        modules = [m for m in json.loads(out.stdout) if m.split(".")[0] in PROJECT_PACKAGES]
+        modules = [m for m in imported_by(PROBE) if m.split(".")[0] in PROJECT_PACKAGES]
         names = set(zipfile.ZipFile(bridge_wheel).namelist())
         missing = [
             m
@@ -113,7 +104,7 @@ class TestLeanInstall:
         self, lean_bridge: LeanBridge, tmp_path: Path, nursery: trio.Nursery
     ) -> None:
         env = make_env(tmp_path)
-        scopes = [(await start_relay(nursery, env.config(s.shard_id)))[1] for s in env.shards]
+        scopes = await start_shards(nursery, env)
         token = tmp_path / "device.jwt"
         token.write_text(env.device_token(TENANT, "laptop-1"))
         result = await trio.to_thread.run_sync(
@@ -163,7 +154,7 @@ class TestLeanInstall:
         self, lean_bridge: LeanBridge, tmp_path: Path, nursery: trio.Nursery
     ) -> None:
         env = make_env(tmp_path)
-        scopes = [(await start_relay(nursery, env.config(s.shard_id)))[1] for s in env.shards]
+        scopes = await start_shards(nursery, env)
         root = tmp_path / "root"
         root.mkdir()
         (root / "hello.txt").write_text("hello from the lean bridge\n")
@@ -185,6 +176,11 @@ class TestLeanInstall:
                 scope.cancel()
         assert output.structured is not None
         assert output.structured["content"] == "hello from the lean bridge\n"
+
+
+async def start_shards(nursery: trio.Nursery, env: Env) -> list[trio.CancelScope]:
+    """Every shard of ``env`` running in ``nursery``; cancel the scopes to stop them."""
+    return [(await start_relay(nursery, env.config(s.shard_id)))[1] for s in env.shards]
 
 
 def doctor(
