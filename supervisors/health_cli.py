@@ -41,6 +41,8 @@ HEALTH_CHECK_PATH = "/grpc.health.v1.Health/Check"
 MAX_ANSWER_BYTES = 65_536
 #: The path of the relay's (and any debug endpoint's) liveness answer.
 DEBUG_HEALTH_PATH = "/debug/health"
+#: The BFF's health answer (its own and the host's gRPC health behind it).
+BFF_HEALTH_PATH = "/v1/health"
 #: Pause between probes with ``--wait``.
 WAIT_INTERVAL_S = 0.2
 
@@ -244,7 +246,11 @@ def probe_ready(
     token: str | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> tuple[bool, str]:
-    """Probe what a ready file describes: a host's gRPC health, or a debug endpoint's."""
+    """Probe what a ready file describes.
+
+    A host's (``grpc_port``): its gRPC health service. A relay's (``debug_url``): its debug
+    endpoint's ``/debug/health``. A BFF's (``url``): its ``/v1/health``.
+    """
     ready = read_ready_file(path)
     if "grpc_port" in ready:
         grpc_host = str(ready.get("grpc_host", "127.0.0.1"))
@@ -261,7 +267,12 @@ def probe_ready(
         url = debug_url.rstrip("/") + DEBUG_HEALTH_PATH
         code = http_health(url, ca=ca, token=token, timeout_s=timeout_s)
         return code == 200, f"{url}: HTTP {code}"
-    raise UsageError(f"{path} names neither a gRPC port nor a debug endpoint to probe")
+    bff_url = ready.get("url")
+    if isinstance(bff_url, str) and bff_url.startswith(("https://", "http://")):
+        url = bff_url.rstrip("/") + BFF_HEALTH_PATH
+        code = http_health(url, ca=ca, timeout_s=timeout_s)
+        return code == 200, f"{url}: HTTP {code}"
+    raise UsageError(f"{path} names no gRPC port, debug endpoint or URL to probe")
 
 
 def _token(args: argparse.Namespace) -> str | None:

@@ -93,3 +93,22 @@ class TestHealthProbe:
         assert result.returncode == 1
         assert result.stderr.startswith("zl health: unhealthy: cannot reach")
         assert "Traceback" not in result.stderr
+
+    async def test_a_url_in_the_ready_file_is_probed_at_v1_health(
+        self, tmp_path: Path, nursery: trio.Nursery
+    ) -> None:
+        # A BFF writes {"url": ...}; any HTTP server shows the probe asks its /v1/health.
+        env = make_env(tmp_path, n_shards=1)
+        config = attrs.evolve(
+            env.config(env.shards[0].shard_id), debug=DebugSection(port=0).to_edge_config()
+        )
+        addresses, scope = await start_relay(nursery, config)
+        ready = tmp_path / "bff.json"
+        ready.write_text(json.dumps({"url": addresses.debug_url, "port": 0}))
+        result = await probe("ready", str(ready))
+        scope.cancel()
+        assert result.returncode == 1
+        assert (
+            result.stdout.strip()
+            == f"zl health: unhealthy: {addresses.debug_url}/v1/health: HTTP 404"
+        )
