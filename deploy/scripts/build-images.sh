@@ -125,16 +125,29 @@ find deploy/wheels -mindepth 1 ! -name README.md ! -name .gitignore -delete
 cp "$wheelhouse"/* deploy/wheels/
 
 # --- the images -----------------------------------------------------------------------
+# What a rebuild replaced (an image, its build stage) is only disk afterwards: remove it
+# when no container uses it. The build stage is tagged so that it is known and kept.
+image_id() {
+    podman image inspect --format '{{.Id}}' "$1" 2>/dev/null || true
+}
+replace() {
+    if [ -n "$1" ] && [ "$1" != "$(image_id "$2")" ]; then
+        podman rmi "$1" >/dev/null 2>&1 || true
+    fi
+}
+build_args=(--format docker --network host --build-arg "BASE_IMAGE=$BASE" --build-arg PIP_OFFLINE=1)
 for name in "${IMAGES[@]}"; do
     step "podman build deploy/$name.Containerfile"
-    previous="$(podman image inspect --format '{{.Id}}' "localhost/zero-latency-$name:$TAG" 2>/dev/null || true)"
-    podman build --quiet --format docker --network host \
-        --build-arg "BASE_IMAGE=$BASE" --build-arg PIP_OFFLINE=1 \
-        --file "deploy/$name.Containerfile" --tag "localhost/zero-latency-$name:$TAG" . >/dev/null
-    # The image this build replaced (if any, and no container uses it) is only disk now.
-    if [ -n "$previous" ] && [ "$previous" != "$(podman image inspect --format '{{.Id}}' "localhost/zero-latency-$name:$TAG")" ]; then
-        podman rmi "$previous" >/dev/null 2>&1 || true
-    fi
+    image="localhost/zero-latency-$name:$TAG"
+    stage="localhost/zero-latency-$name-build:$TAG"
+    previous="$(image_id "$image")"
+    previous_stage="$(image_id "$stage")"
+    podman build --quiet "${build_args[@]}" --file "deploy/$name.Containerfile" \
+        --tag "$image" . >/dev/null
+    podman build --quiet "${build_args[@]}" --file "deploy/$name.Containerfile" \
+        --target build --tag "$stage" . >/dev/null
+    replace "$previous" "$image"
+    replace "$previous_stage" "$stage"
 done
 step "done"
 for name in "${IMAGES[@]}"; do
