@@ -33,6 +33,7 @@ check:
     {{python}} -m ruff check .
     {{python}} -m mypy
     {{python}} -m mypy scripts/gen_proto.py
+    {{python}} -m mypy scripts/contract_baselines.py
     .venv/bin/lint-imports
 
 # Regenerate protobuf code from contracts/api (`--check`: fail if stale or not additive).
@@ -112,3 +113,17 @@ bench-redact *args:
 # Benchmark the actor runtime against bare Trio channels.
 bench-actors *args:
     {{python}} -m bench.actors {{args}}
+
+# Build the container images with podman (`host relay` by default; works offline, see
+# deploy/scripts/build-images.sh).
+images *names:
+    ZL_PYTHON={{python}} deploy/scripts/build-images.sh {{names}}
+
+# Render the Kubernetes manifests (kustomize, offline) for N relay shards, e.g. `just k8s 3`.
+k8s shards="3":
+    {{python}} deploy/k8s/shards.py --replicas {{shards}} --check
+    .venv/bin/kubectl kustomize deploy/k8s
+
+# What installing the bridge costs: pipx install of the main and the bridge distribution.
+bench-bridge-install *args:
+    {{python}} -m bench.bridge_install {{args}}

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "bridge": ("supervisors.bridge", "bridge_main", "run the Device Bridge (same as zl-bridge)"),
     "redact": ("actors.redaction", "redact_main", "remove secrets and personal data from stdin"),
     "bff": ("supervisors.bff", "bff_main", "run the BFF (HTTPS, SSE, chat page) before a host"),
+    "health": ("supervisors.health_cli", "health_main", "probe a running process's health once"),
 }
 
 

@@ -7,7 +7,8 @@
     └─ relay_link    RelayLink, permanent: reconnects with backoff and jitter
 
 Imports only the MCP client, the relay frames, TLS helpers and trio-websocket (no host,
-no gRPC), so ``pipx install`` brings a small tool.
+no gRPC), so that it ships as its own small distribution (``packages/bridge``).
+``zl-bridge doctor`` (``_doctor.py``) checks a device's setup without serving.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import TextIO
 import trio
 
 from actors.bridge import (
+    BRIDGE_VERSION,
     BridgeMessage,
     BridgeStatus,
     GetBridgeStatus,
@@ -34,6 +36,7 @@ from actors.bridge import (
 )
 from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
 from actors.redaction import install_log_redaction
+from actors.relay import DEFAULT_AUDIENCE
 from supervisors._process import tune_gc
 from supervisors.tls import ALPN_HTTP1, TlsConfigError, client_ssl_context, warn_plaintext
 from zl_actors import (
@@ -45,6 +48,8 @@ from zl_actors import (
     SupervisorSpec,
     open_actor_system,
 )
+
+from ._doctor import Check, run_checks
 
 log = logging.getLogger("zl.bridge")
 
@@ -85,14 +90,29 @@ async def show_status(link: ActorRef[BridgeMessage], out: TextIO) -> None:
         await trio.sleep(STATUS_INTERVAL_S)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="zl-bridge",
-        description="Zero Latency Device Bridge: connects this machine's MCP tools to a relay.",
-        epilog=f"The device token comes from --token-file or ${TOKEN_ENV}. "
-        "Example: zl-bridge --relay wss://relay.example:8443/v1/device --device-id laptop-1 "
-        "--token-file device.jwt --ca ca.pem --root ~/Documents",
-    )
+def _parser(*, doctor: bool = False) -> argparse.ArgumentParser:
+    if doctor:
+        parser = argparse.ArgumentParser(
+            prog="zl-bridge doctor",
+            description="Check the token, the CA bundle, the relay and the MCP server, one "
+            "line each, without serving (exit 0: all passed).",
+            epilog="Takes the same options as zl-bridge itself.",
+        )
+        parser.add_argument(
+            "--audience",
+            default=DEFAULT_AUDIENCE,
+            help="the audience the relay expects in tokens (default %(default)s)",
+        )
+    else:
+        parser = argparse.ArgumentParser(
+            prog="zl-bridge",
+            description="Zero Latency Device Bridge: connects this machine's MCP tools to a "
+            "relay. `zl-bridge doctor ...` checks a setup without serving.",
+            epilog=f"The device token comes from --token-file or ${TOKEN_ENV}. "
+            "Example: zl-bridge --relay wss://relay.example:8443/v1/device --device-id laptop-1 "
+            "--token-file device.jwt --ca ca.pem --root ~/Documents",
+        )
+        parser.add_argument("--version", action="version", version=f"zl-bridge {BRIDGE_VERSION}")
     parser.add_argument("--relay", required=True, help="relay URL, wss://HOST:PORT/v1/device")
     parser.add_argument("--device-id", required=True)
     parser.add_argument("--token-file", type=Path, help="file holding the device token")
@@ -117,10 +137,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _link_config(args: argparse.Namespace) -> RelayLinkConfig:
-    token = (
+def _read_token(args: argparse.Namespace) -> str:
+    return str(
         args.token_file.read_text().strip() if args.token_file else os.environ.get(TOKEN_ENV, "")
     )
+
+
+def _link_config(args: argparse.Namespace) -> RelayLinkConfig:
+    token = _read_token(args)
     if not token:
         raise ValueError(f"a device token is required: --token-file or ${TOKEN_ENV}")
     if args.relay.startswith("wss://"):
@@ -176,8 +200,38 @@ async def run_bridge(link_config: RelayLinkConfig, server: McpServerCommand, *, 
             nursery.cancel_scope.cancel()
 
 
+def doctor_main(argv: Sequence[str]) -> int:
+    """``zl-bridge doctor``: 0 when every check passed, 1 when one failed, 2: bad arguments."""
+    args = _parser(doctor=True).parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        token = _read_token(args)
+    except OSError as exc:
+        print(f"zl-bridge doctor: cannot read {args.token_file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    server: McpServerCommand | None = None
+    server_error = None
+    try:
+        server = _server_command(args)
+    except ValueError as exc:
+        server_error = str(exc)
+    print(f"zl-bridge doctor ({BRIDGE_VERSION}): device {args.device_id} via {args.relay}")
+
+    def emit(check: Check) -> None:
+        print(check.line(), flush=True)
+
+    passed = trio.run(run_checks, args, token, server, server_error, emit)
+    print("all checks passed" if passed else "some checks failed", flush=True)
+    return 0 if passed else 1
+
+
 def bridge_main(argv: Sequence[str] | None = None) -> int:
     """``zl-bridge`` (also ``zl bridge``); returns the exit status (2: bad arguments)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["doctor"]:
+        return doctor_main(argv[1:])
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -7,7 +7,7 @@ import socket
 import ssl
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -170,7 +170,7 @@ async def dial(env: Env, url: str, token: str | None) -> AsyncIterator[WebSocket
 
 
 class Bridge:
-    """A ``zl-bridge`` subprocess (``python -m supervisors.bridge``).
+    """A ``zl-bridge`` subprocess (``python -m supervisors.bridge``, or ``command``).
 
     ``status_out`` receives its status lines (stdout); they are not shown otherwise.
     """
@@ -184,14 +184,13 @@ class Bridge:
         *server: str,
         root: Path | None = None,
         status_out: Path | None = None,
+        command: Sequence[str] = (sys.executable, "-m", "supervisors.bridge"),
     ) -> None:
         token_file = env.tmp / f"{device_id}.jwt"
         token_file.write_text(env.device_token(tenant, device_id))
         self.log = env.tmp / f"{device_id}-bridge.log"
         argv = [
-            sys.executable,
-            "-m",
-            "supervisors.bridge",
+            *command,
             "--relay",
             url,
             "--device-id",
