@@ -201,7 +201,7 @@ def compile_rules(raw_rules: Sequence[Mapping[str, Any]]) -> tuple[Rule, ...]:
         seen.add(rule_id)
         devices = frozenset(raw["devices"])
         if ANY in devices and len(devices) > 1:
-            raise ValueError(f"rule {rule_id!r}: devices is either [\"*\"] or a list of ids")
+            raise ValueError(f'rule {rule_id!r}: devices is either ["*"] or a list of ids')
         try:
             rules.append(
                 Rule(
@@ -237,7 +237,9 @@ def check_claims(claims: object) -> tuple[Rule, ...]:
     """
     problem = schema_problem(claims)
     if problem is not None:
-        raise BundleRejected(RejectReason.SCHEMA, f"the bundle does not follow the schema: {problem}")
+        raise BundleRejected(
+            RejectReason.SCHEMA, f"the bundle does not follow the schema: {problem}"
+        )
     assert isinstance(claims, dict)
     if claims["exp"] <= claims["nbf"]:
         raise BundleRejected(RejectReason.INVALID, "exp is not after nbf")
@@ -364,6 +366,7 @@ def sign_bundle(
     jws = sign_compact(claims, key, typ=BUNDLE_TYP)
     if len(jws) > MAX_BUNDLE_CHARS:
         raise BundleRejected(
-            RejectReason.TOO_LARGE, f"the signed bundle has {len(jws)} characters; at most {MAX_BUNDLE_CHARS}"
+            RejectReason.TOO_LARGE,
+            f"the signed bundle has {len(jws)} characters; at most {MAX_BUNDLE_CHARS}",
         )
     return jws

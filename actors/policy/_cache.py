@@ -24,7 +24,7 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -60,6 +60,10 @@ REFRESH_JITTER: Final = 0.2
 RejectionObserver = Callable[[str], None]
 
 
+def _key_tuple(keys: Iterable[Ed25519PublicKey]) -> tuple[Ed25519PublicKey, ...]:
+    return tuple(keys)
+
+
 @attrs.frozen(kw_only=True)
 class PolicyCacheConfig:
     """How the cache gets and checks bundles.
@@ -80,14 +84,14 @@ class PolicyCacheConfig:
     """
 
     source: str
-    trusted_keys: tuple[Ed25519PublicKey, ...] = attrs.field(converter=tuple)
+    trusted_keys: tuple[Ed25519PublicKey, ...] = attrs.field(converter=_key_tuple)
     ssl_context: ssl.SSLContext | None = None
     max_ttl_s: float = attrs.field(default=DEFAULT_MAX_TTL_S, validator=gt(0))
     clock_skew_s: float = DEFAULT_CLOCK_SKEW_S
     state_dir: Path | None = None
     refresh_s: float = attrs.field(default=30.0, validator=gt(0))
     fetch_timeout_s: float = attrs.field(default=5.0, validator=gt(0))
-    retry: Backoff = Backoff(initial_s=0.5, max_s=30.0, jitter=1.0)
+    retry: Backoff = attrs.field(factory=lambda: Backoff(initial_s=0.5, max_s=30.0, jitter=1.0))
     max_tenants: int = attrs.field(default=10_000, validator=gt(0))
     now: Callable[[], float] = time.time
 
@@ -266,7 +270,7 @@ class PolicyCache(Actor[PolicyMessage]):
                     )
                 except _state.StateError as exc:
                     # Unrecorded, it could be rolled back after a restart: not used.
-                    log.error("policy: %s: %s", entry.name, exc)
+                    log.error("policy: %s: %s", entry.name, exc)  # noqa: TRY400 - no traceback: the message says it all
                     entry.problem = str(exc)
                     return None
             entry.current, entry.last = bundle, bundle.accepted

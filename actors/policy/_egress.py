@@ -67,8 +67,6 @@ class EgressPattern:
         Raises:
             ValueError: not ``host:port`` or ``*.domain:port``.
         """
-        if not isinstance(text, str):
-            raise ValueError("an egress entry must be a text")
         host, sep, port = text.rpartition(":")
         if not sep:
             raise ValueError(f"{text!r} is not host:port")

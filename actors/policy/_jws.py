@@ -119,7 +119,9 @@ def verify_compact(
         raise JwsError(RejectReason.HEADER, "the header has no kid")
     key = keys.get(kid)
     if key is None:
-        raise JwsError(RejectReason.UNKNOWN_KID, f"signed by key {kid[:32]!r}, which is not trusted")
+        raise JwsError(
+            RejectReason.UNKNOWN_KID, f"signed by key {kid[:32]!r}, which is not trusted"
+        )
     try:
         decoded = _JWS.decode_complete(token, key=key, algorithms=[ALGORITHM])
     except jwt.InvalidSignatureError:
@@ -141,6 +143,8 @@ def sign_compact(claims: Mapping[str, Any], key: Ed25519PrivateKey, *, typ: str)
     return _JWS.encode(payload, key, algorithm=ALGORITHM, headers=headers)
 
 
-def keys_by_id(keys: list[Ed25519PublicKey] | tuple[Ed25519PublicKey, ...]) -> dict[str, Ed25519PublicKey]:
+def keys_by_id(
+    keys: list[Ed25519PublicKey] | tuple[Ed25519PublicKey, ...],
+) -> dict[str, Ed25519PublicKey]:
     """Trusted keys indexed by their key id."""
     return {key_id(key): key for key in keys}

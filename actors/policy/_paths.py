@@ -52,7 +52,9 @@ def normalize_path(path: object) -> str:
         raise PathRefused(f"{path[:80]!r}: backslashes are not allowed in a path")
     if path.startswith(("/", "~")) or _DRIVE.match(path):
         raise PathRefused(f"{path[:80]!r}: absolute paths are not allowed (relative to the roots)")
-    parts = [part for part in unicodedata.normalize("NFC", path).split("/") if part not in ("", ".")]
+    parts = [
+        part for part in unicodedata.normalize("NFC", path).split("/") if part not in ("", ".")
+    ]
     if ".." in parts:
         raise PathRefused(f"{path[:80]!r}: '..' is not allowed in a path")
     if not parts:

@@ -72,7 +72,7 @@ def check_source(source: str) -> None:
     """
     if PLACEHOLDER not in source:
         raise ValueError(f"the policy source must contain {PLACEHOLDER} (one bundle per tenant)")
-    if not (source.startswith(("https://", FILE_SCHEME)) or source.startswith("http://")):
+    if not source.startswith(("https://", "http://", FILE_SCHEME)):
         raise ValueError("the policy source is https://... or file:...")
 
 

@@ -62,17 +62,7 @@ def load_all(directory: Path) -> dict[str, Stored]:
         tenant = name[: -len(SUFFIX)]
         path = directory / name
         try:
-            if not is_id(tenant) or path.stat().st_size > MAX_STATE_BYTES:
-                raise ValueError("not a state file")
-            data = json.loads(path.read_text(encoding="utf-8"))
-            stored = Stored(
-                accepted=Accepted(
-                    revision=int(data["revision"]),
-                    digest=str(data["digest"]),
-                    policy_id=str(data.get("policy_id", "")),
-                ),
-                jws=str(data["bundle"]),
-            )
+            stored = _read(tenant, path)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise StateError(
                 f"policy state file {path} is unreadable ({exc}); move it away only if you "
@@ -80,6 +70,20 @@ def load_all(directory: Path) -> dict[str, Stored]:
             ) from None
         found[tenant] = stored
     return found
+
+
+def _read(tenant: str, path: Path) -> Stored:
+    if not is_id(tenant) or path.stat().st_size > MAX_STATE_BYTES:
+        raise ValueError("not a state file")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return Stored(
+        accepted=Accepted(
+            revision=int(data["revision"]),
+            digest=str(data["digest"]),
+            policy_id=str(data.get("policy_id", "")),
+        ),
+        jws=str(data["bundle"]),
+    )
 
 
 def save(directory: Path, tenant: str, stored: Stored) -> None:

@@ -69,6 +69,8 @@ class SessionDeps:
     tool_runner_factory: ToolRunnerFactory | None = None
     #: Spans for turns, the time-to-first-token histogram and token counters (None: off).
     telemetry: Telemetry | None = None
+    #: The device of a session that names none ("local": the host's own MCP server).
+    default_device: str = ""
 
 
 class Session(Actor[SessionInbound]):
@@ -143,7 +145,7 @@ class Session(Actor[SessionInbound]):
             session_id=self.session_id,
             tenant=start.tenant,
             user=start.user,
-            device_id=start.device_id,
+            device_id=start.device_id or self.deps.default_device,
             model=start.model or self.deps.default_model,
             limits=limits,
         )
