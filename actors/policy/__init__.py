@@ -16,9 +16,13 @@ from ._bundle import Caps as Caps
 from ._bundle import PolicyBundle as PolicyBundle
 from ._bundle import Rule as Rule
 from ._bundle import bundle_digest as bundle_digest
+from ._bundle import bundle_validator as bundle_validator
 from ._bundle import check_claims as check_claims
+from ._bundle import compile_rules as compile_rules
 from ._bundle import schema_problem as schema_problem
 from ._bundle import sign_bundle as sign_bundle
+from ._bundle import unsigned_bundle as unsigned_bundle
+from ._bundle import unverified_claims as unverified_claims
 from ._bundle import verify_bundle as verify_bundle
 from ._cache import PolicyCache as PolicyCache
 from ._cache import PolicyCacheConfig as PolicyCacheConfig
@@ -105,8 +109,10 @@ __all__ = [
     "authorize_session",
     "bearer_token",
     "bundle_digest",
+    "bundle_validator",
     "check_claims",
     "check_source",
+    "compile_rules",
     "decide",
     "egress_targets",
     "is_id",
@@ -121,6 +127,8 @@ __all__ = [
     "schema_problem",
     "sign_bundle",
     "tightest_caps",
+    "unsigned_bundle",
+    "unverified_claims",
     "verify_bundle",
     "verify_caller_token",
 ]

@@ -35,7 +35,7 @@ from contracts import load_json
 
 from ._egress import EgressPattern
 from ._errors import BundleRejected, RejectReason
-from ._jws import JwsError, keys_by_id, sign_compact, verify_compact
+from ._jws import JwsError, b64url_decode, keys_by_id, read_header, sign_compact, verify_compact
 from ._paths import PathGlob
 from ._semver import VersionRange
 
@@ -318,11 +318,17 @@ def verify_bundle(
             RejectReason.ROLLBACK,
             f"revision {revision} is not above {last.revision}, the last accepted for {tenant!r}",
         )
+    return _bundle(claims, rules, jws=jws, kid=str(header["kid"]), digest=digest)
+
+
+def _bundle(
+    claims: Mapping[str, Any], rules: tuple[Rule, ...], *, jws: str, kid: str, digest: str
+) -> PolicyBundle:
     defaults = claims.get("defaults", {})
     return PolicyBundle(
         policy_id=claims["policy_id"],
-        revision=revision,
-        tenant=tenant,
+        revision=claims["revision"],
+        tenant=claims["aud"],
         issuer=claims["iss"],
         issued_at=claims["iat"],
         not_before=claims["nbf"],
@@ -331,9 +337,44 @@ def verify_bundle(
         default_caps=_caps(defaults.get("caps")),
         redaction=_freeze(claims.get("redaction", {})),
         jws=jws,
-        kid=str(header["kid"]),
+        kid=kid,
         digest=digest,
     )
+
+
+def unverified_claims(jws: str) -> dict[str, Any]:
+    """The claims of a bundle, read without checking its signature.
+
+    Only for tools that say so (``zl policy explain`` without keys, finding a bundle's
+    tenant before verifying it); never for a decision.
+
+    Raises:
+        BundleRejected: not a bundle that could be read.
+    """
+    try:
+        read_header(jws, max_chars=MAX_BUNDLE_CHARS)
+        claims = loads(b64url_decode(jws.split(".")[1]), max_bytes=MAX_BUNDLE_CHARS)
+    except JwsError as exc:
+        raise BundleRejected(exc.reason, exc.message) from None
+    except (ValueError, StrictJsonError) as exc:
+        raise BundleRejected(RejectReason.JSON, f"the payload is unreadable: {exc}") from None
+    if not isinstance(claims, dict):
+        raise BundleRejected(RejectReason.SCHEMA, "the payload is not a JSON object")
+    return claims
+
+
+def unsigned_bundle(claims: Mapping[str, Any]) -> PolicyBundle:
+    """A bundle from claims that carry no signature (``zl policy explain`` of a draft).
+
+    Missing ``v``, ``iat``, ``nbf`` and ``exp`` are filled as signing would fill them.
+
+    Raises:
+        BundleRejected: ``schema`` or ``invalid``.
+    """
+    now = int(time.time())
+    filled = {"v": FORMAT_VERSION, "iat": now, "nbf": now, "exp": now + 1, **claims}
+    rules = check_claims(filled)
+    return _bundle(filled, rules, jws="", kid="", digest="")
 
 
 def sign_bundle(
