@@ -67,7 +67,8 @@ class TestAccepted:
         assert bundle.kid == key_id(KEY.public_key())
         assert bundle.jws == jws
         assert bundle.digest == bundle_digest(jws)
-        assert bundle.default_caps is not None and bundle.default_caps.max_bytes == 10
+        assert bundle.default_caps is not None
+        assert bundle.default_caps.max_bytes == 10
         assert dict(bundle.redaction) == {}
 
     def test_redaction_section_is_a_read_only_mapping(self) -> None:

@@ -76,12 +76,15 @@ class TestRules:
 
     def test_allow_names_its_rule(self) -> None:
         decision = decide(bundle(rule("read")), call())
-        assert decision.allowed and decision.rule_id == "read" and decision.effect == "allow"
+        assert decision.allowed
+        assert decision.rule_id == "read"
+        assert decision.effect == "allow"
 
     def test_deny_beats_allow_in_any_order(self) -> None:
         for rules in ([rule("a"), rule("d", "deny")], [rule("d", "deny"), rule("a")]):
             decision = decide(bundle(*rules), call())
-            assert not decision.allowed and decision.rule_id == "d"
+            assert not decision.allowed
+            assert decision.rule_id == "d"
 
     def test_device_rule_beats_star_rule(self) -> None:
         policy = bundle(
@@ -91,7 +94,8 @@ class TestRules:
             ),
         )
         mine = decide(policy, call("notes/a.txt"))
-        assert mine.rule_id == "mine" and mine.caps == Caps(timeout_ms=10, max_bytes=10)
+        assert mine.rule_id == "mine"
+        assert mine.caps == Caps(timeout_ms=10, max_bytes=10)
         # Its narrower paths hold for its device even though the rule for * would allow.
         assert not decide(policy, call("other.txt")).allowed
         assert decide(policy, call("other.txt", device="d2")).rule_id == "any"
@@ -139,7 +143,8 @@ class TestRules:
         assert decide(policy, call("notes/a.txt")).allowed
         for path in ("notes/sub/a.txt", "notes/a.md", "notesx/a.txt", "a.txt"):
             denied = decide(policy, call(path))
-            assert not denied.allowed and denied.rule_id == DEFAULT_DENY, path
+            assert not denied.allowed, path
+            assert denied.rule_id == DEFAULT_DENY
             assert "allow-list" in denied.reason
 
     def test_an_allow_with_paths_needs_a_path(self) -> None:
@@ -369,7 +374,8 @@ class TestProperties:
         any_deny = any(_matches(r, request, deny=True) for r in rules if r["effect"] == "deny")
         allows = [r for r in rules if r["effect"] == "allow" and _matches(r, request, deny=False)]
         if decision.allowed:
-            assert allows and not any_deny
+            assert allows
+            assert not any_deny
             chosen = next(r for r in rules if r["id"] == decision.rule_id)
             assert chosen in allows
             # A rule naming the device beats one for every device.
@@ -384,7 +390,8 @@ class TestProperties:
             assert decision.code == "tool.denied"
             if any_deny:
                 denier = next((r for r in rules if r["id"] == decision.rule_id), None)
-                assert denier is not None and denier["effect"] == "deny"
+                assert denier is not None
+                assert denier["effect"] == "deny"
             elif not allows:
                 assert decision.rule_id == DEFAULT_DENY
 
