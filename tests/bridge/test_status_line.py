@@ -10,6 +10,7 @@ import trio
 
 from actors.relay import Shard, shard_for
 from actors.tools import ToolInvocation
+from tests._policy import signed_bundle
 from supervisors.relay import ShardSection
 from tests.relay._support import (
     DEADLINE_S,
@@ -44,6 +45,7 @@ def sleep_call(seconds: float) -> ToolInvocation:
         arguments={"seconds": seconds},
         timeout_s=seconds,
         max_bytes=65536,
+        policy=signed_bundle(TENANT),
     )
 
 

@@ -15,6 +15,7 @@ import trio
 from actors.errors import ToolError
 from actors.relay import Shard, shard_for
 from actors.tools import ToolInvocation
+from tests._policy import signed_bundle
 from actors.tools._relay_link import RelayToolLink
 
 from ._support import DEADLINE_S, HEARTBEAT_S, LEGACY_SERVER, Bridge, Env, open_link, start_relay
@@ -47,6 +48,7 @@ def call(
         arguments=args,
         timeout_s=timeout_s,
         max_bytes=65536,
+        policy=signed_bundle(tenant),
     )
 
 
