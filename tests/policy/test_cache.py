@@ -91,7 +91,9 @@ def rejections() -> list[str]:
     return []
 
 
-async def start(system: object, source: MemorySource, rejections: list[str], **overrides: object) -> ActorRef[object]:
+async def start(
+    system: object, source: MemorySource, rejections: list[str], **overrides: object
+) -> ActorRef[object]:
     settings = config(**overrides)
     return await system.spawn(  # type: ignore[attr-defined, no-any-return]
         ActorSpec(
@@ -104,7 +106,9 @@ async def start(system: object, source: MemorySource, rejections: list[str], **o
 class TestPull:
     """First ask waits for a fetch; later asks are answered from memory; ETags are sent."""
 
-    async def test_first_ask_and_etag(self, autojump_clock: trio.testing.MockClock, rejections: list[str]) -> None:
+    async def test_first_ask_and_etag(
+        self, autojump_clock: trio.testing.MockClock, rejections: list[str]
+    ) -> None:
         source = MemorySource(bundles={"acme": bundle()})
         async with open_actor_system("t") as system:
             cache = await start(system, source, rejections)
@@ -115,7 +119,9 @@ class TestPull:
             assert source.fetches[1][1] is not None, "the second fetch sends If-None-Match"
             assert (await ask(cache)).bundle is view.bundle
 
-    async def test_no_bundle_is_missing(self, autojump_clock: trio.testing.MockClock, rejections: list[str]) -> None:
+    async def test_no_bundle_is_missing(
+        self, autojump_clock: trio.testing.MockClock, rejections: list[str]
+    ) -> None:
         async with open_actor_system("t") as system:
             cache = await start(system, MemorySource(), rejections)
             view = await ask(cache)
@@ -124,7 +130,9 @@ class TestPull:
                 PolicyGate(cache=cache, clock_skew_s=0, now=now).usable(view)  # type: ignore[arg-type]
             assert caught.value.code == "policy.missing"
 
-    async def test_refresh_now(self, autojump_clock: trio.testing.MockClock, rejections: list[str]) -> None:
+    async def test_refresh_now(
+        self, autojump_clock: trio.testing.MockClock, rejections: list[str]
+    ) -> None:
         source = MemorySource(bundles={"acme": bundle(1)})
         async with open_actor_system("t") as system:
             cache = await start(system, source, rejections)
@@ -199,7 +207,9 @@ class TestExpiry:
             await trio.sleep(9)
             assert gate.usable(await ask(cache)).revision == 2
 
-    async def test_refreshes_before_expiry(self, autojump_clock: trio.testing.MockClock, rejections: list[str]) -> None:
+    async def test_refreshes_before_expiry(
+        self, autojump_clock: trio.testing.MockClock, rejections: list[str]
+    ) -> None:
         source = MemorySource(bundles={"acme": bundle(1, ttl_s=10)})
         async with open_actor_system("t") as system:
             cache = await start(system, source, rejections)
@@ -249,7 +259,9 @@ class TestRestart:
                 await trio.sleep(0.2)
         assert rejections == []
 
-    async def test_unreadable_state_stops_the_cache(self, tmp_path: Path, rejections: list[str]) -> None:
+    async def test_unreadable_state_stops_the_cache(
+        self, tmp_path: Path, rejections: list[str]
+    ) -> None:
         state = tmp_path / "state"
         state.mkdir()
         (state / "acme.json").write_text("{not json")

@@ -22,7 +22,12 @@ KEYS = [KEY.public_key()]
 
 
 def token(**kwargs: object) -> str:
-    args: dict[str, object] = {"tenant": "acme", "user": "u1", "devices": ["laptop-1"], "ttl_s": 600}
+    args: dict[str, object] = {
+        "tenant": "acme",
+        "user": "u1",
+        "devices": ["laptop-1"],
+        "ttl_s": 600,
+    }
     args.update(kwargs)
     return mint_caller_token(KEY, **args)  # type: ignore[arg-type]
 
@@ -50,7 +55,12 @@ class TestVerify:
             (lambda: token(now=time.time() + 7200), "not valid yet"),
             (lambda: token(audience="zl-relay"), "another audience"),
             (lambda: token(ttl_s=7200), "longer"),
-            (lambda: mint_caller_token(generate_signing_key(), tenant="acme", user="u", devices=[], ttl_s=60), "not trusted"),
+            (
+                lambda: mint_caller_token(
+                    generate_signing_key(), tenant="acme", user="u", devices=[], ttl_s=60
+                ),
+                "not trusted",
+            ),
             (lambda: mint_device_token(KEY, tenant="acme", device_id="d", ttl=60), "audience"),
         ],
     )
@@ -83,7 +93,9 @@ class TestAuthorize:
     claims = verify_caller_token(token(), KEYS)
 
     def test_allowed(self) -> None:
-        assert authorize_session(self.claims, tenant="acme", user="u1", device_id="laptop-1") == "u1"
+        assert (
+            authorize_session(self.claims, tenant="acme", user="u1", device_id="laptop-1") == "u1"
+        )
         assert authorize_session(self.claims, tenant="acme", user="", device_id="") == "u1"
 
     @pytest.mark.parametrize(
