@@ -22,10 +22,11 @@ import functools
 import hashlib
 import time
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
+import fastjsonschema
 import jsonschema
 import referencing
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -165,16 +166,53 @@ def bundle_validator() -> jsonschema.protocols.Validator:
     )
     jsonschema.Draft202012Validator.check_schema(schema)
     validator: jsonschema.protocols.Validator = jsonschema.Draft202012Validator(
-        schema, registry=registry
+        _anchored(schema), registry=registry
     )
     return validator
 
 
+def _anchored(node: Any) -> Any:
+    """A copy of a schema whose ``pattern``s end with ``\\Z``: JSON Schema's ``$`` is the very
+    end of the text, Python's also matches before a final newline."""
+    if isinstance(node, dict):
+        return {
+            key: (
+                value[:-1] + r"\Z"
+                if key == "pattern" and isinstance(value, str) and value.endswith("$")
+                else _anchored(value)
+            )
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_anchored(item) for item in node]
+    return node
+
+
+@functools.cache
+def _fast_check() -> Callable[[Any], Any]:
+    """The bundle schema compiled by ``fastjsonschema`` (redaction section inlined).
+
+    Ten times cheaper than ``jsonschema`` on valid bundles, which is what verifiers mostly
+    see; a bundle it refuses is checked again by ``bundle_validator`` for the message.
+    """
+    schema = _anchored(load_json(SCHEMA_PATH))
+    schema["$defs"]["redaction"] = _anchored(load_json(REDACTION_SCHEMA_PATH))
+    schema["properties"]["redaction"] = {"$ref": "#/$defs/redaction"}
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+    check: Callable[[Any], Any] = fastjsonschema.compile(schema, use_default=False)
+    return check
+
+
 def schema_problem(claims: object) -> str | None:
     """The most relevant reason ``claims`` do not follow the bundle schema, or None."""
+    try:
+        _fast_check()(claims)
+        return None
+    except fastjsonschema.JsonSchemaException:
+        pass
     error = jsonschema.exceptions.best_match(bundle_validator().iter_errors(claims))  # type: ignore[arg-type]
     if error is None:
-        return None
+        return "the bundle does not follow the schema"
     where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
     return f"{where}: {error.message[:200]}"
 

@@ -369,6 +369,7 @@ class SessionTools:
         self.audit = audit
         self.config = config
         self._offered: dict[str, OfferedTool] = {}
+        self._view: PolicyView | None = None
 
     async def offered_tools(self) -> tuple[ToolSpec, ...]:
         try:
@@ -381,6 +382,9 @@ class SessionTools:
         view = await self.policy.view(self.session.tenant)
         if view is not None:
             offered = self._allowed(offered, view)
+        # The turn's calls are decided under this view (expiry is checked at each call):
+        # asking the cache again per call would cost two hand-overs between tasks.
+        self._view = view
         self._offered = {tool.descriptor.name: tool for tool in offered}
         return tuple(
             ToolSpec(
@@ -418,18 +422,12 @@ class SessionTools:
             if offered is not None
             else Caps(timeout_ms=self.config.timeout_ms, max_bytes=self.config.max_bytes)
         )
-        try:
-            view = await self.policy.view(self.session.tenant)
-        except PolicyError:
-            view = (
-                None
-                if not self.policy.enabled
-                else PolicyView(
-                    tenant=self.session.tenant,
-                    bundle=None,
-                    problem="the policy cache did not answer",
-                )
-            )
+        view = self._view
+        if view is None and self.policy.enabled:
+            try:
+                view = await self.policy.view(self.session.tenant)
+            except PolicyError as exc:
+                view = PolicyView(tenant=self.session.tenant, bundle=None, problem=exc.message)
         plan = _CallPlan(
             call=call,
             offered=offered,
