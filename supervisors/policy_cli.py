@@ -108,6 +108,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     key = generate_signing_key()
     public = f"{args.out}.pub"
     try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         save_private_key(key, args.out)
         save_public_key(key.public_key(), public)
     except OSError as exc:
