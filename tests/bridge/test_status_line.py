@@ -10,8 +10,8 @@ import trio
 
 from actors.relay import Shard, shard_for
 from actors.tools import ToolInvocation
-from tests._policy import signed_bundle
 from supervisors.relay import ShardSection
+from tests._policy import signed_bundle
 from tests.relay._support import (
     DEADLINE_S,
     LEGACY_SERVER,

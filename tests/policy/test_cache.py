@@ -7,6 +7,7 @@ with the wall clock the cache sees derived from it.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from pathlib import Path
 
@@ -113,7 +114,8 @@ class TestPull:
         async with open_actor_system("t") as system:
             cache = await start(system, source, rejections)
             view = await ask(cache)
-            assert view.bundle is not None and view.bundle.revision == 1
+            assert view.bundle is not None
+            assert view.bundle.revision == 1
             await trio.sleep(31)
             assert len(source.fetches) == 2
             assert source.fetches[1][1] is not None, "the second fetch sends If-None-Match"
@@ -200,8 +202,10 @@ class TestExpiry:
             assert "unavailable" in rejections
             # Retries back off (1, 2, 4, 8, 8 s...), they do not hammer the control plane.
             down = [t for t, _ in source.fetches[1:]]
-            gaps = [b - a for a, b in zip(down, down[1:], strict=False)]
-            assert gaps and max(gaps) <= 8.5 and gaps[-1] > gaps[0]
+            gaps = [b - a for a, b in itertools.pairwise(down)]
+            assert gaps
+            assert max(gaps) <= 8.5
+            assert gaps[-1] > gaps[0]
             source.down = False
             source.bundles["acme"] = bundle(2, ttl_s=20)
             await trio.sleep(9)
@@ -244,7 +248,8 @@ class TestRestart:
                 while not rejections:
                     await trio.sleep(0.02)
             view = await ask(cache)
-            assert view.bundle is not None and view.bundle.revision == 5
+            assert view.bundle is not None
+            assert view.bundle.revision == 5
             assert rejections == ["rollback"]
 
     async def test_restart_takes_back_the_same_bundle(

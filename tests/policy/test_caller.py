@@ -76,7 +76,7 @@ class TestVerify:
             verify_caller_token(token(issuer="other"), KEYS, issuers=["bff"])
 
     def test_tampered(self) -> None:
-        head, body, sig = token().split(".")
+        head, _body, sig = token().split(".")
         other = token(tenant="globex").split(".")[1]
         with pytest.raises(CallerUnauthenticated, match="signature"):
             verify_caller_token(f"{head}.{other}.{sig}", KEYS)

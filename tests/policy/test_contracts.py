@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 
 from actors.policy import bundle_validator, schema_problem, sign_bundle, verify_bundle
-from actors.relay import ToolCall, decode_frame, encode_frame
 from actors.relay import Caps as RelayCaps
+from actors.relay import ToolCall, decode_frame, encode_frame
 from contracts import CONTRACTS_ROOT, error_catalog, load_json
 from tests._policy import control_plane_key
 

@@ -124,7 +124,7 @@ class TestExpiry:
     """A session streaming text while its bundle expires."""
 
     async def test_expiry_mid_stream(self, setup: Any) -> None:
-        host, policy, control, audit = setup
+        host, policy, _control, audit = setup
         assert isinstance(host, RunningHost)
         with host.channel() as channel:
             talk = Conversation(channel, timeout_s=120)
@@ -165,7 +165,7 @@ class TestExpiry:
         assert found[-1]["rule_id"] == "allow-all"
 
     async def test_control_plane_down_longer_than_the_ttl(self, setup: Any) -> None:
-        host, policy, control, audit = setup
+        host, policy, control, _audit = setup
         with host.channel() as channel:
             talk = Conversation(channel, timeout_s=120)
             talk.send(agent_start())

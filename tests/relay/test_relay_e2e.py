@@ -15,8 +15,8 @@ import trio
 from actors.errors import ToolError
 from actors.relay import Shard, shard_for
 from actors.tools import ToolInvocation
-from tests._policy import signed_bundle
 from actors.tools._relay_link import RelayToolLink
+from tests._policy import signed_bundle
 
 from ._support import DEADLINE_S, HEARTBEAT_S, LEGACY_SERVER, Bridge, Env, open_link, start_relay
 

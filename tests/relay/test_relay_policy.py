@@ -89,7 +89,8 @@ class TestForgingHost:
         async with open_link(env.link_settings(TENANT)) as link:
             await wait_online(link, DEVICE)
             ok = await link.invoke(forged(policy=bundle))
-            assert ok.structured is not None and ok.structured["content"] == "allowed\n"
+            assert ok.structured is not None
+            assert ok.structured["content"] == "allowed\n"
             cases = {
                 "wider maxBytes": (forged(policy=bundle, max_bytes=65536), "tool.denied"),
                 "wider timeout": (forged(policy=bundle, timeout_s=10), "tool.denied"),

@@ -30,8 +30,8 @@ from actors.relay import (
     shard_for,
 )
 from actors.tools import ToolInvocation
-from tests._policy import signed_bundle
 from supervisors.relay import ShardSection
+from tests._policy import signed_bundle
 
 from ._support import DEADLINE_S, HEARTBEAT_S, MAX_BYTES, Env, dial, open_link, start_relay
 
