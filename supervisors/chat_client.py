@@ -207,7 +207,8 @@ def _token(args: argparse.Namespace) -> str | None:
             key = load_private_key(args.key)
         except KeyFileError as exc:
             raise ValueError(str(exc)) from None
-        devices = [args.device] if args.device else []
+        # Without --device the session uses the host's default device: any of the tenant's.
+        devices = [args.device] if args.device else ["*"]
         return mint_caller_token(
             key, tenant=args.tenant, user=args.user, devices=devices, ttl_s=MINTED_TOKEN_TTL_S
         )

@@ -496,6 +496,7 @@ def token_main(argv: Sequence[str] | None = None) -> int:
             parser.error("give --out, or --private and --public")
         key = generate_signing_key()
         try:
+            Path(private).parent.mkdir(parents=True, exist_ok=True)
             save_private_key(key, private)
             save_public_key(key.public_key(), public)
         except OSError as exc:
