@@ -63,6 +63,7 @@ from ._source import Fetched as Fetched
 from ._source import SourceError as SourceError
 from ._source import check_source as check_source
 from ._state import StateError as StateError
+from ._state import load_all as load_state
 from .messages import GetPolicy as GetPolicy
 from .messages import PolicyMessage as PolicyMessage
 from .messages import PolicyView as PolicyView
@@ -118,6 +119,7 @@ __all__ = [
     "is_id",
     "is_version",
     "keys_by_id",
+    "load_state",
     "mint_caller_token",
     "normalize_path",
     "offers",

@@ -30,7 +30,14 @@ import trio
 
 from actors.audit import AuditConfig, AuditMessage, AuditWriter, FsyncPolicy
 from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
-from actors.policy import PolicyCache, PolicyCacheConfig, check_source, policy_cache_keys
+from actors.policy import (
+    PolicyCache,
+    PolicyCacheConfig,
+    StateError,
+    check_source,
+    load_state,
+    policy_cache_keys,
+)
 from actors.provider import LlmProvider
 from actors.relay import KeyFileError, Shard
 from actors.session import Outbox, SessionContext, SessionDeps, ToolRunnerFactory
@@ -243,6 +250,11 @@ def policy_config(config: HostConfig) -> PolicyCacheConfig | None:
         keys = policy_cache_keys(section.trusted_keys)
     except KeyFileError as exc:
         raise ConfigError(f"policy.trusted_keys: {exc}") from None
+    if section.state_dir:
+        try:
+            load_state(Path(section.state_dir))
+        except StateError as exc:
+            raise ConfigError(f"policy.state_dir: {exc}") from None
     context = None
     if section.source.startswith("https://") and section.ca:
         context = client_ssl_context(section.ca, alpn=ALPN_HTTP1)

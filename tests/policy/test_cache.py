@@ -7,7 +7,9 @@ with the wall clock the cache sees derived from it.
 
 from __future__ import annotations
 
+import hmac
 import itertools
+import json
 import logging
 from pathlib import Path
 
@@ -15,9 +17,11 @@ import attrs
 import pytest
 import trio
 import trio.testing
+from cryptography.hazmat.primitives import serialization
 
 from actors.errors import PolicyError
 from actors.policy import (
+    BUNDLE_TYP,
     Fetched,
     GetPolicy,
     PolicyCache,
@@ -30,6 +34,7 @@ from actors.policy import (
 from actors.relay import generate_signing_key
 from actors.tools import PolicyGate
 from tests._policy import control_plane_key, signed_bundle
+from tests.policy.test_bundle import b64, claims, forge, signed_raw
 from zl_actors import ActorRef, ActorSpec, Backoff, open_actor_system
 
 EPOCH = 1_800_000_000.0
@@ -145,6 +150,22 @@ class TestPull:
             assert (await ask(cache)).bundle.revision == 2  # type: ignore[union-attr]
 
 
+def hs256_with_the_public_key() -> str:
+    public_pem = (
+        control_plane_key()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    header = {"alg": "HS256", "typ": BUNDLE_TYP}
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims()).encode())}"
+    return f"{signing_input}.{b64(hmac.new(public_pem, signing_input.encode(), 'sha256').digest())}"
+
+
+def tampered() -> str:
+    head, _, signature = bundle(2).split(".")
+    return f"{head}.{b64(json.dumps(claims(revision=2)).encode())}.{signature}"
+
+
 class TestRejections:
     """A bundle that fails a check never replaces the current one; logged and counted."""
 
@@ -158,6 +179,14 @@ class TestRejections:
             (lambda: bundle(1, policy_id="replayed"), "rollback"),
             (lambda: bundle(2, ttl_s=3600), "ttl_too_long"),
             (lambda: "x" * 70_000, "too_large"),
+            (lambda: forge({"alg": "none", "typ": BUNDLE_TYP}, claims(), b""), "unsigned"),
+            (hs256_with_the_public_key, "algorithm"),
+            (tampered, "bad_signature"),
+            (
+                lambda: signed_bundle("acme", revision=2, ttl_s=60, now=now() + 3600),
+                "not_yet_valid",
+            ),
+            (lambda: signed_raw(json.dumps(claims())[:-1].encode() + b', "revision": 9}'), "json"),
         ],
     )
     async def test_rejected_bundle_keeps_the_current_one(
