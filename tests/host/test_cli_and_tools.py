@@ -167,13 +167,23 @@ class TestDemo:
         assert "starting the host" in out
         assert 'zl> You said: "Hello, Zero Latency!".' in out
         assert "[done: stop;" in out
-        assert '[tool fs.read@1.0.0 {"path": "notes.txt"' in out
+        assert '[tool fs.read@1.0.0 on local {"path": "notes.txt"' in out
         assert "[tool ok " in out
         assert "It says: Zero Latency read this file through fs.read" in out
         assert "tool.receipt     fs.read@1.0.0" in out
         assert ": ok in " in out
+        assert "policy demo-policy r1 allow by read-notes" in out
+        # The read outside the path allow-list is denied, the model says why, and it has a
+        # receipt too.
+        assert '[tool fs.read@1.0.0 on local {"path": "secret.txt"}]' in out
+        assert "[tool denied: tool.denied:" in out
+        assert "I could not read it (tool.denied)" in out
+        assert ": denied tool.denied in " in out
+        assert "policy demo-policy r1 deny by default-deny" in out
+        assert "outside the policy's path allow-list" not in out, "the secret is never read"
         assert "OK " in out
-        assert "tool.receipt 1" in out
+        assert "tool.receipt 2" in out
         assert "host [supervisor:Supervisor] running" in out
+        assert "policy_cache [actor:PolicyCache] running" in out
         assert "mcp_server [actor:McpStdioClient] running" in out
         assert "stopping the host" in out
