@@ -79,6 +79,21 @@ def signed_bundle(
     )
 
 
+def permissive_bundle(tenant: str = TENANT) -> str:
+    """A permissive bundle for calls a test makes itself, the same for five minutes.
+
+    A device refuses a second, different bundle with the revision it already has, and one
+    that lives longer than its maximum TTL (15 minutes): so a new one is signed every five
+    minutes, with a higher revision (the time).
+    """
+    return _permissive_bundle(tenant, int(time.time() // 300))
+
+
+@functools.cache
+def _permissive_bundle(tenant: str, period: int) -> str:
+    return signed_bundle(tenant, ttl_s=600, revision=period)
+
+
 def write_bundle(directory: Path, tenant: str = TENANT, **kwargs: Any) -> str:
     """Sign a bundle (``signed_bundle`` arguments) and put it where a file source finds it."""
     directory.mkdir(parents=True, exist_ok=True)
