@@ -30,17 +30,13 @@ from typing import Any
 
 import trio
 
-from actors.audit import AuditConfig, AuditWriter, FsyncPolicy
-from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
 from actors.policy import CallRequest, decide, sign_bundle, verify_bundle
 from actors.relay import generate_signing_key
-from actors.session import SessionContext, open_outbox
-from actors.session.messages import SessionLimits
-from actors.tools import SessionTools, StdioToolLink, ToolGateway, ToolsConfig
+from actors.session import open_outbox
 from zl_actors import ActorSpec, open_actor_system
 
 from ._stats import emit, percentile, progress
-from .tool_call import FILE_BYTES, SERVER, TENANT, BenchTurn, RunCall, policy_gate
+from .tool_call import FILE_BYTES, TENANT, BenchTurn, RunCall, tool_paths
 
 
 def bundle_document() -> dict[str, Any]:
@@ -139,47 +135,10 @@ async def paired_calls(calls: int, scratch: Path) -> tuple[list[float], list[flo
     (root / "data.txt").write_text("z" * FILE_BYTES)
     samples: dict[str, list[float]] = {"on": [], "off": []}
     async with open_actor_system("bench") as system:
-        audit = await system.spawn(
-            ActorSpec(
-                name="audit_writer",
-                factory=lambda: AuditWriter(
-                    AuditConfig(
-                        path=scratch / "audit.jsonl",
-                        fsync=FsyncPolicy(every_records=64, every_s=0.5),
-                    )
-                ),
-            )
-        )
-        client = await system.spawn(
-            mcp_client_spec(
-                "mcp_server", McpClientConfig(command=McpServerCommand(argv=[*SERVER, str(root)]))
-            )
-        )
-        link = StdioToolLink(client)
-        gateway = await system.spawn(
-            ActorSpec(name="tool_gateway", factory=lambda: ToolGateway(link=link))
-        )
         outbox, events = open_outbox()
-        session = SessionContext(
-            session_id="bench",
-            tenant=TENANT,
-            user="u",
-            device_id="local",
-            model="mock",
-            limits=SessionLimits(max_turn_ms=60_000, token_budget=10**9, max_message_bytes=1),
-        )
+        paths = await tool_paths(system, root, scratch / "audit.jsonl", outbox, ("on", "off"))
         turns = {}
-        for policy in ("on", "off"):
-            tools = SessionTools(
-                session=session,
-                outbox=outbox,
-                gateway=gateway,
-                link=link,
-                audit=audit,
-                config=ToolsConfig(),
-                policy=await policy_gate(system, policy, scratch),
-            )
-            await tools.offered_tools()
+        for policy, tools in paths.items():
             turns[policy] = await system.spawn(
                 ActorSpec(name=f"turn_{policy}", factory=functools.partial(BenchTurn, tools))
             )
@@ -206,17 +165,25 @@ async def paired_calls(calls: int, scratch: Path) -> tuple[list[float], list[flo
 
 
 async def overhead(rounds: int, calls: int) -> tuple[list[float], list[dict[str, Any]]]:
-    """Per round, p50 with policy on minus p50 with policy off (calls interleaved)."""
+    """Per round, p50 with policy on minus p50 with policy off (calls interleaved); each
+    round also reports the median of the differences within call pairs, a steadier
+    estimate of the same shift on a busy machine."""
     differences, runs = [], []
     for index in range(rounds):
         with tempfile.TemporaryDirectory(prefix="zl-bench-policy-") as scratch:
             on, off = await paired_calls(calls, Path(scratch))
         differences.append(percentile(on, 50) - percentile(off, 50))
+        paired = statistics.median(a - b for a, b in zip(on, off, strict=True))
         runs.append(
-            {"on_ms_p50": round(percentile(on, 50), 3), "off_ms_p50": round(percentile(off, 50), 3)}
+            {
+                "on_ms_p50": round(percentile(on, 50), 3),
+                "off_ms_p50": round(percentile(off, 50), 3),
+                "paired_delta_ms_p50": round(paired, 3),
+            }
         )
         progress(
-            f"  round {index + 1}: on {runs[-1]['on_ms_p50']} ms, off {runs[-1]['off_ms_p50']} ms"
+            f"  round {index + 1}: on {runs[-1]['on_ms_p50']} ms, off {runs[-1]['off_ms_p50']} ms,"
+            f" paired {runs[-1]['paired_delta_ms_p50']} ms"
         )
     return differences, runs
 
@@ -254,6 +221,9 @@ def main() -> None:
             "verify_ms_p99": round(statistics.median(percentile(r, 99) for r in verify_runs), 3),
             "tool_call_overhead_ms_p50": round(statistics.median(differences), 3),
             "tool_call_overhead_ms_rounds": [round(d, 3) for d in differences],
+            "tool_call_paired_delta_ms_p50": round(
+                statistics.median(r["paired_delta_ms_p50"] for r in overhead_runs), 3
+            ),
             "tool_call_runs": overhead_runs,
         }
     )

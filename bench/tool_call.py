@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
 from actors.policy import PolicyCache, PolicyCacheConfig, sign_bundle
 from actors.provider import ToolCallRequest
 from actors.relay import generate_signing_key
-from actors.session import SessionContext, open_outbox
+from actors.session import Outbox, SessionContext, open_outbox
 from actors.session.messages import SessionLimits
 from actors.tools import PolicyGate, SessionTools, StdioToolLink, ToolGateway, ToolsConfig
 from zl_actors import Actor, ActorContext, ActorSpec, ActorSystem, Request, open_actor_system
@@ -169,6 +170,55 @@ async def policy_gate(system: ActorSystem, policy: str, scratch: Path) -> Policy
     return PolicyGate(cache=cache)
 
 
+async def tool_paths(
+    system: ActorSystem, root: Path, audit: Path, outbox: Outbox, policies: Sequence[str]
+) -> dict[str, SessionTools]:
+    """The host's tool path for one session, once per policy setting, over one MCP server.
+
+    Each ``SessionTools`` has offered its tools already (as a turn does before a call).
+    """
+    audit_ref = await system.spawn(
+        ActorSpec(
+            name="audit_writer",
+            factory=lambda: AuditWriter(
+                AuditConfig(path=audit, fsync=FsyncPolicy(every_records=64, every_s=0.5))
+            ),
+        )
+    )
+    client = await system.spawn(
+        mcp_client_spec(
+            "mcp_server",
+            McpClientConfig(command=McpServerCommand(argv=[*SERVER, str(root)])),
+        )
+    )
+    link = StdioToolLink(client)
+    gateway_ref = await system.spawn(
+        ActorSpec(name="tool_gateway", factory=lambda: ToolGateway(link=link))
+    )
+    session = SessionContext(
+        session_id="bench",
+        tenant=TENANT,
+        user="u",
+        device_id="local",
+        model="mock",
+        limits=SessionLimits(max_turn_ms=60_000, token_budget=10**9, max_message_bytes=1),
+    )
+    paths = {}
+    for policy in policies:
+        tools = SessionTools(
+            session=session,
+            outbox=outbox,
+            gateway=gateway_ref,
+            link=link,
+            audit=audit_ref,
+            config=ToolsConfig(),
+            policy=await policy_gate(system, policy, audit.parent),
+        )
+        await tools.offered_tools()
+        paths[policy] = tools
+    return paths
+
+
 async def measure(
     concurrency: int, calls: int, root: Path, audit: Path, *, policy: str = "on"
 ) -> dict[str, Any]:
@@ -189,44 +239,8 @@ async def measure(
         nursery.start_soon(bare.reader)
         await bare.initialize()
         async with open_actor_system("bench") as system:
-            audit_ref = await system.spawn(
-                ActorSpec(
-                    name="audit_writer",
-                    factory=lambda: AuditWriter(
-                        AuditConfig(path=audit, fsync=FsyncPolicy(every_records=64, every_s=0.5))
-                    ),
-                )
-            )
-            client = await system.spawn(
-                mcp_client_spec(
-                    "mcp_server",
-                    McpClientConfig(command=McpServerCommand(argv=[*SERVER, str(root)])),
-                )
-            )
-            link = StdioToolLink(client)
-            gateway_ref = await system.spawn(
-                ActorSpec(name="tool_gateway", factory=lambda: ToolGateway(link=link))
-            )
             outbox, events = open_outbox()
-            gate = await policy_gate(system, policy, audit.parent)
-            session = SessionContext(
-                session_id="bench",
-                tenant=TENANT,
-                user="u",
-                device_id="local",
-                model="mock",
-                limits=SessionLimits(max_turn_ms=60_000, token_budget=10**9, max_message_bytes=1),
-            )
-            tools = SessionTools(
-                session=session,
-                outbox=outbox,
-                gateway=gateway_ref,
-                link=link,
-                audit=audit_ref,
-                config=ToolsConfig(),
-                policy=gate,
-            )
-            await tools.offered_tools()
+            tools = (await tool_paths(system, root, audit, outbox, (policy,)))[policy]
             turn = await system.spawn(ActorSpec(name="turn", factory=lambda: BenchTurn(tools)))
 
             async def drain() -> None:
