@@ -170,7 +170,13 @@ class TestBackPressure:
                 stream_id = await client.open_call(metadata=bearer(caller_token()))
                 await client.send_message(stream_id, start_request().SerializeToString())
                 await client.send_message(stream_id, say("go").SerializeToString(), end=True)
-                await trio.sleep(0.5)
+                # Not reading until the model has streamed all it can (a fixed sleep is not
+                # enough on a busy machine: the turn may not have begun).
+                streamed = -1
+                with trio.fail_after(STEP_S):
+                    while streamed <= 0 or host.provider.tokens_streamed != streamed:
+                        streamed = host.provider.tokens_streamed
+                        await trio.sleep(0.3)
                 await client.wait_trailers(stream_id)
             events = decode_events(client.data[stream_id])
             deltas = [e for e in events if kind(e) == "assistant_delta"]
