@@ -372,6 +372,7 @@ class SessionTools:
         self._view: PolicyView | None = None
 
     async def offered_tools(self) -> tuple[ToolSpec, ...]:
+        self._view = None  # a turn never decides under an older turn's view
         try:
             offered = await self.gateway.ask(
                 GetOfferedTools(tenant=self.session.tenant, device_id=self.session.device_id),
