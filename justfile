@@ -63,6 +63,7 @@ bench *args:
     {{python}} -m bench.adapter_cpu {{args}}
     {{python}} -m bench.redact {{args}}
     {{python}} -m bench.bff {{args}}
+    {{python}} -m bench.policy {{args}}
 
 # Time to first token and streaming gaps under 1, 100 and 1000 sessions.
 bench-ttft *args:
@@ -75,6 +76,10 @@ bench-tool-call *args:
 # Tool relay and device bridge: overhead against direct stdio, and idle devices per shard.
 bench-bridge *args:
     {{python}} -m bench.bridge {{args}}
+
+# What policy costs: a decision, a bundle verification, a tool call with policy on vs off.
+bench-policy *args:
+    {{python}} -m bench.policy {{args}}
 
 # What the host adds to time to first token with the OpenAI-compatible adapter.
 bench-provider *args:

@@ -74,6 +74,8 @@ class SessionDeps:
     #: Where each session's redactor comes from (the tenant's settings from its policy
     #: bundle; every built-in class by default): what the model sees is redacted.
     redaction: TenantRedaction = attrs.Factory(TenantRedaction)
+    #: The device of a session that names none ("local": the host's own MCP server).
+    default_device: str = ""
 
 
 class Session(Actor[SessionInbound]):
@@ -149,7 +151,7 @@ class Session(Actor[SessionInbound]):
             session_id=self.session_id,
             tenant=start.tenant,
             user=start.user,
-            device_id=start.device_id,
+            device_id=start.device_id or self.deps.default_device,
             model=start.model or self.deps.default_model,
             limits=limits,
         )

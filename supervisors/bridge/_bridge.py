@@ -28,15 +28,20 @@ from actors.bridge import (
     BRIDGE_VERSION,
     BridgeMessage,
     BridgeStatus,
+    DevicePolicyConfig,
     GetBridgeStatus,
     LocalCaps,
     Reconnect,
     RelayLink,
     RelayLinkConfig,
+    real_roots,
+    tenant_of_token,
 )
 from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
 from actors.redaction import install_log_redaction
 from actors.relay import DEFAULT_AUDIENCE
+from actors.policy import DEFAULT_CLOCK_SKEW_S, DEFAULT_MAX_TTL_S
+from actors.relay import KeyFileError, load_public_key
 from supervisors._process import tune_gc
 from supervisors.tls import ALPN_HTTP1, TlsConfigError, client_ssl_context, warn_plaintext
 from zl_actors import (
@@ -121,7 +126,26 @@ def _parser(*, doctor: bool = False) -> argparse.ArgumentParser:
         "--insecure-dev", action="store_true", help="allow ws:// without TLS (development only)"
     )
     parser.add_argument(
-        "--root", action="append", default=[], help="directory fs.read may read (repeatable)"
+        "--root",
+        action="append",
+        default=[],
+        help="directory fs.read may read (repeatable); with a server command, the folders "
+        "that server serves, so that policy paths resolve on this disk",
+    )
+    parser.add_argument(
+        "--policy-key",
+        action="append",
+        default=[],
+        type=Path,
+        help="the control plane's public key (PEM) that signs policy bundles (repeatable, "
+        "for rotation); every call must carry a bundle it verifies",
+    )
+    parser.add_argument("--policy-max-ttl-s", type=float, default=DEFAULT_MAX_TTL_S)
+    parser.add_argument("--policy-clock-skew-s", type=float, default=DEFAULT_CLOCK_SKEW_S)
+    parser.add_argument(
+        "--insecure-no-policy",
+        action="store_true",
+        help="run calls with no signed policy at all (development only; logged loudly)",
     )
     parser.add_argument("--max-bytes", type=int, default=LocalCaps().max_bytes)
     parser.add_argument("--max-timeout-s", type=float, default=LocalCaps().max_timeout_s)
@@ -161,8 +185,37 @@ def _link_config(args: argparse.Namespace) -> RelayLinkConfig:
         device_id=args.device_id,
         token=token,
         ssl_context=context,
+        policy=_policy_config(args, token),
         caps=LocalCaps(max_timeout_s=args.max_timeout_s, max_bytes=args.max_bytes),
         reconnect=Reconnect(initial_s=args.reconnect_initial_s, max_s=args.reconnect_max_s),
+    )
+
+
+def _policy_config(args: argparse.Namespace, token: str) -> DevicePolicyConfig | None:
+    if args.insecure_no_policy:
+        if args.policy_key:
+            raise ValueError("--policy-key and --insecure-no-policy contradict each other")
+        log.warning(
+            "NO POLICY: --insecure-no-policy is set, so this device runs any call the relay "
+            "brings, with no signed policy. Development only."
+        )
+        return None
+    if not args.policy_key:
+        raise ValueError(
+            "--policy-key is required (the control plane's public key; every call must carry "
+            "a bundle signed with it), or --insecure-no-policy for development"
+        )
+    try:
+        keys = tuple(load_public_key(path) for path in args.policy_key)
+    except KeyFileError as exc:
+        raise ValueError(str(exc)) from None
+    return DevicePolicyConfig(
+        trusted_keys=keys,
+        tenant=tenant_of_token(token),
+        device_id=args.device_id,
+        roots=real_roots(args.root),
+        max_ttl_s=args.policy_max_ttl_s,
+        clock_skew_s=args.policy_clock_skew_s,
     )
 
 

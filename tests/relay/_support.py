@@ -29,6 +29,7 @@ from supervisors.relay import (
     run_relay,
 )
 from supervisors.tls import ALPN_HTTP1, client_ssl_context, generate_dev_certs
+from tests._policy import control_plane_key, public_key_file
 from zl_actors import Backoff, SupervisorSpec, open_actor_system
 
 REPO = Path(__file__).resolve().parents[2]
@@ -185,9 +186,12 @@ class Bridge:
         root: Path | None = None,
         status_out: Path | None = None,
         command: Sequence[str] = (sys.executable, "-m", "supervisors.bridge"),
+        extra: tuple[str, ...] = (),
     ) -> None:
         token_file = env.tmp / f"{device_id}.jwt"
         token_file.write_text(env.device_token(tenant, device_id))
+        # Deny by default on the device too: calls must carry a bundle signed by this key.
+        policy_key = public_key_file(control_plane_key(), env.tmp / "keys" / "control-plane.pub")
         self.log = env.tmp / f"{device_id}-bridge.log"
         argv = [
             *command,
@@ -205,6 +209,9 @@ class Bridge:
             "0.3",
             "--log-level",
             "INFO",
+            "--policy-key",
+            str(policy_key),
+            *extra,
         ]
         if root is not None:
             argv += ["--root", str(root)]
