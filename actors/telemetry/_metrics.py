@@ -138,6 +138,7 @@ class Metrics:
         for kind, count in counts.items():
             if count:
                 self._redactions.add(count, {"class": kind, "site": site})
+
     def record_policy_bundle_age(self, seconds: float) -> None:
         """A tool call was decided under a bundle issued ``seconds`` ago."""
         self._policy_age.record(max(0.0, seconds))

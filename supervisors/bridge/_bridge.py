@@ -38,10 +38,9 @@ from actors.bridge import (
     tenant_of_token,
 )
 from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
-from actors.redaction import install_log_redaction
-from actors.relay import DEFAULT_AUDIENCE
 from actors.policy import DEFAULT_CLOCK_SKEW_S, DEFAULT_MAX_TTL_S
-from actors.relay import KeyFileError, load_public_key
+from actors.redaction import install_log_redaction
+from actors.relay import DEFAULT_AUDIENCE, KeyFileError, load_public_key
 from supervisors._process import tune_gc
 from supervisors.tls import ALPN_HTTP1, TlsConfigError, client_ssl_context, warn_plaintext
 from zl_actors import (

@@ -46,7 +46,6 @@ from actors.redaction import (
     installed_log_redaction,
     load_settings_file,
 )
-from actors.relay import Shard
 from actors.relay import KeyFileError, Shard
 from actors.session import Outbox, SessionContext, SessionDeps, ToolRunnerFactory
 from actors.session.tools import ToolRunner
