@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import grpc
 import httpx
 import trio
 
+from actors.policy import mint_caller_token, sign_bundle
 from actors.provider.fake_upstream import FakeUpstream, open_fake_upstream
 from actors.relay import (
     generate_signing_key,
@@ -72,10 +73,18 @@ class TurnResult:
         return self.delta_code or self.error_code
 
 
-def chat_turn(
-    port: int, text: str, *, device: str, timeout_s: float, tenant: str = TENANT
-) -> TurnResult:
-    """One session with one turn over grpcio (blocking; run it in a thread)."""
+def chat_session(
+    port: int,
+    texts: list[str],
+    *,
+    device: str,
+    timeout_s: float,
+    token: str,
+    tenant: str = TENANT,
+    between: Callable[[], None] | None = None,
+) -> list[TurnResult]:
+    """One session over grpcio, a turn per text, ``between`` run between turns (blocking;
+    run it in a thread). The session's caller token rides in ``authorization``."""
     requests: queue.Queue[agent_pb2.ChatRequest | None] = queue.Queue()
     start = agent_pb2.StartSession(tenant=tenant, user="u1", device_id=device)
     requests.put(agent_pb2.ChatRequest(start_session=start))
@@ -84,25 +93,29 @@ def chat_turn(
         while (item := requests.get()) is not None:
             yield item
 
-    kinds: list[str] = []
-    result = TurnResult(kinds, None, None, None, 0.0)
+    def send(text: str) -> None:
+        requests.put(agent_pb2.ChatRequest(user_message=agent_pb2.UserMessage(text=text)))
+
+    results: list[TurnResult] = []
+    pending = list(texts)
+    result = TurnResult([], None, None, None, 0.0)
     began = time.monotonic()
+    metadata = [("authorization", f"Bearer {token}")]
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         call = channel.stream_stream(
             STREAM_CHAT,
             request_serializer=agent_pb2.ChatRequest.SerializeToString,
             response_deserializer=agent_pb2.ChatEvent.FromString,
         )
-        events = call(iterate(), timeout=timeout_s)
+        events = call(iterate(), timeout=timeout_s, metadata=metadata)
         try:
             for event in events:
                 kind = event.WhichOneof("event")
                 if kind == "session_started":
-                    requests.put(
-                        agent_pb2.ChatRequest(user_message=agent_pb2.UserMessage(text=text))
-                    )
+                    send(pending.pop(0))
+                    began = time.monotonic()
                     continue
-                kinds.append(kind or "?")
+                result.kinds.append(kind or "?")
                 if kind == "tool_call_delta":
                     delta = event.tool_call_delta
                     result.delta_status = delta.status
@@ -110,15 +123,36 @@ def chat_turn(
                         result.delta_code = delta.error.code
                 elif kind == "error":
                     result.error_code = event.error.code
-                if kind in ("assistant_done", "error"):
-                    break
+                if kind in ("assistant_done", "error") and event.turn_id:
+                    result.elapsed_s = time.monotonic() - began
+                    results.append(result)
+                    result = TurnResult([], None, None, None, 0.0)
+                    if not pending:
+                        break
+                    if between is not None:
+                        between()
+                    send(pending.pop(0))
+                    began = time.monotonic()
+                elif kind == "error":
+                    break  # the session itself was refused
         except grpc.RpcError as exc:
             result.rpc_error = f"{exc.code().name}: {exc.details()}"
         finally:
             requests.put(None)
             events.cancel()
-    result.elapsed_s = time.monotonic() - began
-    return result
+    if len(results) < len(texts):
+        result.elapsed_s = time.monotonic() - began
+        results.append(result)
+    return results
+
+
+def chat_turn(
+    port: int, text: str, *, device: str, timeout_s: float, token: str, tenant: str = TENANT
+) -> TurnResult:
+    """One session with one turn (see ``chat_session``)."""
+    return chat_session(
+        port, [text], device=device, timeout_s=timeout_s, token=token, tenant=tenant
+    )[0]
 
 
 def stop(process: subprocess.Popen[Any] | None) -> None:
@@ -167,6 +201,42 @@ class World:
     relay_host_port: int = 0
     relay_device_port: int = 0
     signing: Any = None
+    #: Signs the tenant's policy bundles (the control plane) and the callers' tokens.
+    control_plane: Any = attrs.field(factory=generate_signing_key)
+    caller_issuer: Any = attrs.field(factory=generate_signing_key)
+    revision: int = 0
+
+    @property
+    def policy_dir(self) -> Path:
+        return self.scratch / "policy"
+
+    def write_policy(self, *, ttl_s: float = 600.0) -> None:
+        """A permissive bundle for the tenant, with a higher revision than the last."""
+        self.revision += 1
+        allow = {"id": "allow", "tool": "*", "versions": "*", "effect": "allow", "devices": ["*"]}
+        document = {
+            "iss": "chaos-control-plane",
+            "aud": TENANT,
+            "policy_id": "chaos",
+            "revision": int(time.time()) * 100 + self.revision,
+            "rules": [allow],
+        }
+        self.policy_dir.mkdir(exist_ok=True)
+        jws = sign_bundle(document, self.control_plane, ttl_s=ttl_s)
+        (self.policy_dir / f"{TENANT}.jws").write_text(jws)
+
+    @property
+    def token(self) -> str:
+        """A caller token for the tenant's user, any device."""
+        return mint_caller_token(
+            self.caller_issuer, tenant=TENANT, user="u1", devices=["*"], ttl_s=3600
+        )
+
+    def key_file(self, key: Any, name: str) -> Path:
+        path = self.scratch / name
+        if not path.exists():
+            save_public_key(key.public_key(), path)
+        return path
 
     @property
     def audit(self) -> Path:
@@ -178,7 +248,19 @@ class World:
         ready = self.scratch / "host.ready"
         await trio.Path(ready).unlink(missing_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("ZL_")}
+        if not (self.policy_dir / f"{TENANT}.jws").exists():
+            self.write_policy()
+        control_plane = self.key_file(self.control_plane, "control-plane.pub")
+        callers = self.key_file(self.caller_issuer, "caller.pub")
         env.update(
+            ZL_AUTH__TRUSTED_KEYS=json.dumps([str(callers)]),
+            ZL_POLICY__SOURCE=f"file:{self.policy_dir}/{{tenant}}.jws",
+            ZL_POLICY__TRUSTED_KEYS=json.dumps([str(control_plane)]),
+            ZL_POLICY__STATE_DIR=str(self.scratch / "policy-state"),
+            ZL_POLICY__CLOCK_SKEW_S="0",
+            ZL_POLICY__REFRESH_S="1",
+            ZL_POLICY__RETRY_INITIAL_S="0.2",
+            ZL_POLICY__RETRY_MAX_S="1",
             ZL_GRPC__PORT="0",
             ZL_GRPC__INSECURE_DEV_PLAINTEXT="true",
             ZL_DEBUG__PORT="0",
@@ -241,6 +323,7 @@ heartbeat_s = {HEARTBEAT_S}
         argv += ["--relay", f"wss://127.0.0.1:{self.relay_device_port}/v1/device"]
         argv += ["--token-file", str(token), "--ca", str(self.certs.ca_cert)]
         argv += ["--reconnect-initial-s", "0.1", "--reconnect-max-s", "0.5"]
+        argv += ["--policy-key", str(self.key_file(self.control_plane, "control-plane.pub"))]
         argv += ["--", sys.executable, "-m", "bench._chaos_mcp"]
         self.bridge = spawn(argv, self.scratch / "bridge.log")
 
@@ -274,8 +357,29 @@ heartbeat_s = {HEARTBEAT_S}
     # --- what the host shows -----------------------------------------------------------
 
     async def turn(self, text: str, *, device: str = DEVICE, timeout_s: float = 30.0) -> TurnResult:
+        token = self.token
         return await trio.to_thread.run_sync(
-            lambda: chat_turn(self.grpc_port, text, device=device, timeout_s=timeout_s)
+            lambda: chat_turn(self.grpc_port, text, device=device, timeout_s=timeout_s, token=token)
+        )
+
+    async def session(
+        self,
+        texts: list[str],
+        *,
+        between: Callable[[], None] | None = None,
+        device: str = DEVICE,
+        timeout_s: float = 60.0,
+    ) -> list[TurnResult]:
+        token = self.token
+        return await trio.to_thread.run_sync(
+            lambda: chat_session(
+                self.grpc_port,
+                texts,
+                device=device,
+                timeout_s=timeout_s,
+                token=token,
+                between=between,
+            )
         )
 
     async def tree(self) -> dict[str, Any]:

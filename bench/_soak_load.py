@@ -52,6 +52,7 @@ async def session(
     counters: Counters,
     stop: asyncio.Event,
     turns_per_session: int,
+    token: str,
 ) -> None:
     """Sessions one after another, each of ``turns_per_session`` turns (a chat ends)."""
     call = channel.stream_stream(
@@ -60,14 +61,16 @@ async def session(
         response_deserializer=agent_pb2.ChatEvent.FromString,
     )
     while not stop.is_set():
-        stream = call()
+        stream = call(metadata=(("authorization", f"Bearer {token}"),))
         counters.sessions_open += 1
         try:
             start = agent_pb2.StartSession(tenant="soak", user="u1", device_id=device)
             await stream.write(agent_pb2.ChatRequest(start_session=start))
             first = await asyncio.wait_for(stream.read(), TURN_TIMEOUT_S)
             if first is grpc.aio.EOF or first.WhichOneof("event") != "session_started":
-                counters.errors["no session"] += 1
+                code = "EOF" if first is grpc.aio.EOF else first.error.code
+                counters.errors[f"no session: {code}"] += 1
+                await asyncio.sleep(PAUSE_S)  # a refused session is not retried in a spin
                 continue
             for _ in range(turns_per_session):
                 if stop.is_set():
@@ -122,7 +125,12 @@ async def main_async(args: argparse.Namespace) -> None:
     tasks = [
         asyncio.create_task(
             session(
-                channels[n % len(channels)], devices[n % len(devices)], counters, stop, args.turns
+                channels[n % len(channels)],
+                devices[n % len(devices)],
+                counters,
+                stop,
+                args.turns,
+                args.token,
             )
         )
         for n in range(args.sessions)
@@ -144,6 +152,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--device", default="laptop-1", help="device ids, comma-separated")
     parser.add_argument("--turns", type=int, default=20, help="turns per session before it ends")
+    parser.add_argument("--token", required=True, help="the caller token every session sends")
     asyncio.run(main_async(parser.parse_args()))
 
 

@@ -4,7 +4,7 @@ Each scenario is one small async function that gets a fresh world of real proces
 (``bench._chaos_world``: a host, and for the relay path a relay shard, a bridge and a
 loopback TCP fault proxy between host and relay), breaks one thing with actor fault
 injection (``POST /debug/faults``), a real ``kill -9``, a network fault, a misbehaving
-upstream or MCP server, or a full disk, and reports:
+upstream or MCP server, a full disk, or a policy bundle that runs out, and reports:
 
 - **typed**: the client got the expected typed error (or, where the fault should be
   absorbed, a normal answer) within the scenario's deadline;
@@ -24,6 +24,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,32 @@ async def audit_disk_full(world: World, outcome: Outcome) -> None:
     outcome.note = f"host up: {world.host is not None and world.host.poll() is None}"
     if receipt_for(world, before) != "yes":
         outcome.recovery_s = None  # receipts did not resume
+
+
+# --- policy ----------------------------------------------------------------------------------
+
+#: The short-lived bundle of ``policy_expiry_mid_stream``: long enough for a first turn.
+SHORT_BUNDLE_S = 6.0
+
+
+@scenario("policy_expiry_mid_stream", "the tenant's policy bundle expires while a session is open")
+async def policy_expiry_mid_stream(world: World, outcome: Outcome) -> None:
+    world.write_policy(ttl_s=SHORT_BUNDLE_S)
+    expires_at = time.time() + SHORT_BUNDLE_S
+    await world.start_host(**world.stdio_settings())
+    before = len(world.receipts())
+
+    def until_expired() -> None:
+        # The session stays open while its tenant's bundle runs out (nothing fresh comes).
+        time.sleep(max(0.0, expires_at - time.time()) + 1.0)
+
+    first, second = await world.session(["read fine.txt", "read fine.txt"], between=until_expired)
+    expect(outcome, second, ("policy.expired",), deadline_s=10.0)
+    outcome.typed = outcome.typed and first.ok
+    new = world.receipts()[before:]
+    outcome.receipt = "yes" if [r["outcome"] for r in new] == ["ok", "denied"] else "no"
+    world.write_policy()  # the control plane is back: a fresh bundle, a higher revision
+    outcome.recovery_s = await world.until_ok("read fine.txt", timeout_s=RECOVERY_TIMEOUT_S)
 
 
 # --- the relay path ------------------------------------------------------------------------

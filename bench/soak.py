@@ -27,6 +27,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ import attrs
 import httpx
 import trio
 
+from actors.policy import mint_caller_token, sign_bundle
 from actors.relay import generate_signing_key, mint_device_token, mint_host_token, save_public_key
 from supervisors.tls import generate_dev_certs
 
@@ -75,6 +77,52 @@ def slope_per_min(points: list[tuple[float, float]]) -> float:
         return 0.0
     cov = sum((t - mean_t) * (v - mean_v) for t, v in points)
     return cov / var * 60.0
+
+
+CONTROL_PLANE = generate_signing_key()
+CALLERS = generate_signing_key()
+#: Bundles live this long and a fresh one (a higher revision) is written every half of it:
+#: the host and the devices keep deciding under a current policy for a run of any length.
+BUNDLE_TTL_S = 600.0
+
+
+def write_bundle(tmp: Path) -> None:
+    allow = {"id": "allow", "tool": "*", "versions": "*", "effect": "allow", "devices": ["*"]}
+    document = {
+        "iss": "soak-control-plane",
+        "aud": TENANT,
+        "policy_id": "soak",
+        "revision": int(time.time() * 1000),
+        "rules": [allow],
+    }
+    (tmp / "policy").mkdir(exist_ok=True)
+    jws = sign_bundle(document, CONTROL_PLANE, ttl_s=BUNDLE_TTL_S)
+    (tmp / "policy" / f"{TENANT}.jws").write_text(jws)
+
+
+def policy_settings(tmp: Path) -> dict[str, str]:
+    """The host's caller-token and policy settings: the load's token, the soak's bundles."""
+    save_public_key(CONTROL_PLANE.public_key(), tmp / "control-plane.pub")
+    save_public_key(CALLERS.public_key(), tmp / "callers.pub")
+    write_bundle(tmp)
+    return {
+        "ZL_AUTH__TRUSTED_KEYS": json.dumps([str(tmp / "callers.pub")]),
+        "ZL_AUTH__MAX_TTL_S": "172800",
+        "ZL_POLICY__SOURCE": f"file:{tmp / 'policy'}/{{tenant}}.jws",
+        "ZL_POLICY__TRUSTED_KEYS": json.dumps([str(tmp / "control-plane.pub")]),
+        "ZL_POLICY__STATE_DIR": str(tmp / "policy-state"),
+        "ZL_POLICY__REFRESH_S": "10",
+    }
+
+
+def caller_token() -> str:
+    return mint_caller_token(CALLERS, tenant=TENANT, user="u1", devices=["*"], ttl_s=172800)
+
+
+async def refresh_bundles(tmp: Path) -> None:
+    while True:
+        await trio.sleep(BUNDLE_TTL_S / 2)
+        write_bundle(tmp)
 
 
 def write_relay_config(tmp: Path, certs: Any, device_port: int, host_port: int) -> Path:
@@ -143,8 +191,10 @@ async def start(tmp: Path) -> Processes:
         argv = [sys.executable, "-m", "supervisors.bridge", "--device-id", device, "--quiet"]
         argv += ["--relay", f"wss://127.0.0.1:{device_port}/v1/device"]
         argv += ["--token-file", str(token), "--ca", str(certs.ca_cert), "--root", str(root)]
+        argv += ["--policy-key", str(tmp / "control-plane.pub")]
         bridges.append(spawn(argv, tmp / f"{device}.log"))
     (tmp / "host.jwt").write_text(mint_host_token(key, tenants=[TENANT], host_id="soak", ttl=86400))
+    policy_env = policy_settings(tmp)
     env = {
         "ZL_GRPC__PORT": "0",
         "ZL_GRPC__INSECURE_DEV_PLAINTEXT": "true",
@@ -157,6 +207,7 @@ async def start(tmp: Path) -> Processes:
         "ZL_PROVIDER__MOCK__FIRST_TOKEN_DELAY_MS": "50",
         "ZL_PROVIDER__MOCK__TOKENS_PER_S": "50",
         "ZL_PROVIDER__MOCK__ANSWER_TOKENS": "20",
+        **policy_env,
     }
     host_env = {k: v for k, v in os.environ.items() if not k.startswith("ZL_")} | env
     argv = [sys.executable, "-m", "supervisors", "host", "--ready-file", str(tmp / "host.ready")]
@@ -182,6 +233,7 @@ async def runtime(client: httpx.AsyncClient, url: str) -> dict[str, int]:
 def start_load(port: int, sessions: int) -> subprocess.Popen[str]:
     argv = [sys.executable, "-m", "bench._soak_load", "--port", str(port)]
     argv += ["--sessions", str(sessions), "--device", ",".join(DEVICES)]
+    argv += ["--token", caller_token()]
     return subprocess.Popen(
         argv, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
@@ -224,6 +276,7 @@ async def soak(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 "read notes.txt",
                 device=device,
                 timeout_s=60,
+                token=caller_token(),
                 tenant=TENANT,
             ),
         )
@@ -236,7 +289,8 @@ async def soak(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     began = trio.current_time()
     duration = args.minutes * 60
     try:
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with httpx.AsyncClient(timeout=10) as client, trio.open_nursery() as refresher:
+            refresher.start_soon(refresh_bundles, tmp)
             while True:
                 await trio.sleep(args.interval)
                 load.stdin.write("\n")
@@ -265,6 +319,7 @@ async def soak(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                     f"tasks {sample.tasks['host']} rss {sample.rss_mb['host']} MB"
                 )
                 if sample.at_s >= duration:
+                    refresher.cancel_scope.cancel()
                     break
         load.stdin.close()  # the sessions end
         await trio.to_thread.run_sync(lambda: load.wait(timeout=60))

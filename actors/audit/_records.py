@@ -153,10 +153,22 @@ class ToolReceipt:
     error_code: str | None = attrs.field(default=None, validator=_catalog_code)
     truncated: bool = False
     traceparent: str | None = attrs.field(default=None, validator=_traceparent)
+    #: The revision of the policy bundle the call was decided under (None: no bundle).
+    policy_revision: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.ge(0))
+    )
+    #: What policy decided (``allow`` or ``deny``); None when policy is off (development).
+    decision: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.in_(("allow", "deny")))
+    )
+    #: The rule that made the decision (``default-deny`` when none did).
+    rule_id: str | None = None
 
     def __attrs_post_init__(self) -> None:
         if (self.outcome is Outcome.OK) != (self.error_code is None):
             raise ValueError("an ok receipt has no error_code; any other outcome needs one")
+        if self.decision == "deny" and self.outcome is not Outcome.DENIED:
+            raise ValueError("a call policy denied has the outcome denied")
 
     def to_payload(self) -> dict[str, Any]:
         """The receipt as the JSON payload of a ``tool.receipt`` record."""
@@ -180,6 +192,9 @@ class ToolReceipt:
             "error_code": self.error_code,
             "truncated": self.truncated,
             "traceparent": self.traceparent,
+            "policy_revision": self.policy_revision,
+            "decision": self.decision,
+            "rule_id": self.rule_id,
         }
 
     @classmethod
@@ -212,6 +227,10 @@ class ToolReceipt:
             error_code=payload["error_code"],
             truncated=payload["truncated"],
             traceparent=payload["traceparent"],
+            # Receipts written before policy existed have none of these.
+            policy_revision=payload.get("policy_revision"),
+            decision=payload.get("decision"),
+            rule_id=payload.get("rule_id"),
         )
 
 

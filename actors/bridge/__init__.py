@@ -1,7 +1,8 @@
-"""The Device Bridge's domain: the relay link, the announced catalog and the local caps.
+"""The Device Bridge's domain: the relay link, the announced catalog, the local caps and
+the device's own check of the signed policy.
 
-Keeps a small import graph: the MCP client, the relay frames and trio-websocket; never
-the host, gRPC or the provider.
+Keeps a small import graph: the MCP client, the relay frames, the policy's pure checks and
+trio-websocket; never the host, gRPC, HTTP clients or the provider.
 """
 
 from ._link import BRIDGE_VERSION as BRIDGE_VERSION
@@ -16,6 +17,11 @@ from ._local import announced_tools as announced_tools
 from ._local import capped_arguments as capped_arguments
 from ._local import effective_caps as effective_caps
 from ._local import fit_result as fit_result
+from ._paths import resolve_on_device as resolve_on_device
+from ._policy import DevicePolicy as DevicePolicy
+from ._policy import DevicePolicyConfig as DevicePolicyConfig
+from ._policy import real_roots as real_roots
+from ._policy import tenant_of_token as tenant_of_token
 from .messages import BridgeMessage as BridgeMessage
 from .messages import BridgeStatus as BridgeStatus
 from .messages import GetBridgeStatus as GetBridgeStatus
@@ -25,6 +31,8 @@ __all__ = [
     "BridgeMessage",
     "BridgeStatus",
     "BridgeStopped",
+    "DevicePolicy",
+    "DevicePolicyConfig",
     "EffectiveCaps",
     "GetBridgeStatus",
     "LocalCaps",
@@ -36,4 +44,7 @@ __all__ = [
     "capped_arguments",
     "effective_caps",
     "fit_result",
+    "real_roots",
+    "resolve_on_device",
+    "tenant_of_token",
 ]

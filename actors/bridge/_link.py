@@ -24,7 +24,7 @@ import trio
 from attrs.validators import gt
 from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
 
-from actors.errors import Overloaded, ToolError, WireError, internal_error
+from actors.errors import Overloaded, PolicyError, ToolError, WireError, internal_error
 from actors.mcp import CallTool, CancelCall, ListTools, McpClientMessage, call_tool
 from actors.relay import (
     DEFAULT_MAX_FRAME_BYTES,
@@ -48,6 +48,7 @@ from actors.relay._dial import open_relay_websocket
 from zl_actors import Actor, ActorContext, ActorError, ActorRef
 
 from ._local import (
+    UNVERSIONED,
     LocalCaps,
     ResultTooLarge,
     announced_tools,
@@ -55,6 +56,7 @@ from ._local import (
     effective_caps,
     fit_result,
 )
+from ._policy import DevicePolicy, DevicePolicyConfig
 from .messages import BridgeMessage, BridgeStatus, GetBridgeStatus, LinkState
 
 log = logging.getLogger("zl.bridge")
@@ -92,6 +94,8 @@ class RelayLinkConfig:
         ssl_context: verifies the relay against the CA bundle; None only for ``ws://``
             with the plaintext dev flag (the CLI logs the warning).
         caps: the bridge's own ceiling on every call.
+        policy: what signed policy every call is checked against; None runs calls with no
+            policy at all (development only: the CLI logs it loudly).
         reconnect: backoff between attempts.
         connect_timeout_s: TCP + TLS + WebSocket handshake.
         hello_timeout_s: the relay's answer to ``device.hello``.
@@ -107,6 +111,7 @@ class RelayLinkConfig:
     device_id: str
     token: str = attrs.field(repr=False)
     ssl_context: ssl.SSLContext | None = None
+    policy: DevicePolicyConfig | None
     caps: LocalCaps = attrs.field(factory=LocalCaps)
     reconnect: Reconnect = attrs.field(factory=Reconnect)
     connect_timeout_s: float = attrs.field(default=10.0, validator=gt(0))
@@ -181,6 +186,9 @@ class RelayLink(Actor[BridgeMessage]):
         self.input_schemas: dict[str, Mapping[str, Any]] = {}
         #: Frames to the relay must fit this (the smaller of ours and the relay's limit).
         self.frame_limit = config.max_frame_bytes
+        self.versions: dict[str, str] = {}
+        self.policy = DevicePolicy(config.policy) if config.policy is not None else None
+        self.calls_denied = 0
 
     async def on_start(self, ctx: ActorContext[BridgeMessage]) -> None:
         ctx.nursery.start_soon(self._run)
@@ -296,6 +304,7 @@ class RelayLink(Actor[BridgeMessage]):
         catalog = await self.mcp.ask(ListTools(), timeout=CATALOG_TIMEOUT_S)
         tools = announced_tools(catalog)
         self.input_schemas = {tool.name: tool.input_schema for tool in tools}
+        self.versions = {tool.name: tool.version for tool in tools}
         async with open_relay_websocket(
             self.url,
             self.config.ssl_context,
@@ -393,6 +402,18 @@ class RelayLink(Actor[BridgeMessage]):
                     case _:
                         log.debug("bridge: ignoring %s frame", frame.TYPE)
 
+    def _refusal(self, call: ToolCall) -> WireError | None:
+        """Why the signed policy does not let ``call`` run here, or None (see ``_policy``)."""
+        if self.policy is None:
+            return None
+        try:
+            self.policy.check(call, version=self.versions.get(call.tool, UNVERSIONED))
+        except (PolicyError, ToolError) as exc:
+            self.calls_denied += 1
+            log.warning("bridge: call %s of %s refused: %s", call.call_id, call.tool, exc)
+            return exc.to_wire()
+        return None
+
     async def _call(
         self, ws: WebSocketConnection, call: ToolCall, scope: trio.CancelScope, frame_limit: int
     ) -> None:
@@ -400,6 +421,10 @@ class RelayLink(Actor[BridgeMessage]):
         result: ToolResult
         try:
             with scope:
+                refusal = self._refusal(call)
+                if refusal is not None:
+                    await self._send(ws, ToolResult(call_id=call.call_id, error=refusal))
+                    return
                 arguments = capped_arguments(
                     call.args, self.input_schemas.get(call.tool), caps.max_bytes
                 )

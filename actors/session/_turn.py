@@ -36,10 +36,12 @@ from actors.provider import (
     ToolSpec,
     Usage,
 )
+from actors.redaction import Redactor
 from actors.telemetry import Telemetry
 from zl_actors import ActorContext, ActorRef, TaskActor
 
 from ._outbox import ClientGone, Outbox
+from ._redaction import redact_off_loop
 from .messages import (
     AssistantDeltaEvent,
     AssistantDoneEvent,
@@ -126,8 +128,11 @@ class Turn(TaskActor):
         progress: TurnProgress,
         tool_runner: ToolRunner | None,
         telemetry: Telemetry | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.telemetry = telemetry
+        #: Redacts tool results before the model reads them (None: they go as they are).
+        self.redactor = redactor
         self.started = time.monotonic()
         self.plan = plan
         self.provider = provider
@@ -229,8 +234,18 @@ class Turn(TaskActor):
                     f"the model asked for more than {MAX_TOOL_DEPTH} tool call(s) in one turn",
                 )
             result_json = await self.tool_runner.run(call, turn_id=plan.turn_id, turn=ctx)
+            for_model = await self._redact_result(result_json)
             history.append(ChatMessage(role="assistant", content=None, tool_calls=(call,)))
-            history.append(ChatMessage(role="tool", content=result_json, tool_call_id=call.call_id))
+            history.append(ChatMessage(role="tool", content=for_model, tool_call_id=call.call_id))
+
+    async def _redact_result(self, result_json: str) -> str:
+        """The tool result as the model may see it (the client got it unredacted)."""
+        if self.redactor is None:
+            return result_json
+        redacted = await redact_off_loop(self.redactor.redact_json, result_json)
+        if redacted.spans and self.telemetry is not None:
+            self.telemetry.metrics.add_redactions(redacted.counts, site="model")
+        return redacted.text
 
     async def _offered_tools(self) -> tuple[ToolSpec, ...]:
         if self.tool_runner is None:

@@ -10,6 +10,7 @@ from ._errors import TelemetryError as TelemetryError
 from ._metrics import MS_BUCKETS as MS_BUCKETS
 from ._metrics import Metrics as Metrics
 from ._metrics import Phase as Phase
+from ._redacting import RedactingSpanExporter as RedactingSpanExporter
 from ._telemetry import Exporter as Exporter
 from ._telemetry import Telemetry as Telemetry
 from ._telemetry import TelemetryConfig as TelemetryConfig
@@ -26,6 +27,7 @@ __all__ = [
     "Exporter",
     "Metrics",
     "Phase",
+    "RedactingSpanExporter",
     "Telemetry",
     "TelemetryConfig",
     "TelemetryConfigError",

@@ -37,8 +37,11 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from actors.redaction import Redactor
+
 from ._errors import TelemetryConfigError
 from ._metrics import Metrics, Phase
+from ._redacting import RedactingSpanExporter
 from ._traceparent import context_with_traceparent, traceparent_of
 
 INSTRUMENTATION_NAME = "zero_latency"
@@ -143,6 +146,7 @@ class Telemetry:
         *,
         span_exporter: SpanExporter | None = None,
         metric_readers: Sequence[MetricReader] = (),
+        redactor: Redactor | None = None,
     ) -> Telemetry:
         """Build the providers and exporters that ``config`` names.
 
@@ -151,6 +155,8 @@ class Telemetry:
             span_exporter: also send every span here, synchronously as it ends (tests use
                 the SDK's ``InMemorySpanExporter``; any other exporter plugs in the same way).
             metric_readers: extra readers (tests use ``InMemoryMetricReader``).
+            redactor: redacts every span before any exporter sees it (default: every
+                built-in class); redactions are counted in ``zl.redaction.count``.
 
         Raises:
             TelemetryConfigError: OTLP was asked for and its package is not installed.
@@ -167,14 +173,23 @@ class Telemetry:
         )
         readers = list(metric_readers)
         interval_ms = config.metric_interval_s * 1000
+        redactor = redactor if redactor is not None else Redactor()
+        redacting: list[RedactingSpanExporter] = []
         if config.exporter is not Exporter.NONE:
             spans, metrics = _exporters(config)
-            tracer_provider.add_span_processor(BatchSpanProcessor(spans))
+            redacting.append(RedactingSpanExporter(spans, redactor))
+            tracer_provider.add_span_processor(BatchSpanProcessor(redacting[-1]))
             readers.append(PeriodicExportingMetricReader(metrics, interval_ms))
         if span_exporter is not None:
-            tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+            redacting.append(RedactingSpanExporter(span_exporter, redactor))
+            tracer_provider.add_span_processor(SimpleSpanProcessor(redacting[-1]))
         meter_provider = MeterProvider(resource=resource, metric_readers=readers)
-        return cls(tracer_provider, meter_provider, recording=exporting)
+        telemetry = cls(tracer_provider, meter_provider, recording=exporting)
+        for exporter in redacting:
+            exporter.on_redacted = lambda counts: telemetry.metrics.add_redactions(
+                counts, site="span"
+            )
+        return telemetry
 
     def shutdown(self, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> None:
         """Flush and stop exporters (blocking: call it from a worker thread under Trio)."""

@@ -4,9 +4,16 @@ A ``ToolCall`` is a temporary child of the turn that asked for it, so cancelling
 (client cancel or disconnect) stops the call, which cancels it down the link. Whatever
 happens, the call writes exactly one receipt before its final event goes out:
 
-    started ─▶ validate args ─▶ link.invoke ─▶ validate result ─▶ cap bytes
-       │            │                │                │
-       └────────────┴──── error / timeout / cancelled ┴──▶ receipt ─▶ tool.call.delta
+    parse args ─▶ policy ─▶ started ─▶ validate args ─▶ link.invoke ─▶ validate result ─▶ cap
+       │            │          │              │                │                │
+       └────────────┴──────────┴── denied / error / timeout / cancelled ────────┴─▶ receipt
+                                                                                 ─▶ tool.call.delta
+
+Policy is decided before anything leaves the host: the tenant's bundle must be there and
+current (else ``policy.missing`` / ``policy.expired``), and ``actors.policy.decide`` must
+allow the call for its tool, version, device, paths and egress (else ``tool.denied``). An
+allowed call runs under the tightest caps of its rule, the tool's manifest and the host's
+config, and carries the signed bundle to the device, which checks it again.
 """
 
 from __future__ import annotations
@@ -29,7 +36,9 @@ from actors.audit import (
     canonical_digest,
 )
 from actors.audit import Caps as ReceiptCaps
-from actors.errors import ToolError, WireError, ZlError, internal_error
+from actors.errors import PolicyError, ToolError, WireError, ZlError, internal_error
+from actors.policy import CallRequest, Decision, PolicyBundle, PolicyView, decide, offers
+from actors.policy import Caps as PolicyCaps
 from actors.provider import ToolCallRequest, ToolSpec
 from actors.session import ClientGone, Outbox, SessionContext
 from actors.session.messages import ToolCallDeltaEvent, ToolCallStartedEvent
@@ -46,6 +55,7 @@ from ._contracts import (
     validate_args,
     validate_result,
 )
+from ._policy import PolicyGate
 from .link import ToolInvocation, ToolLink
 from .messages import GatewayMessage, GetOfferedTools, OfferedTool
 
@@ -61,16 +71,19 @@ OFFER_TIMEOUT_S = 10.0
 
 @attrs.frozen(kw_only=True)
 class ToolsConfig:
-    """Caps the host applies to every call (the policy will supply them per tenant later)."""
+    """Caps the host applies to every call; policy and the tool's manifest may lower them."""
 
     timeout_ms: int = 5_000
     max_bytes: int = 1024 * 1024
 
-    def caps_for(self, contract: ToolContract) -> Caps:
-        return Caps(
-            timeout_ms=min(self.timeout_ms, contract.default_caps.timeout_ms),
-            max_bytes=min(self.max_bytes, contract.default_caps.max_bytes),
-        )
+    def caps_for(self, contract: ToolContract, policy: PolicyCaps | None = None) -> Caps:
+        """The tightest of the host's caps, the manifest's and the policy rule's."""
+        timeout_ms = min(self.timeout_ms, contract.default_caps.timeout_ms)
+        max_bytes = min(self.max_bytes, contract.default_caps.max_bytes)
+        if policy is not None:
+            timeout_ms = min(timeout_ms, policy.timeout_ms)
+            max_bytes = min(max_bytes, policy.max_bytes)
+        return Caps(timeout_ms=timeout_ms, max_bytes=max_bytes)
 
 
 @attrs.frozen(kw_only=True)
@@ -80,6 +93,8 @@ class _CallPlan:
     session: SessionContext
     turn_id: str
     caps: Caps
+    #: The tenant's policy when the call was made (None: policy is off).
+    policy: PolicyView | None = None
 
 
 def _outcome_of(code: str) -> Outcome:
@@ -89,7 +104,7 @@ def _outcome_of(code: str) -> Outcome:
         return Outcome.TIMEOUT
     if code == "tool.cancelled":
         return Outcome.CANCELLED
-    if code == "tool.denied":
+    if code == "tool.denied" or code.startswith("policy."):
         return Outcome.DENIED
     return Outcome.ERROR
 
@@ -106,6 +121,8 @@ class ToolCall(TaskActor):
         outbox: Outbox,
         result: trio.MemorySendChannel[str],
         telemetry: Telemetry | None = None,
+        gate: PolicyGate,
+        config: ToolsConfig,
     ) -> None:
         self.telemetry = telemetry
         self.scope: ToolCallScope | None = None
@@ -114,6 +131,13 @@ class ToolCall(TaskActor):
         self.audit = audit
         self.outbox = outbox
         self.result = result
+        self.gate = gate
+        self.config = config
+        self.caps = plan.caps
+        #: The bundle the call was decided under, and the decision (None: not decided).
+        self.bundle: PolicyBundle | None = plan.policy.bundle if plan.policy else None
+        self.decision: Decision | None = None
+        self.policy_denied = False
 
     async def run(self, ctx: ActorContext[Any]) -> None:
         plan = self.plan
@@ -149,9 +173,13 @@ class ToolCall(TaskActor):
         try:
             try:
                 args = parse_arguments(call.arguments_json)
+                self._decide(args, version)
                 contract = self._contract()
-                args = cap_arguments(contract, args, plan.caps)
-            except ToolError as exc:
+                self.caps = self.config.caps_for(
+                    contract, self.decision.caps if self.decision is not None else None
+                )
+                args = cap_arguments(contract, args, self.caps)
+            except (ToolError, PolicyError) as exc:
                 error = exc.to_wire()
             await self.outbox.emit(
                 ToolCallStartedEvent(
@@ -181,6 +209,44 @@ class ToolCall(TaskActor):
             with trio.move_on_after(FINISH_TIMEOUT_S, shield=True):
                 await self._finish(args, result, truncated, error, version, watch, cancelled)
 
+    def _decide(self, args: dict[str, Any], version: str) -> None:
+        """Decide the call under the tenant's policy (nothing when policy is off).
+
+        Raises:
+            PolicyError: ``policy.missing`` or ``policy.expired``.
+            ToolError: ``tool.denied``, naming the rule (or ``default-deny``) and why.
+        """
+        view = self.plan.policy
+        if not self.gate.enabled or view is None:
+            return
+        try:
+            bundle = self.gate.usable(view)
+        except PolicyError:
+            self.policy_denied = True
+            raise
+        if self.telemetry is not None:
+            self.telemetry.metrics.record_policy_bundle_age(bundle.age_s(self.gate.now()))
+        plan = self.plan
+        self.decision = decide(
+            bundle,
+            CallRequest.of(
+                tool=plan.call.name,
+                version=version,
+                device_id=plan.session.device_id,
+                args=args,
+            ),
+        )
+        if not self.decision.allowed:
+            log.info(
+                "tool call %s denied by policy %s r%d rule %s: %s",
+                self.audit_call_id,
+                bundle.policy_id,
+                bundle.revision,
+                self.decision.rule_id,
+                self.decision.reason,
+            )
+            raise ToolError("tool.denied", f"{self.decision.reason} (rule {self.decision.rule_id})")
+
     def _contract(self) -> ToolContract:
         offered = self.plan.offered
         if offered is None:
@@ -200,10 +266,11 @@ class ToolCall(TaskActor):
                 tool=contract.name,
                 version=contract.version,
                 arguments=args,
-                timeout_s=plan.caps.timeout_ms / 1000,
-                max_bytes=plan.caps.max_bytes,
+                timeout_s=self.caps.timeout_ms / 1000,
+                max_bytes=self.caps.max_bytes,
                 # The tool call's span is the parent of whatever the device does.
                 traceparent=self.scope.traceparent if self.scope is not None else None,
+                policy=self.bundle.jws if self.decision is not None and self.bundle else None,
             )
         )
         if output.is_error:
@@ -214,7 +281,7 @@ class ToolCall(TaskActor):
         if output.structured is None:
             raise ToolError("tool.invalid_result", f"{contract.name} sent no structuredContent")
         validate_result(contract, output.structured)
-        return enforce_result_caps(contract, output.structured, plan.caps)
+        return enforce_result_caps(contract, output.structured, self.caps)
 
     def _receipt(
         self,
@@ -232,6 +299,11 @@ class ToolCall(TaskActor):
         receipt of outcome ``internal`` whose digests are of what can be digested.
         """
         plan = self.plan
+        bundle, decision = self.bundle, self.decision
+        if decision is not None:
+            effect: str | None = decision.effect
+        else:
+            effect = "deny" if self.policy_denied else None
         fields: dict[str, Any] = {
             "tool": plan.call.name or "?",
             "tool_version": version,
@@ -240,8 +312,12 @@ class ToolCall(TaskActor):
             "turn_id": plan.turn_id,
             "tenant": plan.session.tenant,
             "device_id": plan.session.device_id or None,
+            "policy_id": bundle.policy_id if bundle is not None and effect else None,
+            "policy_revision": bundle.revision if bundle is not None and effect else None,
+            "decision": effect,
+            "rule_id": decision.rule_id if decision is not None else None,
             "caps": ReceiptCaps(
-                timeout_ms=max(1, plan.caps.timeout_ms), max_bytes=max(1, plan.caps.max_bytes)
+                timeout_ms=max(1, self.caps.timeout_ms), max_bytes=max(1, self.caps.max_bytes)
             ),
             "timing": watch.stop(),
             "truncated": truncated,
@@ -320,6 +396,7 @@ class ToolCall(TaskActor):
                     status=status,
                     result_json=result_json,
                     error=error,
+                    receipt_id=receipt.receipt_id,
                 )
             )
         except ClientGone:
@@ -363,9 +440,11 @@ class SessionTools:
         link: ToolLink,
         audit: ActorRef[AuditMessage] | None,
         config: ToolsConfig,
+        policy: PolicyGate,
         telemetry: Telemetry | None = None,
     ) -> None:
         self.telemetry = telemetry
+        self.policy = policy
         self.session = session
         self.outbox = outbox
         self.gateway = gateway
@@ -373,8 +452,10 @@ class SessionTools:
         self.audit = audit
         self.config = config
         self._offered: dict[str, OfferedTool] = {}
+        self._view: PolicyView | None = None
 
     async def offered_tools(self) -> tuple[ToolSpec, ...]:
+        self._view = None  # a turn never decides under an older turn's view
         try:
             offered = await self.gateway.ask(
                 GetOfferedTools(tenant=self.session.tenant, device_id=self.session.device_id),
@@ -382,6 +463,12 @@ class SessionTools:
             )
         except ActorError as exc:
             raise ToolError("tool.unavailable", f"the tool gateway did not answer: {exc}") from None
+        view = await self.policy.view(self.session.tenant)
+        if view is not None:
+            offered = self._allowed(offered, view)
+        # The turn's calls are decided under this view (expiry is checked at each call):
+        # asking the cache again per call would cost two hand-overs between tasks.
+        self._view = view
         self._offered = {tool.descriptor.name: tool for tool in offered}
         return tuple(
             ToolSpec(
@@ -392,6 +479,26 @@ class SessionTools:
             for tool in offered
         )
 
+    def _allowed(
+        self, offered: tuple[OfferedTool, ...], view: PolicyView
+    ) -> tuple[OfferedTool, ...]:
+        """The tools the tenant's newest bundle allows on the session's device.
+
+        None without a bundle. An expired bundle still decides what is offered: calls are
+        then denied ``policy.expired``, which tells the model and the client why.
+        """
+        bundle = view.bundle
+        if bundle is None:
+            return ()
+        device = self.session.device_id
+        return tuple(
+            tool
+            for tool in offered
+            if offers(
+                bundle, tool=tool.descriptor.name, version=tool.descriptor.version, device_id=device
+            )
+        )
+
     async def run(self, call: ToolCallRequest, *, turn_id: str, turn: ActorContext[Any]) -> str:
         offered = self._offered.get(call.name)
         caps = (
@@ -399,8 +506,19 @@ class SessionTools:
             if offered is not None
             else Caps(timeout_ms=self.config.timeout_ms, max_bytes=self.config.max_bytes)
         )
+        view = self._view
+        if view is None and self.policy.enabled:
+            try:
+                view = await self.policy.view(self.session.tenant)
+            except PolicyError as exc:
+                view = PolicyView(tenant=self.session.tenant, bundle=None, problem=exc.message)
         plan = _CallPlan(
-            call=call, offered=offered, session=self.session, turn_id=turn_id, caps=caps
+            call=call,
+            offered=offered,
+            session=self.session,
+            turn_id=turn_id,
+            caps=caps,
+            policy=view,
         )
         send, receive = trio.open_memory_channel[str](1)
         # run_child: a call that dies is seen here at once (ActorCrashed), never waited on.
@@ -414,6 +532,8 @@ class SessionTools:
                     outbox=self.outbox,
                     result=send,
                     telemetry=self.telemetry,
+                    gate=self.policy,
+                    config=self.config,
                 ),
                 restart=Restart.TEMPORARY,
             )

@@ -38,6 +38,8 @@ class ToolInvocation:
     timeout_s: float
     max_bytes: int
     traceparent: str | None = None
+    #: The signed policy bundle the call was decided under (the device enforces it again).
+    policy: str | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -12,9 +12,11 @@ from pathlib import Path
 import attrs
 import trio
 
+from actors.redaction import install_log_redaction
 from supervisors._config import ConfigError, load_config
 from supervisors._exits import check_log_level, run_command
 from supervisors._process import freeze_startup_objects, raise_fd_limit, tune_gc
+from supervisors.tls import TlsConfigError
 
 from ._config import HostConfig
 from ._host import HostAddresses, check_config, run_host
@@ -75,6 +77,7 @@ def host_main(argv: Sequence[str] | None = None) -> int:
             level=check_log_level(args.log_level),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+        install_log_redaction()  # every record, and tracebacks, redacted before output
         raise_fd_limit()
         tune_gc()
         config = load_config(HostConfig, args.config)
@@ -83,4 +86,4 @@ def host_main(argv: Sequence[str] | None = None) -> int:
         print("zl host: stopped", flush=True)
         return 0
 
-    return run_command("zl host", body, startup_errors=(ConfigError,))
+    return run_command("zl host", body, startup_errors=(ConfigError, TlsConfigError, OSError))

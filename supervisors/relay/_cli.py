@@ -12,9 +12,12 @@ from pathlib import Path
 import attrs
 import trio
 
+from actors.redaction import install_log_redaction
+from actors.relay import KeyFileError
 from supervisors._config import ConfigError, load_config
 from supervisors._exits import check_log_level, run_command
 from supervisors._process import tune_gc
+from supervisors.tls import TlsConfigError
 
 from ._config import RelayConfig, check_config
 from ._relay import RelayAddresses, run_relay
@@ -35,6 +38,10 @@ def _parser() -> argparse.ArgumentParser:
         "--ready-file", type=Path, help="write the bound addresses here as JSON once serving"
     )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    parser.add_argument(
+        "--shard-id",
+        help="this shard's id, overriding shard_id in the file (a StatefulSet passes its pod name)",
+    )
     return parser
 
 
@@ -66,8 +73,10 @@ def relay_main(argv: Sequence[str] | None = None) -> int:
             level=check_log_level(args.log_level),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+        install_log_redaction()  # every record, and tracebacks, redacted before output
         tune_gc()
-        config = load_config(RelayConfig, args.config)
+        overrides = {"shard_id": args.shard_id} if args.shard_id else None
+        config = load_config(RelayConfig, args.config, overrides=overrides)
         try:
             check_config(config)
         except ValueError as exc:
@@ -76,4 +85,6 @@ def relay_main(argv: Sequence[str] | None = None) -> int:
         print("zl relay: stopped", flush=True)
         return 0
 
-    return run_command("zl relay", body, startup_errors=(ConfigError,))
+    return run_command(
+        "zl relay", body, startup_errors=(ConfigError, KeyFileError, TlsConfigError, OSError)
+    )

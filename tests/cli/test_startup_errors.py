@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from actors.audit import RECEIPT_KIND, AuditFile, FsyncPolicy
-from actors.relay import generate_signing_key, save_public_key
+from actors.relay import generate_signing_key, mint_device_token, save_public_key
 from supervisors.tls import generate_dev_certs
 from tests.audit._support import receipt
 
@@ -63,13 +63,23 @@ def busy_port() -> Iterator[int]:
         yield int(sock.getsockname()[1])
 
 
+def key_file(path: Path) -> Path:
+    save_public_key(generate_signing_key().public_key(), path)
+    return path
+
+
 def host_env(certs: Path, tmp_path: Path, **more: str) -> dict[str, str]:
+    """A host that would start: TLS, caller tokens checked, a policy for its tools."""
     (tmp_path / "audit").mkdir(exist_ok=True)
     return {
         "ZL_GRPC__PORT": "0",
         "ZL_DEBUG__PORT": "0",
         "ZL_GRPC__DEV_CERTS_DIR": str(certs),
         "ZL_AUDIT__PATH": str(tmp_path / "audit" / "audit.jsonl"),
+        "ZL_AUTH__TRUSTED_KEYS": json.dumps([str(key_file(tmp_path / "callers.pub"))]),
+        "ZL_POLICY__SOURCE": f"file:{tmp_path}/policy/{{tenant}}.jws",
+        "ZL_POLICY__TRUSTED_KEYS": json.dumps([str(key_file(tmp_path / "control-plane.pub"))]),
+        "ZL_POLICY__STATE_DIR": str(tmp_path / "policy-state"),
         **more,
     }
 
@@ -188,9 +198,16 @@ class TestBridge:
         self, tmp_path: Path, certs: Path, extra: list[str], needles: tuple[str, ...]
     ) -> None:
         token = tmp_path / "device.jwt"
-        token.write_text("a.b.c")
+        token.write_text(
+            mint_device_token(generate_signing_key(), tenant="acme", device_id="d1", ttl=600)
+        )
         argv = [*BRIDGE, "--relay", "wss://127.0.0.1:1/v1/device", "--device-id", "d1"]
-        base = {"--token-file": str(token), "--ca": str(certs / "ca.pem"), "--root": str(tmp_path)}
+        base = {
+            "--token-file": str(token),
+            "--ca": str(certs / "ca.pem"),
+            "--root": str(tmp_path),
+            "--policy-key": str(key_file(tmp_path / "control-plane.pub")),
+        }
         for option, value in zip(extra[::2], extra[1::2], strict=True):
             base[option] = value
         for option, value in base.items():

@@ -32,6 +32,7 @@ from actors.relay import (
 )
 from actors.tools import ToolInvocation
 from actors.tools._relay_link import RelayToolLink
+from tests._policy import permissive_bundle
 
 from ._support import DEADLINE_S, MAX_BYTES, Env, dial, make_env, open_link, start_relay
 
@@ -126,6 +127,7 @@ def invocation(tenant: str, device_id: str) -> ToolInvocation:
         arguments={"path": "a.txt"},
         timeout_s=20.0,
         max_bytes=4096,
+        policy=permissive_bundle(tenant),
     )
 
 

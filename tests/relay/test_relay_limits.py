@@ -18,6 +18,7 @@ from actors.bridge import ResultTooLarge, fit_result
 from actors.bridge._local import MIRROR_DROPPED_TEXT, result_size
 from actors.relay import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_HOST_FRAME_BYTES, result_budget
 from actors.tools import ToolInvocation, ToolsConfig
+from tests._policy import permissive_bundle
 
 from ._support import Bridge, Env, open_link
 from .test_relay_e2e import TENANT, owner, wait_online
@@ -112,6 +113,7 @@ def read(path: str, encoding: str = "utf-8") -> ToolInvocation:
         arguments={"path": path, "maxBytes": MIB, "encoding": encoding},
         timeout_s=20.0,
         max_bytes=MIB,
+        policy=permissive_bundle(TENANT),
     )
 
 

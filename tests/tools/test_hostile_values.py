@@ -23,6 +23,7 @@ from actors.audit import verify_audit
 from actors.provider.fake_upstream import Script, ScriptedToolCall, open_fake_upstream
 from supervisors.host import AuditSection, DebugSection, HostAddresses, ToolsSection, run_host
 from supervisors.host._provider import open_host_provider
+from tests._policy import bearer, caller_token, with_metadata
 from tests.host.conftest import (
     STEP_S,
     Conversation,
@@ -111,7 +112,10 @@ class TestTheCallsEndCannotFailSilently:
                         config, shutdown=shutdown, provider=stack.provider, task_status=task_status
                     )
                 )
-                with grpc.insecure_channel(f"127.0.0.1:{addresses.grpc_port}") as channel:
+                with with_metadata(
+                    grpc.insecure_channel(f"127.0.0.1:{addresses.grpc_port}"),
+                    bearer(caller_token()),
+                ) as channel:
                     talk = Conversation(channel)
                     talk.send(start_request())
                     await in_thread(talk.next_event)

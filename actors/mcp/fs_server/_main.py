@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import trio
 
+from actors.redaction import install_log_redaction
+
 from ._server import MAX_CONCURRENT_READS, FsServer, ServerStopped
 from ._tool import RootSet
 
@@ -53,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=args.log_level,
         format="%(asctime)s %(levelname)s zl-mcp-fs %(message)s",
     )
+    install_log_redaction()  # every record, and tracebacks, redacted before output
     # stdout carries protocol lines only; a stray print must not corrupt it.
     sys.stdout = sys.stderr
     for root in args.roots:
