@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actors.errors import WireError
-from actors.strict_json import MAX_SAFE_INTEGER
 from actors.relay import (
     SUBPROTOCOL,
     BadFrame,
@@ -30,6 +29,7 @@ from actors.relay import (
     decode_frame,
     encode_frame,
 )
+from actors.strict_json import MAX_SAFE_INTEGER
 
 MAX_BYTES = 1 << 20
 
