@@ -303,6 +303,10 @@ class ServerStream(Generic[RequestT, ResponseT]):
         if self._finished:
             return
         self._finished = True
+        # The handler's callback holds its session (and the session its outbox, and that
+        # this stream): dropped now, the call's objects are freed at once by reference
+        # counting instead of waiting, with what they hold, for a garbage collection.
+        self._accept = None
         if self.abort_reason in ("reset", "lost"):
             return
         h2_connection = self._connection.h2
