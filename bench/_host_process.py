@@ -36,6 +36,8 @@ class HostProcess:
     ca_cert: Path | None = None
     #: A caller token the host trusts (None for the baseline servers, which check none).
     caller_token: str | None = None
+    #: The public key the host verifies caller tokens with (a BFF in front of it needs it).
+    caller_public_key: Path | None = None
 
     def cpu_s(self) -> float:
         """CPU time (user + system) the host process has used so far, in seconds."""
@@ -158,6 +160,7 @@ def host_process(settings: dict[str, str], *, tls: bool = False) -> Iterator[Hos
                 debug_url=addresses.get("debug_url"),
                 ca_cert=certs.ca_cert if certs is not None else None,
                 caller_token=token,
+                caller_public_key=Path(scratch) / "caller.pub",
             )
         finally:
             process.send_signal(signal.SIGTERM)

@@ -33,6 +33,7 @@ from ._support import (
     parse_sse,
     run_turn,
     trusting,
+    untrusted_keys,
 )
 
 
@@ -154,7 +155,7 @@ class TestProblems:
                 assert_problem(response, 401, "unauthenticated")
                 assert response.headers["www-authenticate"].startswith("Bearer")
             (tmp_path / "other").mkdir()
-            forged = make_keys(tmp_path / "other").token()
+            forged = untrusted_keys(tmp_path / "other").token()
             async with stack.client(token=forged) as client:
                 body = assert_problem(
                     await client.post("/v1/sessions", json={}), 401, "unauthenticated"
