@@ -24,6 +24,7 @@ from ._bundle import sign_bundle as sign_bundle
 from ._bundle import unsigned_bundle as unsigned_bundle
 from ._bundle import unverified_claims as unverified_claims
 from ._bundle import verify_bundle as verify_bundle
+from ._cache import BundlePreparer as BundlePreparer
 from ._cache import PolicyCache as PolicyCache
 from ._cache import PolicyCacheConfig as PolicyCacheConfig
 from ._cache import policy_cache_keys as policy_cache_keys
@@ -84,6 +85,7 @@ __all__ = [
     "MAX_BUNDLE_CHARS",
     "MAX_CALLER_TOKEN_CHARS",
     "Accepted",
+    "BundlePreparer",
     "BundleRejected",
     "BundleSource",
     "CallRequest",
