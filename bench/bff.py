@@ -30,10 +30,7 @@ import contextlib
 import json
 import os
 import random
-import signal
 import ssl
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -49,7 +46,7 @@ import httpx
 from actors.relay import generate_signing_key, save_public_key
 from contracts.generated import agent_pb2
 
-from ._host_process import EXIT_TIMEOUT_S, READY_TIMEOUT_S, HostProcess, host_process
+from ._host_process import HostProcess, host_process, zl_process
 from ._proc import cpu_s
 from ._stats import emit, median, percentile, progress
 
@@ -111,43 +108,14 @@ def bff_process(host: HostProcess, scratch: Path, *, max_sessions: int) -> Itera
         ZL_SESSIONS__MAX_SESSIONS=str(max_sessions),
         ZL_SESSIONS__MAX_SESSIONS_PER_USER=str(max_sessions),
     )
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "supervisors",
-            "bff",
-            "--ready-file",
-            str(ready),
-            "--log-level",
-            "WARNING",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while not (ready.exists() and ready.stat().st_size):
-            if process.poll() is not None or time.monotonic() > deadline:
-                _, err = process.communicate(timeout=EXIT_TIMEOUT_S)
-                raise RuntimeError(f"the BFF did not start: {err.decode()[-2000:]}")
-            time.sleep(0.05)
-        addresses = json.loads(ready.read_text())
-        _pin(process.pid, BFF_CORE)
+    with zl_process("bff", env, ready) as (pid, addresses):
+        _pin(pid, BFF_CORE)
         yield BffProcess(
-            pid=process.pid,
+            pid=pid,
             url=addresses["url"],
             ca_cert=Path(addresses["ca_cert"]),
             token=host.caller_token,
         )
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=EXIT_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # --- direct gRPC -------------------------------------------------------------------------
