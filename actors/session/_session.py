@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import attrs
 
@@ -74,6 +74,9 @@ class SessionDeps:
     #: Where each session's redactor comes from (the tenant's settings from its policy
     #: bundle; every built-in class by default): what the model sees is redacted.
     redaction: TenantRedaction = attrs.Factory(TenantRedaction)
+    #: Awaited with the tenant before a session takes its redactor: the host loads the
+    #: tenant's policy bundle there, which carries its redaction settings (None: nothing).
+    load_tenant: Callable[[str], Awaitable[None]] | None = None
     #: The device of a session that names none ("local": the host's own MCP server).
     default_device: str = ""
 
@@ -156,6 +159,8 @@ class Session(Actor[SessionInbound]):
             limits=limits,
         )
         self.budget = TokenBudget(limits.token_budget)
+        if self.deps.load_tenant is not None:
+            await self.deps.load_tenant(start.tenant)
         self.redactor = self.deps.redaction.session_redactor(start.tenant)
         factory = self.deps.tool_runner_factory
         self.tool_runner = factory(self.context, self.outbox) if factory is not None else None

@@ -114,7 +114,7 @@ def _parser(*, doctor: bool = False) -> argparse.ArgumentParser:
             "relay. `zl-bridge doctor ...` checks a setup without serving.",
             epilog=f"The device token comes from --token-file or ${TOKEN_ENV}. "
             "Example: zl-bridge --relay wss://relay.example:8443/v1/device --device-id laptop-1 "
-            "--token-file device.jwt --ca ca.pem --root ~/Documents",
+            "--token-file device.jwt --ca ca.pem --policy-key cp.pub --root ~/Documents",
         )
         parser.add_argument("--version", action="version", version=f"zl-bridge {BRIDGE_VERSION}")
     parser.add_argument("--relay", required=True, help="relay URL, wss://HOST:PORT/v1/device")

@@ -19,20 +19,27 @@ then the sessions that remain are stopped, and the audit is closed last.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import ssl
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import attrs
 import trio
 
 from actors.audit import AuditConfig, AuditMessage, AuditWriter, FsyncPolicy
+from actors.errors import PolicyError
 from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
 from actors.policy import (
+    BundlePreparer,
+    BundleRejected,
+    PolicyBundle,
     PolicyCache,
     PolicyCacheConfig,
+    RejectReason,
     StateError,
     check_source,
     load_state,
@@ -297,8 +304,45 @@ def policy_config(config: HostConfig) -> PolicyCacheConfig | None:
     )
 
 
+def redaction_from_bundles(redaction: TenantRedaction) -> BundlePreparer:
+    """Each tenant's accepted bundle sets its redaction settings (its ``redaction`` section).
+
+    The section is compiled when the bundle is verified, before it is accepted: one the
+    redactor cannot use (a tenant pattern RE2 cannot compile) has the whole bundle rejected
+    ``policy.invalid`` (reason ``redaction``), logged and counted like any other rejection,
+    and the tenant keeps its current bundle and settings. A bundle with no section (or an
+    empty one) gives the tenant the host's default, ``redaction.settings_file``.
+    """
+
+    def prepare(tenant: str, bundle: PolicyBundle) -> Callable[[], None]:
+        try:
+            return redaction.prepare_update(tenant, bundle.redaction or None)
+        except RedactionSettingsError as exc:
+            raise BundleRejected(RejectReason.REDACTION, str(exc)) from None
+
+    return prepare
+
+
+def tenant_loader(gate: PolicyGate) -> Callable[[str], Awaitable[None]]:
+    """What a session awaits before it takes its redactor: the tenant's bundle, loaded.
+
+    The cache fetches a tenant's bundle when it is first asked for it; asking at the start
+    of each session means its first message is redacted under the tenant's own settings.
+    A tenant whose bundle cannot be had gets the default redaction (and no tools).
+    """
+
+    async def load(tenant: str) -> None:
+        with contextlib.suppress(PolicyError):
+            await gate.view(tenant)
+
+    return load
+
+
 async def _start_policy(
-    system: ActorSystem, config: HostConfig, telemetry: Telemetry | None
+    system: ActorSystem,
+    config: HostConfig,
+    telemetry: Telemetry | None,
+    redaction: TenantRedaction,
 ) -> PolicyGate:
     settings = policy_config(config)
     if settings is None:
@@ -308,10 +352,11 @@ async def _start_policy(
         )
         return PolicyGate(cache=None)
     on_rejection = None if telemetry is None else telemetry.metrics.add_policy_rejection
+    prepare = redaction_from_bundles(redaction)
     cache = await system.spawn(
         ActorSpec(
             name="policy_cache",
-            factory=lambda: PolicyCache(settings, on_rejection=on_rejection),
+            factory=lambda: PolicyCache(settings, on_rejection=on_rejection, prepare=prepare),
         )
     )
     return PolicyGate(cache=cache, clock_skew_s=settings.clock_skew_s)
@@ -322,12 +367,17 @@ async def _start_tools(
     config: HostConfig,
     audit: ActorRef[AuditMessage],
     telemetry: Telemetry | None,
-) -> ToolRunnerFactory | None:
-    """Start the policy cache, tool link and gateway; the factory giving each session tools."""
+    redaction: TenantRedaction,
+) -> tuple[ToolRunnerFactory, PolicyGate] | None:
+    """Start the policy cache, tool link and gateway.
+
+    Returns:
+        The factory giving each session its tools, and the policy gate; None with tools off.
+    """
     link: ToolLink
     if config.tools.mode == "none":
         return None
-    gate = await _start_policy(system, config, telemetry)
+    gate = await _start_policy(system, config, telemetry, redaction)
     if config.tools.mode == "relay":
         tool_link = await system.spawn(SupervisorSpec(name="tool_link"))
         link = await RelayToolLink.start(
@@ -360,7 +410,7 @@ async def _start_tools(
             telemetry=telemetry,
         )
 
-    return factory
+    return factory, gate
 
 
 async def run_host(
@@ -377,9 +427,10 @@ async def run_host(
     Reports its addresses through ``task_status`` once every edge listens. ``provider``
     and ``telemetry`` replace the configured ones (for embedding the host and for tests
     that watch it); a telemetry passed in is the caller's to close. ``redaction`` is where
-    every session's redaction settings come from (the policy engine feeds it each
-    tenant's bundle); by default every tenant gets ``redaction.settings_file``, or every
-    built-in class.
+    every session's redaction settings come from: the one object the policy cache feeds
+    with each tenant's accepted bundle and the sessions take their redactors from (made
+    here when not given); a tenant whose bundle has no section gets
+    ``redaction.settings_file``, or every built-in class.
 
     Raises:
         ConfigError: a setting is unusable (checked before anything listens).
@@ -469,13 +520,15 @@ async def _run_tree(
                 ),
             )
         )
+        tools = await _start_tools(system, config, audit, telemetry, redaction)
         deps = SessionDeps(
             provider=provider if provider is not None else provider_stack.provider,
             limits=config.sessions.limit_policy(),
             default_model=config.provider.default_model,
-            tool_runner_factory=await _start_tools(system, config, audit, telemetry),
+            tool_runner_factory=None if tools is None else tools[0],
             telemetry=telemetry,
             redaction=redaction,
+            load_tenant=None if tools is None or not tools[1].enabled else tenant_loader(tools[1]),
             default_device=STDIO_DEVICE if config.tools.mode == "stdio" else "",
         )
         await system.spawn(provider_actor_spec(provider_stack))
