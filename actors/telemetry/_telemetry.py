@@ -27,22 +27,28 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
     SimpleSpanProcessor,
     SpanExporter,
 )
+from opentelemetry.util.types import AttributeValue
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from ._errors import TelemetryConfigError
+from ._export import DEFAULT_MAX_QUEUE_SPANS, BoundedSpanProcessor, CountingMetricExporter
 from ._metrics import Metrics, Phase
+from ._prometheus import Family, PrometheusReader, render
 from ._traceparent import context_with_traceparent, traceparent_of
 
 INSTRUMENTATION_NAME = "zero_latency"
 DEFAULT_METRIC_INTERVAL_S = 10.0
+# One OTLP request (with the exporter's own retries) may take this long before its batch
+# is dropped and counted; it runs in the exporter's thread, never in a request's task.
+DEFAULT_OTLP_TIMEOUT_S = 5.0
 # How long shutdown may take to flush what is buffered before it gives up.
 SHUTDOWN_TIMEOUT_S = 5.0
 
@@ -62,6 +68,22 @@ ATTR_DEVICE = "zl.device.id"
 ATTR_OUTCOME = "zl.tool.outcome"
 ATTR_ERROR_CODE = "zl.error.code"
 ATTR_PHASE = "zl.phase"
+ATTR_AUDIT = "zl.audit.id"
+ATTR_MODEL = "zl.model"
+ATTR_POLICY_DECISION = "zl.policy.decision"
+ATTR_POLICY_REVISION = "zl.policy.revision"
+ATTR_POLICY_RULE = "zl.policy.rule_id"
+# OpenTelemetry GenAI semantic conventions (the provider request's span).
+GEN_AI_OPERATION = "gen_ai.operation.name"
+GEN_AI_PROVIDER = "gen_ai.provider.name"
+GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
+GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
+GEN_AI_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+GEN_AI_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+GEN_AI_FINISH_REASONS = "gen_ai.response.finish_reasons"
+GEN_AI_MAX_TOKENS = "gen_ai.request.max_tokens"
+# Not (yet) a span attribute of the conventions, which define it as a metric only.
+ATTR_TIME_TO_FIRST_CHUNK = "zl.gen_ai.time_to_first_chunk_ms"
 
 
 class Exporter(enum.StrEnum):
@@ -82,6 +104,9 @@ class TelemetryConfig:
         exporter: where spans and metrics go.
         otlp_endpoint: the OTLP/HTTP base URL (None: the exporter's default or ``OTEL_*``).
         metric_interval_s: how often metrics are exported.
+        prometheus: also keep a pull reader for a ``/metrics`` scrape endpoint.
+        otlp_timeout_s: one OTLP request, retries included, before its batch is dropped.
+        max_queue_spans: spans waiting for export; past it they are dropped and counted.
     """
 
     service_name: str = "zl-host"
@@ -91,6 +116,52 @@ class TelemetryConfig:
     metric_interval_s: float = attrs.field(
         default=DEFAULT_METRIC_INTERVAL_S, validator=attrs.validators.gt(0)
     )
+    prometheus: bool = False
+    otlp_timeout_s: float = attrs.field(
+        default=DEFAULT_OTLP_TIMEOUT_S, validator=attrs.validators.gt(0)
+    )
+    max_queue_spans: int = attrs.field(
+        default=DEFAULT_MAX_QUEUE_SPANS, validator=attrs.validators.ge(1)
+    )
+
+
+class ProviderCallScope:
+    """A model request's span (GenAI conventions): mark its first chunk, then its result."""
+
+    __slots__ = ("_metrics", "_model", "_provider", "_started", "first_chunk_s", "span")
+
+    def __init__(self, span: Span, metrics: Metrics, *, provider: str, model: str) -> None:
+        self.span = span
+        self._metrics = metrics
+        self._provider = provider
+        self._model = model
+        self._started = time.monotonic()
+        self.first_chunk_s: float | None = None
+
+    def first_chunk(self) -> None:
+        """The first chunk of the answer arrived (only the first call counts)."""
+        if self.first_chunk_s is not None:
+            return
+        self.first_chunk_s = time.monotonic() - self._started
+        self.span.set_attribute(ATTR_TIME_TO_FIRST_CHUNK, round(self.first_chunk_s * 1000, 3))
+        self._metrics.record_time_to_first_chunk(
+            self.first_chunk_s, provider=self._provider, model=self._model
+        )
+
+    def finish(
+        self,
+        *,
+        input_tokens: int,
+        output_tokens: int,
+        finish_reason: str,
+        response_model: str | None = None,
+    ) -> None:
+        """The request ended with this usage and finish reason."""
+        span = self.span
+        span.set_attribute(GEN_AI_INPUT_TOKENS, input_tokens)
+        span.set_attribute(GEN_AI_OUTPUT_TOKENS, output_tokens)
+        span.set_attribute(GEN_AI_FINISH_REASONS, (finish_reason,))
+        span.set_attribute(GEN_AI_RESPONSE_MODEL, response_model or self._model)
 
 
 class ToolCallScope:
@@ -128,13 +199,31 @@ class Telemetry:
         meter_provider: MeterProvider,
         *,
         recording: bool = True,
+        metrics: Metrics | None = None,
+        prometheus: PrometheusReader | None = None,
+        resource: dict[str, str] | None = None,
     ) -> None:
         #: Whether spans are recorded and exported (False: only trace context propagates).
         self.recording = recording
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
+        self._prometheus = prometheus
+        self._resource = dict(resource or {})
         self.tracer = tracer_provider.get_tracer(INSTRUMENTATION_NAME)
-        self.metrics = Metrics(meter_provider.get_meter(INSTRUMENTATION_NAME))
+        self.metrics = metrics or Metrics(meter_provider.get_meter(INSTRUMENTATION_NAME))
+
+    @property
+    def scrapable(self) -> bool:
+        """Whether ``/metrics`` can be served (``TelemetryConfig.prometheus``)."""
+        return self._prometheus is not None
+
+    def metric_families(self) -> list[Family]:
+        """The current value of every metric (for the dashboard); empty if not scrapable."""
+        return [] if self._prometheus is None else self._prometheus.collect_families()
+
+    def prometheus_text(self) -> str:
+        """Every metric in the Prometheus text format (``/metrics``)."""
+        return render(self.metric_families(), resource=self._resource)
 
     @classmethod
     def from_config(
@@ -160,21 +249,52 @@ class Telemetry:
             attributes["service.version"] = config.service_version
         resource = Resource.create(attributes)
         exporting = config.exporter is not Exporter.NONE or span_exporter is not None
+        readers = list(metric_readers)
+        prometheus = PrometheusReader() if config.prometheus else None
+        if prometheus is not None:
+            readers.append(prometheus)
+        # Drops are counted on the metrics made below (the exporters exist before them).
+        counted: list[Metrics] = []
+
+        def dropped(count: int, reason: str, signal: str = "spans") -> None:
+            for metrics in counted:
+                metrics.add_dropped(count, signal=signal, reason=reason)
+
+        processor: SpanProcessor | None = None
+        if config.exporter is not Exporter.NONE:
+            spans, metric_exporter = _exporters(config)
+            if config.exporter is Exporter.CONSOLE:
+                processor = BatchSpanProcessor(spans)
+            else:
+                processor = BoundedSpanProcessor(
+                    spans, on_drop=dropped, max_queue=config.max_queue_spans
+                )
+                metric_exporter = CountingMetricExporter(
+                    metric_exporter, on_drop=lambda count, reason: dropped(count, reason, "metrics")
+                )
+            readers.append(
+                PeriodicExportingMetricReader(metric_exporter, config.metric_interval_s * 1000)
+            )
+        meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+        metrics = Metrics(meter_provider.get_meter(INSTRUMENTATION_NAME))
+        counted.append(metrics)
         # Exporting nowhere, spans are not recorded (ALWAYS_OFF): they still carry a trace
         # context for ``traceparent``, at a fraction of the cost of a recording span.
         tracer_provider = TracerProvider(
             resource=resource, sampler=None if exporting else ALWAYS_OFF
         )
-        readers = list(metric_readers)
-        interval_ms = config.metric_interval_s * 1000
-        if config.exporter is not Exporter.NONE:
-            spans, metrics = _exporters(config)
-            tracer_provider.add_span_processor(BatchSpanProcessor(spans))
-            readers.append(PeriodicExportingMetricReader(metrics, interval_ms))
+        if processor is not None:
+            tracer_provider.add_span_processor(processor)
         if span_exporter is not None:
             tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
-        meter_provider = MeterProvider(resource=resource, metric_readers=readers)
-        return cls(tracer_provider, meter_provider, recording=exporting)
+        return cls(
+            tracer_provider,
+            meter_provider,
+            recording=exporting,
+            metrics=metrics,
+            prometheus=prometheus,
+            resource=attributes,
+        )
 
     def shutdown(self, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> None:
         """Flush and stop exporters (blocking: call it from a worker thread under Trio)."""
@@ -187,11 +307,25 @@ class Telemetry:
 
     @contextmanager
     def turn_span(
-        self, *, session_id: str, turn_id: str, tenant: str, traceparent: str | None = None
+        self,
+        *,
+        session_id: str,
+        turn_id: str,
+        tenant: str,
+        traceparent: str | None = None,
+        audit_id: str | None = None,
+        device_id: str | None = None,
+        model: str | None = None,
     ) -> Iterator[Span]:
-        """The span of one turn; a child of the caller's span when ``traceparent`` is given."""
+        """The span of one turn; a child of the caller's span when ``traceparent`` is given.
+
+        Tenant and audit id are span attributes (never metric attributes: they are unbounded).
+        """
         context = context_with_traceparent(traceparent) if traceparent else None
         attributes = {ATTR_SESSION: session_id, ATTR_TURN: turn_id, ATTR_TENANT: tenant}
+        for key, value in ((ATTR_AUDIT, audit_id), (ATTR_DEVICE, device_id), (ATTR_MODEL, model)):
+            if value:
+                attributes[key] = value
         with self._span("turn", SpanKind.SERVER, attributes, context) as span:
             yield span
 
@@ -251,11 +385,65 @@ class Telemetry:
                 self.metrics.record_tool_call(elapsed_ms, tool=tool, outcome=outcome)
 
     @contextmanager
+    def provider_span(
+        self, *, provider: str, model: str, max_tokens: int | None = None
+    ) -> Iterator[ProviderCallScope]:
+        """The span of one model request, named and tagged by the GenAI conventions
+        (``chat {model}``, CLIENT); ``scope.first_chunk()`` also feeds the TTFC histogram."""
+        attributes: dict[str, AttributeValue] = {
+            GEN_AI_OPERATION: "chat",
+            GEN_AI_PROVIDER: provider,
+            GEN_AI_REQUEST_MODEL: model,
+        }
+        if max_tokens is not None:
+            attributes[GEN_AI_MAX_TOKENS] = max_tokens
+        with self._span(f"chat {model}", SpanKind.CLIENT, attributes) as span:
+            yield ProviderCallScope(span, self.metrics, provider=provider, model=model)
+
+    @contextmanager
+    def policy_span(self, *, tool: str, tenant: str) -> Iterator[Span]:
+        """The span of one policy decision; the caller sets the decision attributes."""
+        with self._span(
+            "policy.decide", SpanKind.INTERNAL, {ATTR_TOOL: tool, ATTR_TENANT: tenant}
+        ) as span:
+            yield span
+
+    @contextmanager
+    def hop_span(
+        self,
+        name: str,
+        *,
+        traceparent: str | None,
+        kind: SpanKind = SpanKind.SERVER,
+        attributes: dict[str, AttributeValue] | None = None,
+    ) -> Iterator[Span]:
+        """A span of work that came from another process, a child of ``traceparent``
+        (relay, bridge and MCP server: each adds its own span to the caller's trace)."""
+        context = context_with_traceparent(traceparent) if traceparent else Context()
+        with self._span(name, kind, dict(attributes or {}), context) as span:
+            yield span
+
+    def start_hop_span(
+        self,
+        name: str,
+        *,
+        traceparent: str | None,
+        kind: SpanKind = SpanKind.SERVER,
+        attributes: dict[str, AttributeValue] | None = None,
+    ) -> Span:
+        """``hop_span`` for work that ends in another message handler: the caller calls
+        ``span.end()`` (an actor that routes a call and hears its result later)."""
+        context = context_with_traceparent(traceparent) if traceparent else Context()
+        return self.tracer.start_span(
+            name, context=context, kind=kind, attributes=dict(attributes or {})
+        )
+
+    @contextmanager
     def _span(
         self,
         name: str,
         kind: SpanKind,
-        attributes: dict[str, str],
+        attributes: dict[str, str] | dict[str, AttributeValue],
         context: Context | None = None,
     ) -> Iterator[Span]:
         with self.tracer.start_as_current_span(
@@ -289,7 +477,11 @@ def _exporters(config: TelemetryConfig) -> tuple[SpanExporter, MetricExporter]:
             f"telemetry exporter 'otlp' needs the package {_OTLP_PACKAGE}, which is not "
             "installed; install it or set the exporter to 'console' or 'none'"
         ) from exc
+    timeout = config.otlp_timeout_s
     if config.otlp_endpoint is None:
-        return span_class(), metric_class()
+        return span_class(timeout=timeout), metric_class(timeout=timeout)
     base = config.otlp_endpoint.rstrip("/")
-    return span_class(endpoint=f"{base}/v1/traces"), metric_class(endpoint=f"{base}/v1/metrics")
+    return (
+        span_class(endpoint=f"{base}/v1/traces", timeout=timeout),
+        metric_class(endpoint=f"{base}/v1/metrics", timeout=timeout),
+    )

@@ -263,7 +263,11 @@ class TestMetrics:
 class TestConfig:
     """Exporters by name; OTLP without its package is a clear error."""
 
-    def test_otlp_without_package(self) -> None:
+    def test_otlp_without_package(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import sys
+
+        # As if the (optional) exporter package were not installed.
+        monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
         with pytest.raises(TelemetryConfigError, match="opentelemetry-exporter-otlp"):
             Telemetry.from_config(TelemetryConfig(exporter="otlp"))
 
