@@ -106,10 +106,10 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
                     out=sys.stdout,
                     err=sys.stderr,
                 )
-            _step(f"the receipt in the audit ({audit})")
+            _step(f"the receipt and the turn's record in the audit ({audit})")
             from actors.audit import audit_main
 
-            audit_main(["tail", str(audit), "-n", "1"])
+            audit_main(["tail", str(audit), "-n", "2"])
             audit_main(["verify", str(audit)])
             debug_url = addresses.get("debug_url")
             if debug_url:

@@ -31,6 +31,7 @@ from ._records import Timing as Timing
 from ._records import ToolReceipt as ToolReceipt
 from ._records import TurnSummary as TurnSummary
 from ._records import new_receipt_id as new_receipt_id
+from ._records import new_turn_id as new_turn_id
 from ._records import utc_now as utc_now
 from ._schema import record_problem as record_problem
 from ._writer import AUDIT_MAILBOX_CAPACITY as AUDIT_MAILBOX_CAPACITY
@@ -83,6 +84,7 @@ __all__ = [
     "canonical_digest",
     "canonical_json",
     "new_receipt_id",
+    "new_turn_id",
     "no_redaction",
     "record_problem",
     "utc_now",

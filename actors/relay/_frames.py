@@ -113,6 +113,8 @@ class ToolCall:
     deadline_ms: int
     caps: Caps
     traceparent: str | None = None
+    #: The id of the receipt the host will write for this call (spans of every hop carry it).
+    audit_id: str | None = None
 
 
 def _exactly_one_outcome(instance: ToolResult, _: attrs.Attribute[Any], __: object) -> None:

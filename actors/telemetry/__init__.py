@@ -19,7 +19,13 @@ from ._prometheus import prometheus_name as prometheus_name
 from ._sampler import TelemetrySampler as TelemetrySampler
 from ._sampler import sample_tree as sample_tree
 from ._telemetry import ATTR_AUDIT as ATTR_AUDIT
+from ._telemetry import ATTR_CALL as ATTR_CALL
+from ._telemetry import ATTR_DEVICE as ATTR_DEVICE
+from ._telemetry import ATTR_ERROR_CODE as ATTR_ERROR_CODE
+from ._telemetry import ATTR_OUTCOME as ATTR_OUTCOME
+from ._telemetry import ATTR_POLICY_DECISION as ATTR_POLICY_DECISION
 from ._telemetry import ATTR_TENANT as ATTR_TENANT
+from ._telemetry import ATTR_TOOL as ATTR_TOOL
 from ._telemetry import Exporter as Exporter
 from ._telemetry import ProviderCallScope as ProviderCallScope
 from ._telemetry import Telemetry as Telemetry
@@ -34,7 +40,13 @@ from ._traceparent import traceparent_of as traceparent_of
 
 __all__ = [
     "ATTR_AUDIT",
+    "ATTR_CALL",
+    "ATTR_DEVICE",
+    "ATTR_ERROR_CODE",
+    "ATTR_OUTCOME",
+    "ATTR_POLICY_DECISION",
     "ATTR_TENANT",
+    "ATTR_TOOL",
     "MS_BUCKETS",
     "PROMETHEUS_CONTENT_TYPE",
     "BoundedSpanProcessor",

@@ -64,7 +64,7 @@ def prometheus_name(name: str, unit: str, *, counter: bool) -> str:
 
 
 def label_name(key: str) -> str:
-    """An attribute key as a Prometheus label name (``gen_ai.provider.name`` → ``gen_ai_provider_name``)."""
+    """An attribute key as a label name (``gen_ai.provider.name`` → ``gen_ai_provider_name``)."""
     result = "_".join(t for t in _SEPARATOR.split(key) if t) or "_"
     return f"_{result}" if result[:1].isdigit() else result
 

@@ -34,9 +34,9 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
-from opentelemetry.util.types import AttributeValue
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 
 from ._errors import TelemetryConfigError
 from ._export import DEFAULT_MAX_QUEUE_SPANS, BoundedSpanProcessor, CountingMetricExporter
@@ -353,7 +353,14 @@ class Telemetry:
 
     @contextmanager
     def tool_call_span(
-        self, *, tool: str, tool_version: str, call_id: str, device_id: str | None = None
+        self,
+        *,
+        tool: str,
+        tool_version: str,
+        call_id: str,
+        device_id: str | None = None,
+        tenant: str | None = None,
+        audit_id: str | None = None,
     ) -> Iterator[ToolCallScope]:
         """The span of one tool call; on exit its time and outcome go to the tool metrics.
 
@@ -361,8 +368,9 @@ class Telemetry:
         ``ok``, or ``cancelled`` when the block was cancelled, or ``error`` when it raised.
         """
         attributes = {ATTR_TOOL: tool, ATTR_TOOL_VERSION: tool_version, ATTR_CALL: call_id}
-        if device_id is not None:
-            attributes[ATTR_DEVICE] = device_id
+        for key, value in ((ATTR_DEVICE, device_id), (ATTR_TENANT, tenant), (ATTR_AUDIT, audit_id)):
+            if value is not None:
+                attributes[key] = value
         started = time.monotonic()
         with self._span("tool_call", SpanKind.CLIENT, attributes) as span:
             scope = ToolCallScope(span)

@@ -26,13 +26,14 @@ from actors.audit import (
     Stopwatch,
     ToolReceipt,
     canonical_digest,
+    new_receipt_id,
 )
 from actors.audit import Caps as ReceiptCaps
 from actors.errors import ToolError, WireError, ZlError, internal_error
 from actors.provider import ToolCallRequest, ToolSpec
 from actors.session import ClientGone, Outbox, SessionContext
 from actors.session.messages import ToolCallDeltaEvent, ToolCallStartedEvent
-from actors.telemetry import Telemetry, ToolCallScope
+from actors.telemetry import ATTR_ERROR_CODE, ATTR_POLICY_DECISION, Telemetry, ToolCallScope
 from contracts import error_catalog
 from zl_actors import ActorContext, ActorError, ActorRef, ActorSpec, Restart, TaskActor
 
@@ -79,6 +80,8 @@ class _CallPlan:
     session: SessionContext
     turn_id: str
     caps: Caps
+    #: The receipt's id, known from the start: it travels down the line as the audit id.
+    receipt_id: str = attrs.field(factory=new_receipt_id)
 
 
 def _outcome_of(code: str) -> Outcome:
@@ -123,6 +126,8 @@ class ToolCall(TaskActor):
             tool_version=plan.offered.descriptor.version if plan.offered else UNVERSIONED,
             call_id=self.audit_call_id,
             device_id=plan.session.device_id or None,
+            tenant=plan.session.tenant,
+            audit_id=plan.receipt_id,
         ) as scope:
             self.scope = scope
             await self._run()
@@ -146,7 +151,7 @@ class ToolCall(TaskActor):
         try:
             try:
                 args = parse_arguments(call.arguments_json)
-                contract = self._contract()
+                contract = self._decide()
                 args = cap_arguments(contract, args, plan.caps)
             except ToolError as exc:
                 error = exc.to_wire()
@@ -178,6 +183,23 @@ class ToolCall(TaskActor):
             with trio.move_on_after(FINISH_TIMEOUT_S, shield=True):
                 await self._finish(args, result, truncated, error, version, watch, cancelled)
 
+    def _decide(self) -> ToolContract:
+        """Whether this call may run here (its own span): the tool must be offered."""
+        telemetry = self.telemetry
+        if telemetry is None:
+            return self._contract()
+        with telemetry.policy_span(
+            tool=self.plan.call.name, tenant=self.plan.session.tenant
+        ) as span:
+            try:
+                contract = self._contract()
+            except ToolError as exc:
+                span.set_attribute(ATTR_POLICY_DECISION, "deny")
+                span.set_attribute(ATTR_ERROR_CODE, exc.code)
+                raise
+            span.set_attribute(ATTR_POLICY_DECISION, "allow")
+            return contract
+
     def _contract(self) -> ToolContract:
         offered = self.plan.offered
         if offered is None:
@@ -201,6 +223,7 @@ class ToolCall(TaskActor):
                 max_bytes=plan.caps.max_bytes,
                 # The tool call's span is the parent of whatever the device does.
                 traceparent=self.scope.traceparent if self.scope is not None else None,
+                audit_id=plan.receipt_id,
             )
         )
         if output.is_error:
@@ -226,6 +249,7 @@ class ToolCall(TaskActor):
         """Receipt first (flushed), then the final event, then the answer for the model."""
         plan = self.plan
         receipt = ToolReceipt(
+            receipt_id=plan.receipt_id,
             tool=plan.call.name,
             tool_version=version,
             call_id=self.audit_call_id,
@@ -240,6 +264,7 @@ class ToolCall(TaskActor):
             outcome=Outcome.OK if error is None else _outcome_of(error.code),
             error_code=None if error is None else error.code,
             truncated=truncated,
+            traceparent=self.scope.traceparent if self.scope is not None else None,
         )
         if self.audit is not None:
             try:
@@ -310,7 +335,14 @@ class SessionTools:
             for tool in offered
         )
 
-    async def run(self, call: ToolCallRequest, *, turn_id: str, turn: ActorContext[Any]) -> str:
+    async def run(
+        self,
+        call: ToolCallRequest,
+        *,
+        turn_id: str,
+        turn: ActorContext[Any],
+        receipts: list[str] | None = None,
+    ) -> str:
         offered = self._offered.get(call.name)
         caps = (
             self.config.caps_for(offered.contract)
@@ -320,6 +352,8 @@ class SessionTools:
         plan = _CallPlan(
             call=call, offered=offered, session=self.session, turn_id=turn_id, caps=caps
         )
+        if receipts is not None:
+            receipts.append(plan.receipt_id)
         send, receive = trio.open_memory_channel[str](1)
         await turn.start_child(
             ActorSpec(

@@ -38,6 +38,8 @@ class ToolInvocation:
     timeout_s: float
     max_bytes: int
     traceparent: str | None = None
+    #: The id of the receipt this call will have: it travels with the trace context.
+    audit_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)

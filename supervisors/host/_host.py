@@ -3,7 +3,8 @@
 ::
 
     host (one_for_one)
-    ├─ audit_writer    the append-only audit (tool receipts)
+    ├─ telemetry       samples sessions, mailboxes and breakers into gauges
+    ├─ audit_writer    the append-only audit (tool receipts, turn records, signed checkpoints)
     ├─ mcp_server      [tools.mode = "stdio"] the local MCP server, restarted if it crashes
     ├─ tool_link       [tools.mode = "relay"] one connection actor per relay shard
     ├─ tool_gateway    which tools a session may offer (device catalogs, cached)
@@ -22,6 +23,7 @@ import logging
 import os
 import ssl
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import attrs
@@ -29,11 +31,11 @@ import trio
 
 from actors.audit import AuditConfig, AuditMessage, AuditWriter, FsyncPolicy
 from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
-from actors.provider import LlmProvider
+from actors.provider import BreakerState, LlmProvider
 from actors.relay import Shard
 from actors.session import Outbox, SessionContext, SessionDeps, ToolRunnerFactory
 from actors.session.tools import ToolRunner
-from actors.telemetry import Telemetry, TelemetryConfigError
+from actors.telemetry import Metrics, Telemetry, TelemetryConfigError, TelemetrySampler
 from actors.tools import SessionTools, StdioToolLink, ToolGateway, ToolLink, ToolsConfig
 from actors.tools._relay_link import RelayLinkSettings, RelayToolLink
 from contracts.generated import agent_pb2
@@ -53,7 +55,12 @@ from zl_actors import ActorRef, ActorSpec, ActorSystem, SupervisorSpec, open_act
 from ._chat_edge import make_stream_chat_handler
 from ._config import HostConfig
 from ._edges import DebugHttpActor, DrainAndStop, GetAddress, GetBinding, GrpcServerActor
-from ._provider import check_provider_section, open_host_provider, provider_actor_spec
+from ._provider import (
+    ProviderStack,
+    check_provider_section,
+    open_host_provider,
+    provider_actor_spec,
+)
 
 log = logging.getLogger("zl.host")
 
@@ -194,6 +201,25 @@ def relay_link_settings(config: HostConfig) -> RelayLinkSettings:
     )
 
 
+_BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+
+def breaker_sampler(stack: ProviderStack) -> Callable[[Metrics], None]:
+    """Samples each upstream's breaker (the mock, which has none, reads as closed)."""
+
+    def sample(metrics: Metrics) -> None:
+        status = stack.status()
+        seen = set()
+        for breaker in status.breakers:
+            metrics.set_breaker_state(_BREAKER_GAUGE[breaker.state], upstream=breaker.name)
+            seen.add(breaker.name)
+        for name in status.chain:
+            if name not in seen:
+                metrics.set_breaker_state(0, upstream=name)
+
+    return sample
+
+
 async def _start_tools(
     system: ActorSystem,
     config: HostConfig,
@@ -305,6 +331,16 @@ async def _run_tree(
         open_host_provider(config.provider) as provider_stack,
         open_actor_system("host", faults=config.debug.faults) as system,
     ):
+        await system.spawn(
+            ActorSpec(
+                name="telemetry",
+                factory=lambda: TelemetrySampler(
+                    telemetry.metrics,
+                    [breaker_sampler(provider_stack)],
+                    interval_s=config.telemetry.sample_interval_s,
+                ),
+            )
+        )
         audit = await system.spawn(
             ActorSpec(
                 name="audit_writer",
@@ -328,6 +364,8 @@ async def _run_tree(
             default_model=config.provider.default_model,
             tool_runner_factory=await _start_tools(system, config, audit, telemetry),
             telemetry=telemetry,
+            audit=audit,
+            provider_name=config.provider.kind,
         )
         await system.spawn(provider_actor_spec(provider_stack))
         sessions = await system.spawn(
@@ -357,7 +395,10 @@ async def _run_tree(
         debug_url = None
         if config.debug.enabled:
             debug = await system.spawn(
-                ActorSpec(name="debug_http", factory=lambda: DebugHttpActor(config=debug_config))
+                ActorSpec(
+                    name="debug_http",
+                    factory=lambda: DebugHttpActor(config=debug_config, telemetry=telemetry),
+                )
             )
             debug_url = (await debug.ask(GetBinding())).url
         task_status.started(

@@ -267,7 +267,9 @@ class TestConfig:
         import sys
 
         # As if the (optional) exporter package were not installed.
-        monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
+        monkeypatch.setitem(
+            sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None
+        )
         with pytest.raises(TelemetryConfigError, match="opentelemetry-exporter-otlp"):
             Telemetry.from_config(TelemetryConfig(exporter="otlp"))
 

@@ -69,9 +69,7 @@ def _bars(rows: Sequence[tuple[str, float]], unit: str) -> str:
     """A horizontal bar chart: one labelled bar per row."""
     peak = max((value for _, value in rows), default=0.0) or 1.0
     height = _ROW * len(rows) + 4
-    parts = [
-        f'<svg width="{_WIDTH}" height="{height}" viewBox="0 0 {_WIDTH} {height}" role="img">'
-    ]
+    parts = [f'<svg width="{_WIDTH}" height="{height}" viewBox="0 0 {_WIDTH} {height}" role="img">']
     for index, (label, value) in enumerate(rows):
         y = index * _ROW + 2
         width = max(1.0, (_WIDTH - _BAR_AREA - 70) * value / peak)

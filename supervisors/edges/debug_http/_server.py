@@ -414,9 +414,7 @@ async def serve_debug_http(
                 binding.url,
             )
         log.info("debug endpoint listening on %s", binding.url)
-        server = _Server(
-            system=system, config=config, ssl_context=ssl_context, telemetry=telemetry
-        )
+        server = _Server(system=system, config=config, ssl_context=ssl_context, telemetry=telemetry)
         async with trio.open_nursery() as nursery:
             task_status.started(binding)
             await server.accept_loop(listener, nursery)
