@@ -16,6 +16,7 @@ from ._prometheus import Family as Family
 from ._prometheus import HistogramPoint as HistogramPoint
 from ._prometheus import Point as Point
 from ._prometheus import prometheus_name as prometheus_name
+from ._sampler import Sample as Sample
 from ._sampler import TelemetrySampler as TelemetrySampler
 from ._sampler import sample_tree as sample_tree
 from ._telemetry import ATTR_AUDIT as ATTR_AUDIT
@@ -57,6 +58,7 @@ __all__ = [
     "Phase",
     "Point",
     "ProviderCallScope",
+    "Sample",
     "Telemetry",
     "TelemetryConfig",
     "TelemetryConfigError",

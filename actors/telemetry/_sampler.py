@@ -27,8 +27,9 @@ DEFAULT_SAMPLE_INTERVAL_S: Final = 2.0
 #: The actor type whose instances are counted as sessions.
 SESSION_ACTOR_TYPE: Final = "Session"
 
-Sample = Callable[[Metrics], None]
-"""Sets some gauges from the process's state; must not block, may raise (it is logged)."""
+Sample = Callable[[Metrics, ActorSnapshot], None]
+"""Sets some gauges from the process's state (and its tree, sampled once per round); must
+not block, may raise (it is logged)."""
 
 
 def sample_tree(tree: ActorSnapshot, metrics: Metrics, *, previous: set[str]) -> set[str]:
@@ -93,7 +94,7 @@ class TelemetrySampler(Actor[None]):
         self._reported = sample_tree(tree, self.metrics, previous=self._reported)
         for sample in self.samples:
             try:
-                sample(self.metrics)
+                sample(self.metrics, tree)
             except Exception:
                 log.exception("telemetry sampler %r failed", sample)
 

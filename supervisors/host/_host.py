@@ -50,7 +50,14 @@ from supervisors.tls import (
     server_ssl_context,
     warn_plaintext,
 )
-from zl_actors import ActorRef, ActorSpec, ActorSystem, SupervisorSpec, open_actor_system
+from zl_actors import (
+    ActorRef,
+    ActorSnapshot,
+    ActorSpec,
+    ActorSystem,
+    SupervisorSpec,
+    open_actor_system,
+)
 
 from ._chat_edge import make_stream_chat_handler
 from ._config import HostConfig
@@ -204,10 +211,11 @@ def relay_link_settings(config: HostConfig) -> RelayLinkSettings:
 _BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
 
-def breaker_sampler(stack: ProviderStack) -> Callable[[Metrics], None]:
+def breaker_sampler(stack: ProviderStack) -> Callable[[Metrics, ActorSnapshot], None]:
     """Samples each upstream's breaker (the mock, which has none, reads as closed)."""
 
-    def sample(metrics: Metrics) -> None:
+    def sample(metrics: Metrics, tree: ActorSnapshot) -> None:
+        del tree
         status = stack.status()
         seen = set()
         for breaker in status.breakers:
