@@ -24,7 +24,7 @@ from attrs.validators import gt
 from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
 
 from actors.errors import Overloaded, ToolError, WireError, internal_error
-from actors.mcp import CallTool, CancelCall, ListTools, McpClientMessage, call_tool
+from actors.mcp import CallTool, CancelCall, ListTools, McpClientMessage, call_meta, call_tool
 from actors.relay import (
     BadFrame,
     DeviceHello,
@@ -41,6 +41,17 @@ from actors.relay import (
     encode_frame,
 )
 from actors.relay._dial import open_relay_websocket
+from actors.telemetry import (
+    ATTR_AUDIT,
+    ATTR_CALL,
+    ATTR_DEVICE,
+    ATTR_ERROR_CODE,
+    ATTR_OUTCOME,
+    ATTR_TENANT,
+    ATTR_TOOL,
+    Telemetry,
+    traceparent_of,
+)
 from zl_actors import Actor, ActorContext, ActorError, ActorRef
 
 from ._local import LocalCaps, announced_tools, capped_arguments, effective_caps, result_size
@@ -123,9 +134,11 @@ class RelayLink(Actor[BridgeMessage]):
         config: RelayLinkConfig,
         mcp: ActorRef[McpClientMessage],
         rng: random.Random | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.config = config
         self.mcp = mcp
+        self.telemetry = telemetry
         self.rng = rng or random.Random()
         self.state: LinkState = "connecting"
         self.url = config.relay_url
@@ -182,6 +195,7 @@ class RelayLink(Actor[BridgeMessage]):
                 self.last_error = f"{type(exc).__name__}: {exc}"[:300]
             redirects = 0
             self.state = "reconnecting"
+            self._report()
             self.attempt += 1
             if self.attempt >= 2:
                 # Repeated failures: start again from the configured URL, as the
@@ -218,6 +232,7 @@ class RelayLink(Actor[BridgeMessage]):
             if not isinstance(first, DeviceHelloAck):
                 raise BadFrame(f"expected device.hello.ack, got {first.TYPE}")
             self.state = "connected"
+            self._report()
             self.attempt = 0
             self.connects += 1
             self.last_error = None
@@ -257,6 +272,7 @@ class RelayLink(Actor[BridgeMessage]):
                             continue
                         scope = trio.CancelScope()
                         self.calls[call_id] = scope
+                        self._report()
                         nursery.start_soon(self._call, ws, frame, scope, max_bytes)
                     case ToolCancel(call_id=call_id, reason=reason):
                         if call_id in self.calls:
@@ -269,11 +285,49 @@ class RelayLink(Actor[BridgeMessage]):
                     case _:
                         log.debug("bridge: ignoring %s frame", frame.TYPE)
 
+    def _report(self) -> None:
+        if self.telemetry is not None:
+            self.telemetry.metrics.set_bridge_state(
+                connected=self.state == "connected", calls_in_flight=len(self.calls)
+            )
+
     async def _call(
         self, ws: WebSocketConnection, call: ToolCall, scope: trio.CancelScope, frame_limit: int
     ) -> None:
+        """One call in its own span (a child of the relay's), which the MCP server's
+        span is a child of in turn."""
+        telemetry = self.telemetry
+        if telemetry is None:
+            await self._run_call(ws, call, scope, frame_limit, call.traceparent)
+            return
+        attributes = {
+            ATTR_CALL: call.call_id,
+            ATTR_TENANT: call.tenant,
+            ATTR_DEVICE: call.device_id,
+            ATTR_TOOL: call.tool,
+        }
+        if call.audit_id is not None:
+            attributes[ATTR_AUDIT] = call.audit_id
+        with telemetry.hop_span(
+            "bridge tool.call", traceparent=call.traceparent, attributes=attributes
+        ) as span:
+            outcome = await self._run_call(ws, call, scope, frame_limit, traceparent_of(span))
+            span.set_attribute(ATTR_OUTCOME, "ok" if outcome == "ok" else "error")
+            if outcome != "ok":
+                span.set_attribute(ATTR_ERROR_CODE, outcome)
+            telemetry.metrics.record_bridge_call(outcome=outcome)
+
+    async def _run_call(
+        self,
+        ws: WebSocketConnection,
+        call: ToolCall,
+        scope: trio.CancelScope,
+        frame_limit: int,
+        traceparent: str | None,
+    ) -> str:
+        """Run ``call`` and send its result; the outcome (``ok`` or the error's code)."""
         caps = effective_caps(call, self.config.caps)
-        result: ToolResult
+        result: ToolResult | None = None
         try:
             with scope:
                 arguments = capped_arguments(
@@ -287,7 +341,8 @@ class RelayLink(Actor[BridgeMessage]):
                             tool=call.tool,
                             arguments=arguments,
                             timeout_s=caps.timeout_s,
-                            traceparent=call.traceparent,
+                            traceparent=traceparent,
+                            meta=call_meta(tenant=call.tenant, audit_id=call.audit_id),
                         ),
                     )
                     raw = dict(output.raw)
@@ -316,3 +371,7 @@ class RelayLink(Actor[BridgeMessage]):
         finally:
             self.calls.pop(call.call_id, None)
             self.calls_done += 1
+            self._report()
+        if result is None:
+            return "tool.cancelled"
+        return "ok" if result.error is None else result.error.code

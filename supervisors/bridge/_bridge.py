@@ -5,14 +5,16 @@
     bridge (one_for_one)
     ├─ mcp_server    McpStdioClient, permanent: a crashed MCP server is restarted
     └─ relay_link    RelayLink, permanent: reconnects with backoff and jitter
+    (beside it: telemetry, the sampler; and with --debug-port, the debug endpoint)
 
-Imports only the MCP client, the relay frames, TLS helpers and trio-websocket (no host,
-no gRPC), so ``pipx install`` brings a small tool.
+Imports only the MCP client, the relay frames, TLS helpers, trio-websocket, telemetry and
+the debug endpoint (no host, no gRPC), so ``pipx install`` brings a small tool.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -21,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+import attrs
 import trio
 
 from actors.bridge import (
@@ -33,7 +36,15 @@ from actors.bridge import (
     RelayLinkConfig,
 )
 from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
+from actors.telemetry import (
+    Exporter,
+    Telemetry,
+    TelemetryConfig,
+    TelemetryConfigError,
+    TelemetrySampler,
+)
 from supervisors._process import tune_gc
+from supervisors.edges.debug_http import DebugHttpConfig, serve_debug_http
 from supervisors.tls import ALPN_HTTP1, TlsConfigError, client_ssl_context, warn_plaintext
 from zl_actors import (
     ActorError,
@@ -50,6 +61,28 @@ log = logging.getLogger("zl.bridge")
 TOKEN_ENV = "ZL_BRIDGE_TOKEN"
 STATUS_INTERVAL_S = 0.5
 STATUS_ASK_TIMEOUT_S = 2.0
+#: Flushing the telemetry exporters at exit is bounded by this.
+TELEMETRY_CLOSE_TIMEOUT_S = 5.0
+
+
+@attrs.frozen(kw_only=True)
+class BridgeOptions:
+    """How the bridge reports on itself: OTLP export, and a loopback debug endpoint."""
+
+    otlp_endpoint: str | None = None
+    #: Loopback port of /debug/actors, /metrics and /debug/dashboard (0: any; None: off).
+    debug_port: int | None = None
+    ready_file: Path | None = None
+    metric_interval_s: float = 60.0
+
+    def telemetry_config(self) -> TelemetryConfig:
+        return TelemetryConfig(
+            service_name="zl-bridge",
+            exporter=Exporter.OTLP if self.otlp_endpoint else Exporter.NONE,
+            otlp_endpoint=self.otlp_endpoint,
+            prometheus=self.debug_port is not None,
+            metric_interval_s=self.metric_interval_s,
+        )
 
 
 def status_line(status: BridgeStatus) -> str:
@@ -106,6 +139,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-timeout-s", type=float, default=LocalCaps().max_timeout_s)
     parser.add_argument("--reconnect-initial-s", type=float, default=Reconnect().initial_s)
     parser.add_argument("--reconnect-max-s", type=float, default=Reconnect().max_s)
+    parser.add_argument(
+        "--otlp-endpoint",
+        help="export traces and metrics by OTLP/HTTP here (e.g. http://127.0.0.1:4318); "
+        "the built-in fs.read server exports its spans there too",
+    )
+    parser.add_argument(
+        "--debug-port",
+        type=int,
+        help="serve /debug/actors, /metrics (Prometheus) and /debug/dashboard on "
+        "127.0.0.1:PORT (0: any free port)",
+    )
+    parser.add_argument(
+        "--ready-file", type=Path, help="write the debug endpoint's URL here as JSON once up"
+    )
     parser.add_argument("--quiet", action="store_true", help="no status line")
     parser.add_argument("--log-level", default="WARNING")
     parser.add_argument(
@@ -147,14 +194,45 @@ def _server_command(args: argparse.Namespace) -> McpServerCommand:
     if not args.root:
         raise ValueError("give --root DIR (for the built-in fs.read server) or a server command")
     roots = [str(Path(root).expanduser()) for root in args.root]
+    traces = ["--otlp-endpoint", args.otlp_endpoint] if args.otlp_endpoint else []
     return McpServerCommand(
-        argv=(sys.executable, "-m", "actors.mcp.fs_server", *roots), name="zl-mcp-fs"
+        argv=(sys.executable, "-m", "actors.mcp.fs_server", *traces, *roots), name="zl-mcp-fs"
     )
 
 
-async def run_bridge(link_config: RelayLinkConfig, server: McpServerCommand, *, show: bool) -> None:
-    """Run the bridge's tree until cancelled (SIGINT/SIGTERM in ``bridge_main``)."""
+async def run_bridge(
+    link_config: RelayLinkConfig,
+    server: McpServerCommand,
+    *,
+    show: bool,
+    options: BridgeOptions | None = None,
+) -> None:
+    """Run the bridge's tree until cancelled (SIGINT/SIGTERM in ``bridge_main``).
+
+    Raises:
+        TelemetryConfigError: the OTLP exporter was asked for and cannot be built.
+    """
+    options = options or BridgeOptions()
+    telemetry = Telemetry.from_config(options.telemetry_config())
+    try:
+        await _run_tree(link_config, server, show=show, options=options, telemetry=telemetry)
+    finally:
+        with trio.move_on_after(TELEMETRY_CLOSE_TIMEOUT_S, shield=True):
+            await telemetry.aclose()
+
+
+async def _run_tree(
+    link_config: RelayLinkConfig,
+    server: McpServerCommand,
+    *,
+    show: bool,
+    options: BridgeOptions,
+    telemetry: Telemetry,
+) -> None:
     async with open_actor_system("bridge", stop_grace_s=3.0) as system:
+        await system.spawn(
+            ActorSpec(name="telemetry", factory=lambda: TelemetrySampler(telemetry.metrics))
+        )
         tree = await system.spawn(
             SupervisorSpec(
                 name="bridge",
@@ -164,9 +242,26 @@ async def run_bridge(link_config: RelayLinkConfig, server: McpServerCommand, *, 
         )
         mcp = await tree.start_child(mcp_client_spec("mcp_server", McpClientConfig(command=server)))
         link = await tree.start_child(
-            ActorSpec(name="relay_link", factory=lambda: RelayLink(link_config, mcp))
+            ActorSpec(
+                name="relay_link",
+                factory=lambda: RelayLink(link_config, mcp, telemetry=telemetry),
+            )
         )
         async with trio.open_nursery() as nursery:
+            if options.debug_port is not None:
+                port = options.debug_port
+                binding = await nursery.start(
+                    lambda task_status: serve_debug_http(
+                        system,
+                        config=DebugHttpConfig(port=port),
+                        telemetry=telemetry,
+                        task_status=task_status,
+                    )
+                )
+                if options.ready_file is not None:
+                    await trio.Path(options.ready_file).write_text(
+                        json.dumps({"debug_url": binding.url})
+                    )
             if show:
                 nursery.start_soon(show_status, link, sys.stdout)
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -187,11 +282,17 @@ def bridge_main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError, TlsConfigError) as exc:
         print(f"zl-bridge: {exc}", file=sys.stderr)
         return 2
+    options = BridgeOptions(
+        otlp_endpoint=args.otlp_endpoint, debug_port=args.debug_port, ready_file=args.ready_file
+    )
     tune_gc()
     try:
-        trio.run(lambda: run_bridge(link_config, server, show=not args.quiet))
+        trio.run(lambda: run_bridge(link_config, server, show=not args.quiet, options=options))
     except KeyboardInterrupt:
         return 130
+    except TelemetryConfigError as exc:
+        print(f"zl-bridge: {exc}", file=sys.stderr)
+        return 2
     if not args.quiet:
         print("\nzl-bridge: stopped", flush=True)
     return 0
