@@ -278,6 +278,10 @@ class Telemetry:
         meter_provider = MeterProvider(resource=resource, metric_readers=readers)
         metrics = Metrics(meter_provider.get_meter(INSTRUMENTATION_NAME))
         counted.append(metrics)
+        if isinstance(processor, BoundedSpanProcessor):
+            # Present from the start at zero, so a dashboard shows "none dropped", not "no data".
+            for signal, reason in (("spans", "queue_full"), ("spans", "export_failed")):
+                metrics.add_dropped(0, signal=signal, reason=reason)
         # Exporting nowhere, spans are not recorded (ALWAYS_OFF): they still carry a trace
         # context for ``traceparent``, at a fraction of the cost of a recording span.
         tracer_provider = TracerProvider(

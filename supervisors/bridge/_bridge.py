@@ -73,7 +73,7 @@ class BridgeOptions:
     #: Loopback port of /debug/actors, /metrics and /debug/dashboard (0: any; None: off).
     debug_port: int | None = None
     ready_file: Path | None = None
-    metric_interval_s: float = 60.0
+    metric_interval_s: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
 
     def telemetry_config(self) -> TelemetryConfig:
         return TelemetryConfig(
@@ -152,6 +152,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--ready-file", type=Path, help="write the debug endpoint's URL here as JSON once up"
+    )
+    parser.add_argument(
+        "--metric-interval-s",
+        type=float,
+        default=BridgeOptions().metric_interval_s,
+        help="how often metrics are exported by OTLP (default %(default)s)",
     )
     parser.add_argument("--quiet", action="store_true", help="no status line")
     parser.add_argument("--log-level", default="WARNING")
@@ -283,7 +289,10 @@ def bridge_main(argv: Sequence[str] | None = None) -> int:
         print(f"zl-bridge: {exc}", file=sys.stderr)
         return 2
     options = BridgeOptions(
-        otlp_endpoint=args.otlp_endpoint, debug_port=args.debug_port, ready_file=args.ready_file
+        otlp_endpoint=args.otlp_endpoint,
+        debug_port=args.debug_port,
+        ready_file=args.ready_file,
+        metric_interval_s=args.metric_interval_s,
     )
     tune_gc()
     try:

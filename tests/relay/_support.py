@@ -7,7 +7,7 @@ import socket
 import ssl
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -184,6 +184,7 @@ class Bridge:
         *server: str,
         root: Path | None = None,
         status_out: Path | None = None,
+        extra: Sequence[str] = (),
     ) -> None:
         token_file = env.tmp / f"{device_id}.jwt"
         token_file.write_text(env.device_token(tenant, device_id))
@@ -209,6 +210,7 @@ class Bridge:
         ]
         if root is not None:
             argv += ["--root", str(root)]
+        argv += list(extra)
         if server:
             argv += ["--", *server]
         with (
