@@ -20,6 +20,9 @@ from ._errors import NotCanonical as NotCanonical
 from ._file import AuditFile as AuditFile
 from ._file import FsyncPolicy as FsyncPolicy
 from ._file import verify_audit as verify_audit
+from ._proof import ProofError as ProofError
+from ._proof import check_proof as check_proof
+from ._proof import make_proof as make_proof
 from ._records import CHECKPOINT_KIND as CHECKPOINT_KIND
 from ._records import OPENED_KIND as OPENED_KIND
 from ._records import RECEIPT_KIND as RECEIPT_KIND
@@ -34,6 +37,8 @@ from ._records import new_receipt_id as new_receipt_id
 from ._records import new_turn_id as new_turn_id
 from ._records import utc_now as utc_now
 from ._schema import record_problem as record_problem
+from ._signing import CheckpointSigner as CheckpointSigner
+from ._signing import load_public_keys as load_public_keys
 from ._writer import AUDIT_MAILBOX_CAPACITY as AUDIT_MAILBOX_CAPACITY
 from ._writer import AuditConfig as AuditConfig
 from ._writer import AuditWriter as AuditWriter
@@ -69,10 +74,12 @@ __all__ = [
     "Caps",
     "Chain",
     "Checkpoint",
+    "CheckpointSigner",
     "FsyncPolicy",
     "NotCanonical",
     "Outcome",
     "Problem",
+    "ProofError",
     "Redactor",
     "Stopwatch",
     "Sync",
@@ -83,6 +90,9 @@ __all__ = [
     "audit_main",
     "canonical_digest",
     "canonical_json",
+    "check_proof",
+    "load_public_keys",
+    "make_proof",
     "new_receipt_id",
     "new_turn_id",
     "no_redaction",

@@ -115,6 +115,12 @@ class AuditSection:
     #: record is written to the OS before its call's final event either way.
     fsync_every_records: int = attrs.field(default=64, validator=attrs.validators.gt(0))
     fsync_every_s: float = attrs.field(default=0.5, validator=attrs.validators.gt(0))
+    #: Ed25519 private key (PEM, ``zl token keygen``) that signs every checkpoint; empty:
+    #: checkpoints are hash-chained but not signed.
+    signing_key: str = ""
+    #: A checkpoint after this many records, and this often when records came since.
+    checkpoint_every: int = attrs.field(default=1000, validator=attrs.validators.gt(0))
+    checkpoint_every_s: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
 
 
 @attrs.frozen(kw_only=True)

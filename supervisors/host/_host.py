@@ -29,10 +29,10 @@ from pathlib import Path
 import attrs
 import trio
 
-from actors.audit import AuditConfig, AuditMessage, AuditWriter, FsyncPolicy
+from actors.audit import AuditConfig, AuditMessage, AuditWriter, CheckpointSigner, FsyncPolicy
 from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
 from actors.provider import BreakerState, LlmProvider
-from actors.relay import Shard
+from actors.relay import KeyFileError, Shard
 from actors.session import Outbox, SessionContext, SessionDeps, ToolRunnerFactory
 from actors.session.tools import ToolRunner
 from actors.telemetry import Metrics, Telemetry, TelemetryConfigError, TelemetrySampler
@@ -105,6 +105,7 @@ def check_config(config: HostConfig) -> None:
             "(development only)"
         )
     check_provider_section(config.provider)
+    audit_signer(config)
     if config.tools.mode == "stdio":
         mcp_command(config)
     if config.tools.mode == "relay":
@@ -206,6 +207,20 @@ def relay_link_settings(config: HostConfig) -> RelayLinkSettings:
         ssl_context=context,
         heartbeat_s=tools.relay_heartbeat_s,
     )
+
+
+def audit_signer(config: HostConfig) -> CheckpointSigner | None:
+    """The checkpoint signer of ``audit.signing_key``, if set.
+
+    Raises:
+        ConfigError: the key file cannot be used.
+    """
+    if not config.audit.signing_key:
+        return None
+    try:
+        return CheckpointSigner.from_file(config.audit.signing_key)
+    except KeyFileError as exc:
+        raise ConfigError(f"audit.signing_key: {exc}") from None
 
 
 _BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
@@ -335,6 +350,7 @@ async def _run_tree(
     debug_config: DebugHttpConfig,
     task_status: trio.TaskStatus[HostAddresses],
 ) -> None:
+    signer = audit_signer(config)
     async with (
         open_host_provider(config.provider) as provider_stack,
         open_actor_system("host", faults=config.debug.faults) as system,
@@ -362,6 +378,9 @@ async def _run_tree(
                         on_written=lambda appended: telemetry.metrics.add_audit_records(
                             appended.kind
                         ),
+                        signer=signer,
+                        checkpoint_every=config.audit.checkpoint_every,
+                        checkpoint_every_s=config.audit.checkpoint_every_s,
                     )
                 ),
             )
