@@ -17,6 +17,12 @@ from ._errors import AuditCorrupt as AuditCorrupt
 from ._errors import AuditError as AuditError
 from ._errors import AuditFileError as AuditFileError
 from ._errors import NotCanonical as NotCanonical
+from ._export import AuditExportConfig as AuditExportConfig
+from ._export import AuditExporter as AuditExporter
+from ._export import Cursor as ExportCursor
+from ._export import ExportStatus as ExportStatus
+from ._export import ExportStopped as ExportStopped
+from ._export import load_cursor as load_export_cursor
 from ._file import AuditFile as AuditFile
 from ._file import FsyncPolicy as FsyncPolicy
 from ._file import verify_audit as verify_audit
@@ -67,6 +73,8 @@ __all__ = [
     "AuditConfig",
     "AuditCorrupt",
     "AuditError",
+    "AuditExportConfig",
+    "AuditExporter",
     "AuditFile",
     "AuditFileError",
     "AuditMessage",
@@ -75,6 +83,9 @@ __all__ = [
     "Chain",
     "Checkpoint",
     "CheckpointSigner",
+    "ExportCursor",
+    "ExportStatus",
+    "ExportStopped",
     "FsyncPolicy",
     "NotCanonical",
     "Outcome",
@@ -91,6 +102,7 @@ __all__ = [
     "canonical_digest",
     "canonical_json",
     "check_proof",
+    "load_export_cursor",
     "load_public_keys",
     "make_proof",
     "new_receipt_id",

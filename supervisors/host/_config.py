@@ -121,6 +121,12 @@ class AuditSection:
     #: A checkpoint after this many records, and this often when records came since.
     checkpoint_every: int = attrs.field(default=1000, validator=attrs.validators.gt(0))
     checkpoint_every_s: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
+    #: Export every record as OTLP logs to this collector (``{url}/v1/logs``); empty: off.
+    #: The audit file is the spool: a cursor beside it says what the collector has.
+    export_endpoint: str = ""
+    export_batch_records: int = attrs.field(default=512, validator=attrs.validators.gt(0))
+    export_interval_s: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
+    export_timeout_s: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
 
 
 @attrs.frozen(kw_only=True)

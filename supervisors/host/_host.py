@@ -5,6 +5,7 @@
     host (one_for_one)
     ├─ telemetry       samples sessions, mailboxes and breakers into gauges
     ├─ audit_writer    the append-only audit (tool receipts, turn records, signed checkpoints)
+    ├─ audit_exporter  [audit.export_endpoint] ships the audit as OTLP logs from its cursor
     ├─ mcp_server      [tools.mode = "stdio"] the local MCP server, restarted if it crashes
     ├─ tool_link       [tools.mode = "relay"] one connection actor per relay shard
     ├─ tool_gateway    which tools a session may offer (device catalogs, cached)
@@ -29,7 +30,16 @@ from pathlib import Path
 import attrs
 import trio
 
-from actors.audit import AuditConfig, AuditMessage, AuditWriter, CheckpointSigner, FsyncPolicy
+from actors.audit import (
+    Appended,
+    AuditConfig,
+    AuditExportConfig,
+    AuditExporter,
+    AuditMessage,
+    AuditWriter,
+    CheckpointSigner,
+    FsyncPolicy,
+)
 from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
 from actors.provider import BreakerState, LlmProvider
 from actors.relay import KeyFileError, Shard
@@ -223,6 +233,39 @@ def audit_signer(config: HostConfig) -> CheckpointSigner | None:
         raise ConfigError(f"audit.signing_key: {exc}") from None
 
 
+class _AuditHead:
+    """The seq of the last record written (the exporter's pending count), and its metric."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.seq = -1
+
+    def written(self, appended: Appended) -> None:
+        self.seq = max(self.seq, appended.seq)
+        self.metrics.add_audit_records(appended.kind)
+
+
+def _exporter_spec(config: HostConfig, telemetry: Telemetry, head: _AuditHead) -> ActorSpec[None]:
+    section = config.audit
+    export = AuditExportConfig(
+        endpoint=section.export_endpoint,
+        audit_path=Path(section.path),
+        batch_records=section.export_batch_records,
+        interval_s=section.export_interval_s,
+        timeout_s=section.export_timeout_s,
+    )
+
+    def progress(pending: int, pending_bytes: int, exported: int) -> None:
+        telemetry.metrics.set_audit_pending(pending, pending_bytes)
+        if exported:
+            telemetry.metrics.add_audit_exported(exported)
+
+    return ActorSpec(
+        name="audit_exporter",
+        factory=lambda: AuditExporter(export, head_seq=lambda: head.seq, on_progress=progress),
+    )
+
+
 _BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
 
@@ -351,6 +394,7 @@ async def _run_tree(
     task_status: trio.TaskStatus[HostAddresses],
 ) -> None:
     signer = audit_signer(config)
+    head = _AuditHead(telemetry.metrics)
     async with (
         open_host_provider(config.provider) as provider_stack,
         open_actor_system("host", faults=config.debug.faults) as system,
@@ -375,9 +419,7 @@ async def _run_tree(
                             every_records=config.audit.fsync_every_records,
                             every_s=config.audit.fsync_every_s,
                         ),
-                        on_written=lambda appended: telemetry.metrics.add_audit_records(
-                            appended.kind
-                        ),
+                        on_written=head.written,
                         signer=signer,
                         checkpoint_every=config.audit.checkpoint_every,
                         checkpoint_every_s=config.audit.checkpoint_every_s,
@@ -385,6 +427,8 @@ async def _run_tree(
                 ),
             )
         )
+        if config.audit.export_endpoint:
+            await system.spawn(_exporter_spec(config, telemetry, head))
         deps = SessionDeps(
             provider=provider if provider is not None else provider_stack.provider,
             limits=config.sessions.limit_policy(),

@@ -94,7 +94,7 @@ class OtlpReceiver:
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
                 try:
@@ -310,6 +310,8 @@ def start_stack(tmp: Path, *, host_env: dict[str, str] | None = None) -> Stack:
             "ZL_TELEMETRY__OTLP_ENDPOINT": otlp.url,
             "ZL_TELEMETRY__METRIC_INTERVAL_S": "1",
             "ZL_TELEMETRY__SAMPLE_INTERVAL_S": "0.5",
+            "ZL_AUDIT__EXPORT_ENDPOINT": otlp.url,
+            "ZL_AUDIT__EXPORT_INTERVAL_S": "0.2",
             "ZL_PROVIDER__MOCK__FIRST_TOKEN_DELAY_MS": "5",
             "ZL_PROVIDER__MOCK__TOKENS_PER_S": "500",
             "ZL_PROVIDER__MOCK__ANSWER_TOKENS": "8",

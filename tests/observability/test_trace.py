@@ -49,7 +49,8 @@ class TestOneTrace:
             return found[0]
 
         # The caller's traceparent is the turn's parent: the turn is not a root.
-        assert tool_turn.parent_span_id and tool_turn.parent_span_id not in by_id
+        assert tool_turn.parent_span_id
+        assert tool_turn.parent_span_id not in by_id
         assert tool_turn.kind == SPAN_KIND_SERVER
         plan, act, respond = (child(tool_turn, name) for name in ("plan", "act", "respond"))
         model = child(plan, "chat mock")
