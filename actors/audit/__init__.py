@@ -19,10 +19,10 @@ from ._errors import AuditFileError as AuditFileError
 from ._errors import NotCanonical as NotCanonical
 from ._export import AuditExportConfig as AuditExportConfig
 from ._export import AuditExporter as AuditExporter
-from ._export import Cursor as ExportCursor
+from ._export import ExportCursor as ExportCursor
 from ._export import ExportStatus as ExportStatus
 from ._export import ExportStopped as ExportStopped
-from ._export import load_cursor as load_export_cursor
+from ._export import load_export_cursor as load_export_cursor
 from ._file import AuditFile as AuditFile
 from ._file import FsyncPolicy as FsyncPolicy
 from ._file import verify_audit as verify_audit

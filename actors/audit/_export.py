@@ -87,7 +87,7 @@ class AuditExportConfig:
 
 
 @attrs.frozen(kw_only=True)
-class Cursor:
+class ExportCursor:
     """The last record the collector accepted: where the next one starts."""
 
     offset: int = 0
@@ -101,25 +101,27 @@ class Batch:
 
     lines: tuple[bytes, ...]
     records: tuple[dict[str, Any], ...]
-    end: Cursor
+    end: ExportCursor
 
 
 class ExportStopped(Exception):
     """The file does not continue from the cursor (replaced or edited): export stops."""
 
 
-def load_cursor(path: Path) -> Cursor:
+def load_export_cursor(path: Path) -> ExportCursor:
     """The cursor kept at ``path`` (the start of the file if there is none)."""
     try:
         data = json.loads(path.read_text())
-        return Cursor(offset=int(data["offset"]), seq=int(data["seq"]), hash=str(data["hash"]))
+        return ExportCursor(
+            offset=int(data["offset"]), seq=int(data["seq"]), hash=str(data["hash"])
+        )
     except FileNotFoundError:
-        return Cursor()
+        return ExportCursor()
     except (ValueError, KeyError, TypeError) as exc:
         raise ExportStopped(f"the export cursor {path} is unreadable: {exc}") from None
 
 
-def save_cursor(path: Path, cursor: Cursor) -> None:
+def save_export_cursor(path: Path, cursor: ExportCursor) -> None:
     """Write the cursor atomically (a crash leaves the old one or the new one, never half)."""
     tmp = path.with_name(path.name + ".tmp")
     data = json.dumps(attrs.asdict(cursor)).encode()
@@ -132,7 +134,7 @@ def save_cursor(path: Path, cursor: Cursor) -> None:
     os.replace(tmp, path)
 
 
-def read_batch(path: Path, cursor: Cursor, *, max_records: int, max_bytes: int) -> Batch:
+def read_batch(path: Path, cursor: ExportCursor, *, max_records: int, max_bytes: int) -> Batch:
     """The complete records after ``cursor`` (at most ``max_records``, about ``max_bytes``).
 
     Raises:
@@ -164,7 +166,9 @@ def read_batch(path: Path, cursor: Cursor, *, max_records: int, max_bytes: int) 
         records.append(record)
         seq, prev, offset = record["seq"], record["hash"], offset + len(line)
     return Batch(
-        lines=tuple(lines), records=tuple(records), end=Cursor(offset=offset, seq=seq, hash=prev)
+        lines=tuple(lines),
+        records=tuple(records),
+        end=ExportCursor(offset=offset, seq=seq, hash=prev),
     )
 
 
@@ -232,7 +236,7 @@ def encode_logs(batch: Batch, *, service_name: str, source: str) -> bytes:
 class ExportStatus:
     """What the exporter has done (for gauges and the debug endpoint)."""
 
-    cursor: Cursor = attrs.Factory(Cursor)
+    cursor: ExportCursor = attrs.Factory(ExportCursor)
     pending_bytes: int = 0
     exported: int = 0
     failures: int = 0
@@ -268,7 +272,7 @@ class AuditExporter(Actor[None]):
         self._rng = random.Random()
 
     async def on_start(self, ctx: ActorContext[None]) -> None:
-        self.status.cursor = await trio.to_thread.run_sync(load_cursor, self.config.cursor)
+        self.status.cursor = await trio.to_thread.run_sync(load_export_cursor, self.config.cursor)
         ctx.nursery.start_soon(self._run)
 
     async def handle(self, message: None, ctx: ActorContext[None]) -> None:
@@ -328,7 +332,7 @@ class AuditExporter(Actor[None]):
                 request=response.request,
                 response=response,
             )
-        await trio.to_thread.run_sync(save_cursor, config.cursor, batch.end)
+        await trio.to_thread.run_sync(save_export_cursor, config.cursor, batch.end)
         if self.status.last_error is not None:
             log.info("audit export works again")
         self.status.last_error = None
