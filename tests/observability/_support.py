@@ -438,16 +438,24 @@ CHROMIUM_FLAGS = (
     "--disable-component-update",
     "--disable-sync",
     "--hide-scrollbars",
+    # Nothing but loopback resolves: the browser's own background traffic goes nowhere.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 )
 
 
-def chromium(tmp: Path, url: str, *, screenshot: Path | None = None) -> str:
+def chromium(
+    tmp: Path, url: str, *, screenshot: Path | None = None, extra: Sequence[str] = ()
+) -> str:
     """Load ``url`` in a fresh headless Chromium; the DOM after load (and a screenshot)."""
     profile = tmp / "chromium-profile"
     profile.mkdir(exist_ok=True)
     base = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1280,2000"]
     dom = subprocess.run(
-        [*base, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=True
+        [*base, *extra, "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     ).stdout
     if screenshot is not None:
         subprocess.run(

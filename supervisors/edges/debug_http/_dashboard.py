@@ -35,7 +35,9 @@ FEATURED = (
     "zl.audit.export.pending",
 )
 _WIDTH = 460
-_BAR_AREA = 120
+_BAR_AREA = 150
+#: Longest bar label drawn (the tooltip has all of it).
+_LABEL_CHARS = 22
 _ROW = 18
 
 _STYLE = """
@@ -59,24 +61,29 @@ def _label_text(labels: Sequence[tuple[str, str]]) -> str:
     return ", ".join(f"{key}={value}" for key, value in labels) or "(all)"
 
 
+def _short(labels: Sequence[tuple[str, str]]) -> str:
+    text = ", ".join(value for _, value in labels) or "(all)"
+    return text if len(text) <= _LABEL_CHARS else text[: _LABEL_CHARS - 1] + "…"
+
+
 def _number(value: float) -> str:
     if value == int(value) and abs(value) < 1e15:
         return str(int(value))
     return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
-def _bars(rows: Sequence[tuple[str, float]], unit: str) -> str:
-    """A horizontal bar chart: one labelled bar per row."""
-    peak = max((value for _, value in rows), default=0.0) or 1.0
+def _bars(rows: Sequence[tuple[str, str, float]], unit: str) -> str:
+    """A horizontal bar chart: one labelled bar per row (short label, full label, value)."""
+    peak = max((value for _, _, value in rows), default=0.0) or 1.0
     height = _ROW * len(rows) + 4
     parts = [f'<svg width="{_WIDTH}" height="{height}" viewBox="0 0 {_WIDTH} {height}" role="img">']
-    for index, (label, value) in enumerate(rows):
+    for index, (short, label, value) in enumerate(rows):
         y = index * _ROW + 2
         width = max(1.0, (_WIDTH - _BAR_AREA - 70) * value / peak)
         zero = " zero" if value == 0 else ""
         text = html.escape(label)
         parts.append(
-            f'<text x="{_BAR_AREA - 6}" y="{y + 12}" text-anchor="end">{text[:22]}</text>'
+            f'<text x="{_BAR_AREA - 6}" y="{y + 12}" text-anchor="end">{html.escape(short)}</text>'
             f'<rect class="bar{zero}" x="{_BAR_AREA}" y="{y}" width="{width:.1f}" height="14"'
             f' data-value="{value:g}"><title>{text}: {_number(value)} {html.escape(unit)}'
             f"</title></rect>"
@@ -101,20 +108,20 @@ def _histogram(point: HistogramPoint, unit: str) -> str:
     for index, count in enumerate(point.bucket_counts):
         if index < len(point.bounds):
             upper = _number(point.bounds[index])
-            rows.append((f"≤ {upper}", float(count)))
+            rows.append((f"≤ {upper}", f"≤ {upper}", float(count)))
             lower = upper
         else:
-            rows.append((f"> {lower}", float(count)))
+            rows.append((f"> {lower}", f"> {lower}", float(count)))
     # Only the range that holds samples (and one empty bucket either side) is drawn.
-    used = [i for i, (_, count) in enumerate(rows) if count]
+    used = [i for i, (_, _, count) in enumerate(rows) if count]
     if used:
         rows = rows[max(0, used[0] - 1) : used[-1] + 2]
     return head + _bars(rows, "samples")
 
 
 def _points(points: Sequence[Point], unit: str) -> str:
-    rows = [(_label_text(p.labels), p.value) for p in points]
-    total = sum(value for _, value in rows)
+    rows = [(_short(p.labels), _label_text(p.labels), p.value) for p in points]
+    total = sum(value for _, _, value in rows)
     head = f'<p class="figures" data-count="{len(rows)}">total {_number(total)}</p>'
     return head + _bars(rows, unit)
 
