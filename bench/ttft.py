@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import threading
 import time
@@ -26,7 +27,7 @@ import grpc.aio
 
 from contracts.generated import agent_pb2
 
-from ._host_process import HostProcess, baseline_process, host_process
+from ._host_process import HostProcess, baseline_process, host_process, otlp_sink
 from ._stats import emit, median, percentile, progress
 
 FIRST_TOKEN_DELAY_MS = 50.0
@@ -214,6 +215,63 @@ def run(spec: RunSpec, *, tls: bool = False) -> dict[str, Any]:
     }
 
 
+#: The host runs alone on this core; the load generator and the OTLP sink on the other.
+HOST_CPU = 0
+LOAD_CPU = 1
+
+
+def telemetry_cost(rounds: int, spec: RunSpec) -> dict[str, Any]:
+    """CPU per token of the host with telemetry off and on, alternating in the same run.
+
+    "On" exports spans and metrics by OTLP/HTTP protobuf to a sink process (as to a
+    Collector) and keeps the /metrics reader; "off" exports nothing (trace context still
+    propagates). The audit is written either way. The host is pinned to one core, the load
+    generator and the sink to the other; CPU time comes from /proc.
+    """
+    os.sched_setaffinity(0, {LOAD_CPU})
+    base = {
+        "ZL_PROVIDER__MOCK__FIRST_TOKEN_DELAY_MS": str(FIRST_TOKEN_DELAY_MS),
+        "ZL_PROVIDER__MOCK__TOKENS_PER_S": str(spec.tokens_per_s),
+        "ZL_PROVIDER__MOCK__ANSWER_TOKENS": str(spec.answer_tokens),
+        "ZL_SESSIONS__MAX_SESSIONS": str(max(2000, spec.concurrency * 2)),
+    }
+    figures: dict[str, list[float]] = {"off": [], "on": []}
+    ttft: dict[str, list[float]] = {"off": [], "on": []}
+    with otlp_sink(cpus={LOAD_CPU}) as sink:
+        modes = {
+            "off": {"ZL_TELEMETRY__EXPORTER": "none", "ZL_TELEMETRY__PROMETHEUS": "false"},
+            "on": {
+                "ZL_TELEMETRY__EXPORTER": "otlp",
+                "ZL_TELEMETRY__OTLP_ENDPOINT": sink,
+                "ZL_TELEMETRY__METRIC_INTERVAL_S": "5",
+                "ZL_TELEMETRY__PROMETHEUS": "true",
+            },
+        }
+        for round_ in range(rounds):
+            for mode in ("off", "on") if round_ % 2 == 0 else ("on", "off"):
+                with host_process({**base, **modes[mode]}, cpus={HOST_CPU}) as host:
+                    cpu_before = host.cpu_s()
+                    samples, _, _, _ = asyncio.run(run_load(host, spec))
+                    cpu = host.cpu_s() - cpu_before
+                if samples.errors or not samples.tokens:
+                    raise RuntimeError(f"telemetry {mode}: {samples.errors} errors")
+                figures[mode].append(cpu * 1e6 / samples.tokens)
+                ttft[mode].append(percentile(samples.ttft_ms, 95))
+                progress(f"  round {round_ + 1} telemetry {mode}: {figures[mode][-1]:.1f} µs/token")
+    off, on = median(figures["off"]), median(figures["on"])
+    return {
+        "concurrency": spec.concurrency,
+        "rounds": rounds,
+        "host_cpu_us_per_token_off": [round(v, 2) for v in figures["off"]],
+        "host_cpu_us_per_token_on": [round(v, 2) for v in figures["on"]],
+        "host_cpu_us_per_token_off_median": round(off, 2),
+        "host_cpu_us_per_token_on_median": round(on, 2),
+        "telemetry_cpu_increase_pct": round(100 * (on - off) / off, 2),
+        "ttft_ms_p95_off_median": round(median(ttft["off"]), 2),
+        "ttft_ms_p95_on_median": round(median(ttft["on"]), 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="shorter runs; under 60 s")
@@ -225,7 +283,21 @@ def main() -> None:
         action="store_true",
         help="host and baseline serve gRPC over TLS (development certificates)",
     )
+    parser.add_argument(
+        "--telemetry-cost",
+        type=int,
+        metavar="ROUNDS",
+        help="only compare the host's CPU per token with telemetry off and on at 100 "
+        "sessions, over ROUNDS alternating rounds (host pinned to core 0)",
+    )
     args = parser.parse_args()
+    if args.telemetry_cost:
+        spec = RunSpec(concurrency=100, tokens_per_s=50, answer_tokens=25, turns=5)
+        progress(f"telemetry cost: {args.telemetry_cost} rounds at 100 sessions ...")
+        result = telemetry_cost(args.telemetry_cost, spec)
+        progress(f"  telemetry on adds {result['telemetry_cpu_increase_pct']} % host CPU per token")
+        emit({"bench": "ttft", "mode": "telemetry_cost", **result})
+        return
     if args.quick:
         specs = [
             RunSpec(concurrency=1, tokens_per_s=50, answer_tokens=10, turns=10),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import importlib
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -52,8 +53,9 @@ DEFAULT_OTLP_TIMEOUT_S = 5.0
 # How long shutdown may take to flush what is buffered before it gives up.
 SHUTDOWN_TIMEOUT_S = 5.0
 
-# The OTLP exporters are optional packages; these are the modules and classes tried.
-_OTLP_SPAN = ("opentelemetry.exporter.otlp.proto.http.trace_exporter", "OTLPSpanExporter")
+# The OTLP metric exporter comes from this package (spans are encoded here, see _otlp).
+# OTLP/HTTP's well-known local address, when neither the config nor OTEL_* names one.
+DEFAULT_OTLP_URL = "http://localhost:4318"
 _OTLP_METRIC = ("opentelemetry.exporter.otlp.proto.http.metric_exporter", "OTLPMetricExporter")
 _OTLP_PACKAGE = "opentelemetry-exporter-otlp-proto-http"
 
@@ -482,18 +484,20 @@ def _exporters(config: TelemetryConfig) -> tuple[SpanExporter, MetricExporter]:
         # The SDK's default stream is the sys.stdout of import time; use today's.
         return ConsoleSpanExporter(out=sys.stdout), ConsoleMetricExporter(out=sys.stdout)
     try:
-        span_class = getattr(importlib.import_module(_OTLP_SPAN[0]), _OTLP_SPAN[1])
         metric_class = getattr(importlib.import_module(_OTLP_METRIC[0]), _OTLP_METRIC[1])
     except ImportError as exc:
         raise TelemetryConfigError(
             f"telemetry exporter 'otlp' needs the package {_OTLP_PACKAGE}, which is not "
             "installed; install it or set the exporter to 'console' or 'none'"
         ) from exc
+    # Imported here: only a process that exports needs an HTTP client.
+    from ._otlp import OtlpSpanExporter
+
+    base = (
+        config.otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or DEFAULT_OTLP_URL
+    ).rstrip("/")
     timeout = config.otlp_timeout_s
-    if config.otlp_endpoint is None:
-        return span_class(timeout=timeout), metric_class(timeout=timeout)
-    base = config.otlp_endpoint.rstrip("/")
     return (
-        span_class(endpoint=f"{base}/v1/traces", timeout=timeout),
+        OtlpSpanExporter(f"{base}/v1/traces", timeout_s=timeout),
         metric_class(endpoint=f"{base}/v1/metrics", timeout=timeout),
     )
