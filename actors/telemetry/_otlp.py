@@ -42,7 +42,15 @@ _KINDS = {
 _STATUS = {StatusCode.UNSET: 0, StatusCode.OK: 1, StatusCode.ERROR: 2}
 
 
+#: Encoded attributes kept for reuse (most repeat: names, tools, models, tenants); the
+#: cache is emptied when full, so it stays bounded whatever the attribute values are.
+ATTRIBUTE_CACHE_SIZE = 4096
+_attribute_cache: dict[tuple[str, Any], bytes] = {}
+
+
 def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return bytes((value,))
     out = bytearray()
     while True:
         low = value & 0x7F
@@ -59,7 +67,9 @@ def _key(field: int, wire: int) -> bytes:
 
 
 def _bytes(field: int, data: bytes) -> bytes:
-    return _key(field, 2) + _varint(len(data)) + data
+    size = len(data)
+    prefix = bytes((field << 3 | 2, size)) if field < 16 and size < 0x80 else None
+    return (prefix or _key(field, 2) + _varint(size)) + data
 
 
 def _text(field: int, value: str) -> bytes:
@@ -85,12 +95,40 @@ def _any_value(value: Any) -> bytes:
     return _text(1, str(value))
 
 
+def _key_value(key: str, value: Any) -> bytes:
+    """A ``KeyValue`` (key 1, value 2), reused from the cache when it was seen before."""
+    cacheable = isinstance(value, str | bool | int)
+    if cacheable:
+        found = _attribute_cache.get((key, value))
+        if found is not None:
+            return found
+    encoded = _text(1, key) + _bytes(2, _any_value(value))
+    if cacheable:
+        if len(_attribute_cache) >= ATTRIBUTE_CACHE_SIZE:
+            _attribute_cache.clear()
+        _attribute_cache[(key, value)] = encoded
+    return encoded
+
+
 def _attributes(field: int, attributes: Mapping[str, Any] | None) -> bytes:
-    # KeyValue: key 1, value 2.
-    return b"".join(
-        _bytes(field, _text(1, key) + _bytes(2, _any_value(value)))
-        for key, value in (attributes or {}).items()
-    )
+    if not attributes:
+        return b""
+    # The SDK's BoundedAttributes keeps a plain dict: iterating it skips the Mapping layer.
+    items = getattr(attributes, "_dict", attributes)
+    return b"".join(_bytes(field, _key_value(k, v)) for k, v in items.items())
+
+
+_names: dict[str, bytes] = {}
+
+
+def _name(name: str) -> bytes:
+    """The span's name field (5); names repeat, so they are kept (bounded like attributes)."""
+    found = _names.get(name)
+    if found is None:
+        if len(_names) >= ATTRIBUTE_CACHE_SIZE:
+            _names.clear()
+        found = _names[name] = _text(5, name)
+    return found
 
 
 def encode_span(span: ReadableSpan) -> bytes:
@@ -103,7 +141,7 @@ def encode_span(span: ReadableSpan) -> bytes:
     ]
     if span.parent is not None:
         out.append(_bytes(4, span.parent.span_id.to_bytes(8, "big")))
-    out.append(_text(5, span.name))
+    out.append(_name(span.name))
     out.append(_key(6, 0) + _varint(_KINDS.get(span.kind, 1)))
     out.append(_fixed64(7, span.start_time or 0))
     out.append(_fixed64(8, span.end_time or 0))
