@@ -161,11 +161,14 @@ class ProviderCallScope:
         response_model: str | None = None,
     ) -> None:
         """The request ended with this usage and finish reason."""
-        span = self.span
-        span.set_attribute(GEN_AI_INPUT_TOKENS, input_tokens)
-        span.set_attribute(GEN_AI_OUTPUT_TOKENS, output_tokens)
-        span.set_attribute(GEN_AI_FINISH_REASONS, (finish_reason,))
-        span.set_attribute(GEN_AI_RESPONSE_MODEL, response_model or self._model)
+        self.span.set_attributes(
+            {
+                GEN_AI_INPUT_TOKENS: input_tokens,
+                GEN_AI_OUTPUT_TOKENS: output_tokens,
+                GEN_AI_FINISH_REASONS: (finish_reason,),
+                GEN_AI_RESPONSE_MODEL: response_model or self._model,
+            }
+        )
 
 
 class ToolCallScope:

@@ -71,7 +71,10 @@ class BridgeOptions:
 
     otlp_endpoint: str | None = None
     #: Loopback port of /debug/actors, /metrics and /debug/dashboard (0: any; None: off).
-    debug_port: int | None = None
+    debug_port: int | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional([attrs.validators.ge(0), attrs.validators.le(65_535)]),
+    )
     ready_file: Path | None = None
     metric_interval_s: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
 
@@ -285,15 +288,15 @@ def bridge_main(argv: Sequence[str] | None = None) -> int:
     try:
         link_config = _link_config(args)
         server = _server_command(args)
+        options = BridgeOptions(
+            otlp_endpoint=args.otlp_endpoint,
+            debug_port=args.debug_port,
+            ready_file=args.ready_file,
+            metric_interval_s=args.metric_interval_s,
+        )
     except (ValueError, OSError, TlsConfigError) as exc:
         print(f"zl-bridge: {exc}", file=sys.stderr)
         return 2
-    options = BridgeOptions(
-        otlp_endpoint=args.otlp_endpoint,
-        debug_port=args.debug_port,
-        ready_file=args.ready_file,
-        metric_interval_s=args.metric_interval_s,
-    )
     tune_gc()
     try:
         trio.run(lambda: run_bridge(link_config, server, show=not args.quiet, options=options))
