@@ -47,7 +47,6 @@ DEFAULT_BATCH_BYTES: Final = 1024 * 1024
 DEFAULT_INTERVAL_S: Final = 1.0
 #: One request to the collector, connection included.
 DEFAULT_TIMEOUT_S: Final = 10.0
-SEVERITY_INFO: Final = 9
 CONTENT_TYPE: Final = "application/x-protobuf"
 
 
@@ -206,7 +205,7 @@ def encode_logs(batch: Batch, *, service_name: str, source: str) -> bytes:
             logs_pb2.LogRecord(
                 time_unix_nano=_nanos(record["at"]),
                 observed_time_unix_nano=now,
-                severity_number=SEVERITY_INFO,
+                severity_number=logs_pb2.SEVERITY_NUMBER_INFO,
                 severity_text="INFO",
                 event_name=f"zl.audit.{record['kind']}",
                 body=_text(line.rstrip(b"\n").decode("utf-8")),

@@ -11,6 +11,7 @@ import enum
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -227,6 +228,10 @@ def _non_negative_cost(_: object, attribute: attrs.Attribute[Any], value: float 
         raise ValueError(f"{attribute.name} must be None or >= 0: {value!r}")
 
 
+def _ids(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class TurnSummary:
     """The audit's record of one turn: who, with which model, how many tokens, what it
@@ -252,7 +257,7 @@ class TurnSummary:
     device_id: str | None = attrs.field(default=None, validator=_optional_non_empty)
     model: str | None = attrs.field(default=None, validator=_optional_non_empty)
     cost_usd: float | None = attrs.field(default=None, validator=_non_negative_cost)
-    receipt_ids: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    receipt_ids: tuple[str, ...] = attrs.field(default=(), converter=_ids)
     policy_revision: str | None = None
 
     def to_payload(self) -> dict[str, Any]:

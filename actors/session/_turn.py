@@ -207,7 +207,7 @@ class Turn(TaskActor):
             device_id=plan.device_id or None,
             model=plan.model,
             cost_usd=usage.cost_usd,
-            receipt_ids=tuple(progress.receipt_ids),
+            receipt_ids=progress.receipt_ids,
         )
         try:
             await self.audit.ask(AppendTurn(summary=summary), timeout=AUDIT_TIMEOUT_S)

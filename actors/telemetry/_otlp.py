@@ -174,10 +174,10 @@ def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
     for first, scopes in groups.values():
         resource = _attributes(1, first.resource.attributes)
         scope_spans = []
-        for (name, version), encoded in scopes.items():
-            scope = _text(1, name) + (_text(2, version) if version else b"")
+        for (scope_name, scope_version), encoded in scopes.items():
+            head = _text(1, scope_name) + (_text(2, scope_version) if scope_version else b"")
             scope_spans.append(
-                _bytes(2, _bytes(1, scope) + b"".join(_bytes(2, item) for item in encoded))
+                _bytes(2, _bytes(1, head) + b"".join(_bytes(2, item) for item in encoded))
             )
         # ResourceSpans: resource 1, scope_spans 2.
         out.append(_bytes(1, _bytes(1, resource) + b"".join(scope_spans)))

@@ -130,7 +130,9 @@ def families(data: MetricsData | None) -> list[Family]:
     for resource in data.resource_metrics if data is not None else ():
         for scope in resource.scope_metrics:
             for metric in scope.metrics:
-                family = _family(metric.name, metric.unit or "", metric.description, metric.data)
+                family = _family(
+                    metric.name, metric.unit or "", metric.description or "", metric.data
+                )
                 if family is None:
                     continue
                 old = merged.get(family.name)

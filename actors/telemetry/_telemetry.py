@@ -14,7 +14,7 @@ import importlib
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 
 import attrs
@@ -437,7 +437,7 @@ class Telemetry:
         *,
         traceparent: str | None,
         kind: SpanKind = SpanKind.SERVER,
-        attributes: dict[str, AttributeValue] | None = None,
+        attributes: Mapping[str, AttributeValue] | None = None,
     ) -> Iterator[Span]:
         """A span of work that came from another process, a child of ``traceparent``
         (relay, bridge and MCP server: each adds its own span to the caller's trace)."""
@@ -451,7 +451,7 @@ class Telemetry:
         *,
         traceparent: str | None,
         kind: SpanKind = SpanKind.SERVER,
-        attributes: dict[str, AttributeValue] | None = None,
+        attributes: Mapping[str, AttributeValue] | None = None,
     ) -> Span:
         """``hop_span`` for work that ends in another message handler: the caller calls
         ``span.end()`` (an actor that routes a call and hears its result later)."""
