@@ -32,9 +32,13 @@ DEFAULT_EXPORT_INTERVAL_S = 1.0
 
 #: How often ``force_flush`` looks whether the queue is empty.
 FLUSH_POLL_S = 0.01
+#: At shutdown, what is still queued after this long is dropped (and counted), so a
+#: process whose collector is down still stops promptly.
+SHUTDOWN_DRAIN_S = 5.0
 
 OnDrop = Callable[[int, str], None]
-"""Told ``(count, reason)`` for dropped items; reason ``queue_full`` or ``export_failed``."""
+"""Told ``(count, reason)`` for dropped items: ``queue_full``, ``export_failed`` or
+``shutdown``."""
 
 
 class BoundedSpanProcessor(SpanProcessor):
@@ -67,6 +71,7 @@ class BoundedSpanProcessor(SpanProcessor):
         self._idle = threading.Event()
         self._idle.set()
         self._stopping = False
+        self._drain_until = float("inf")
         self._failing = False
         self._thread = threading.Thread(target=self._work, name="zl-span-export", daemon=True)
         self._thread.start()
@@ -96,6 +101,11 @@ class BoundedSpanProcessor(SpanProcessor):
         self._idle.clear()
         try:
             while self._queue:
+                if time.monotonic() > self._drain_until:
+                    dropped = len(self._queue)
+                    self._queue.clear()
+                    self._on_drop(dropped, "shutdown")
+                    return
                 count = min(self._max_batch, len(self._queue))
                 batch = [self._queue.popleft() for _ in range(count)]
                 self._export(batch)
@@ -129,7 +139,9 @@ class BoundedSpanProcessor(SpanProcessor):
         return True
 
     def shutdown(self) -> None:
-        """Export what is queued (bounded by the exporter's timeout), then stop the worker."""
+        """Export what is queued for up to ``SHUTDOWN_DRAIN_S`` (plus the export in
+        progress, bounded by the exporter's timeout), drop the rest, stop the worker."""
+        self._drain_until = time.monotonic() + SHUTDOWN_DRAIN_S
         self._stopping = True
         self._wake.set()
         self._thread.join()

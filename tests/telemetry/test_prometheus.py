@@ -158,3 +158,44 @@ class TestEndpoint:
     def test_dashboard_without_metrics(self) -> None:
         page = render_dashboard([], title="zl", refresh_s=None)
         assert "telemetry.prometheus is off" in page
+
+
+class TestBoundedExport:
+    """A stuck or failing collector costs spans (counted), never a caller's time."""
+
+    def test_full_queue_drops_and_counts(self) -> None:
+        import threading
+        import time as _time
+
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+        from actors.telemetry import BoundedSpanProcessor
+
+        release = threading.Event()
+        drops: dict[str, int] = {}
+
+        class Stuck(SpanExporter):
+            def export(self, spans: object) -> SpanExportResult:
+                release.wait(10)
+                return SpanExportResult.FAILURE
+
+        def dropped(count: int, reason: str) -> None:
+            drops[reason] = drops.get(reason, 0) + count
+
+        processor = BoundedSpanProcessor(
+            Stuck(), on_drop=dropped, max_queue=50, max_batch=10, interval_s=0.01
+        )
+        provider = TracerProvider()
+        provider.add_span_processor(processor)
+        tracer = provider.get_tracer("t")
+        started = _time.monotonic()
+        for n in range(500):
+            tracer.start_span(f"s{n}").end()
+        # 500 spans ended while the exporter was stuck: no caller waited for it.
+        assert _time.monotonic() - started < 5
+        assert drops["queue_full"] >= 500 - 50 - 10
+        release.set()
+        processor.force_flush(10_000)
+        assert drops.get("export_failed", 0) >= 10
+        provider.shutdown()
