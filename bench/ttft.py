@@ -224,10 +224,14 @@ WARM_UP = RunSpec(concurrency=20, tokens_per_s=50, answer_tokens=25, turns=2)
 def telemetry_cost(rounds: int, spec: RunSpec) -> dict[str, Any]:
     """CPU per token of the host with telemetry off and on, alternating in the same run.
 
-    "On" exports spans and metrics by OTLP/HTTP protobuf to a sink process (as to a
-    Collector) and keeps the /metrics reader; "off" exports nothing (trace context still
-    propagates). The audit is written either way. The host is pinned to one core, the load
-    generator and the sink to the other; CPU time comes from /proc.
+    "on" exports spans and metrics by OTLP/HTTP protobuf to a sink process (as to a
+    Collector) and keeps the /metrics reader; "off" exports nothing and keeps no metrics
+    (trace context still propagates); "metrics_only" is the default configuration
+    (``exporter = "none"``: no spans, but /metrics kept). The audit is written in every
+    mode. The host is pinned to one core, the load generator and the sink to the other;
+    CPU time comes from /proc. Each round runs every mode back to back, in a rotating
+    order, and the increase is also given per round (robust to a machine whose load
+    drifts between rounds).
     """
     os.sched_setaffinity(0, {LOAD_CPU})
     base = {
@@ -236,11 +240,13 @@ def telemetry_cost(rounds: int, spec: RunSpec) -> dict[str, Any]:
         "ZL_PROVIDER__MOCK__ANSWER_TOKENS": str(spec.answer_tokens),
         "ZL_SESSIONS__MAX_SESSIONS": str(max(2000, spec.concurrency * 2)),
     }
-    figures: dict[str, list[float]] = {"off": [], "on": []}
-    ttft: dict[str, list[float]] = {"off": [], "on": []}
+    names = ("off", "metrics_only", "on")
+    figures: dict[str, list[float]] = {name: [] for name in names}
+    ttft: dict[str, list[float]] = {name: [] for name in names}
     with otlp_sink(cpus={LOAD_CPU}) as sink:
         modes = {
             "off": {"ZL_TELEMETRY__EXPORTER": "none", "ZL_TELEMETRY__PROMETHEUS": "false"},
+            "metrics_only": {"ZL_TELEMETRY__EXPORTER": "none", "ZL_TELEMETRY__PROMETHEUS": "true"},
             "on": {
                 "ZL_TELEMETRY__EXPORTER": "otlp",
                 "ZL_TELEMETRY__OTLP_ENDPOINT": sink,
@@ -249,7 +255,8 @@ def telemetry_cost(rounds: int, spec: RunSpec) -> dict[str, Any]:
             },
         }
         for round_ in range(rounds):
-            for mode in ("off", "on") if round_ % 2 == 0 else ("on", "off"):
+            order = names[round_ % 3 :] + names[: round_ % 3]
+            for mode in order:
                 with host_process({**base, **modes[mode]}, cpus={HOST_CPU}) as host:
                     # A short load first: one-time costs (lazy imports, first connections,
                     # caches) are not what a token costs.
@@ -261,24 +268,21 @@ def telemetry_cost(rounds: int, spec: RunSpec) -> dict[str, Any]:
                     raise RuntimeError(f"telemetry {mode}: {samples.errors} errors")
                 figures[mode].append(cpu * 1e6 / samples.tokens)
                 ttft[mode].append(percentile(samples.ttft_ms, 95))
-                progress(f"  round {round_ + 1} telemetry {mode}: {figures[mode][-1]:.1f} µs/token")
-    off, on = median(figures["off"]), median(figures["on"])
-    # Each round runs both, back to back: the ratio within a round is robust to a machine
-    # whose load drifts from round to round.
-    paired = [100 * (b - a) / a for a, b in zip(figures["off"], figures["on"], strict=True)]
-    return {
-        "concurrency": spec.concurrency,
-        "rounds": rounds,
-        "host_cpu_us_per_token_off": [round(v, 2) for v in figures["off"]],
-        "host_cpu_us_per_token_on": [round(v, 2) for v in figures["on"]],
-        "host_cpu_us_per_token_off_median": round(off, 2),
-        "host_cpu_us_per_token_on_median": round(on, 2),
-        "telemetry_cpu_increase_pct": round(100 * (on - off) / off, 2),
-        "telemetry_cpu_increase_pct_paired": [round(v, 2) for v in paired],
-        "telemetry_cpu_increase_pct_paired_median": round(median(paired), 2),
-        "ttft_ms_p95_off_median": round(median(ttft["off"]), 2),
-        "ttft_ms_p95_on_median": round(median(ttft["on"]), 2),
-    }
+                progress(f"  round {round_ + 1} {mode}: {figures[mode][-1]:.1f} µs/token")
+
+    def increase(base_mode: str) -> list[float]:
+        return [100 * (b - a) / a for a, b in zip(figures[base_mode], figures["on"], strict=True)]
+
+    result: dict[str, Any] = {"concurrency": spec.concurrency, "rounds": rounds}
+    for name in names:
+        result[f"host_cpu_us_per_token_{name}"] = [round(v, 2) for v in figures[name]]
+        result[f"host_cpu_us_per_token_{name}_median"] = round(median(figures[name]), 2)
+        result[f"ttft_ms_p95_{name}_median"] = round(median(ttft[name]), 2)
+    for base_mode in ("off", "metrics_only"):
+        paired = increase(base_mode)
+        result[f"on_vs_{base_mode}_pct_paired"] = [round(v, 2) for v in paired]
+        result[f"on_vs_{base_mode}_pct_median"] = round(median(paired), 2)
+    return result
 
 
 def main() -> None:
@@ -305,8 +309,8 @@ def main() -> None:
         progress(f"telemetry cost: {args.telemetry_cost} rounds at 100 sessions ...")
         result = telemetry_cost(args.telemetry_cost, spec)
         progress(
-            f"  telemetry on adds {result['telemetry_cpu_increase_pct']} % host CPU per token "
-            f"(medians; paired rounds: {result['telemetry_cpu_increase_pct_paired_median']} %)"
+            f"  telemetry on adds {result['on_vs_off_pct_median']} % host CPU per token to "
+            f"off, {result['on_vs_metrics_only_pct_median']} % to the default (metrics only)"
         )
         emit({"bench": "ttft", "mode": "telemetry_cost", **result})
         return

@@ -169,7 +169,6 @@ class Turn(TaskActor):
                 traceparent=plan.traceparent,
                 audit_id=plan.audit_id or None,
                 device_id=plan.device_id or None,
-                model=plan.model,
             ) as span:
                 self.traceparent = traceparent_of(span)
                 await self._run(ctx)

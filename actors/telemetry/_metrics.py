@@ -7,6 +7,7 @@ tool, outcome, direction, kind): never a session, call or device id, which belon
 
 from __future__ import annotations
 
+import collections
 import enum
 
 from opentelemetry.metrics import Meter
@@ -40,6 +41,7 @@ class Metrics:
     """
 
     def __init__(self, meter: Meter) -> None:
+        self._tally: collections.Counter[tuple[str, str]] = collections.Counter()
         self._phase_ms = meter.create_histogram(
             "zl.turn.phase.duration",
             unit="ms",
@@ -234,12 +236,26 @@ class Metrics:
         self._bridge_in_flight.set(calls_in_flight)
 
     def add_tokens(self, *, input_tokens: int, output_tokens: int) -> None:
-        """Tokens one model call used."""
-        if input_tokens:
-            self._tokens.add(input_tokens, {"direction": "in"})
-        if output_tokens:
-            self._tokens.add(output_tokens, {"direction": "out"})
+        """Tokens one model call used (tallied; see ``flush``)."""
+        self._tally[("in", "")] += input_tokens
+        self._tally[("out", "")] += output_tokens
 
     def add_audit_records(self, kind: str, count: int = 1) -> None:
-        """Audit records written (``tool.receipt`` counts receipts)."""
-        self._receipts.add(count, {"kind": kind})
+        """Audit records written (``tool.receipt`` counts receipts; tallied, see ``flush``)."""
+        self._tally[("audit", kind)] += count
+
+    def flush(self) -> None:
+        """Hand the tallied counts to their counters.
+
+        The per-turn counters (tokens, audit records) are summed here first and flushed by
+        the sampler every few seconds and before every scrape: one SDK measurement per
+        flush instead of several per turn, which the hot path would pay for.
+        """
+        tally, self._tally = self._tally, collections.Counter()
+        for (name, kind), count in tally.items():
+            if not count:
+                continue
+            if name == "audit":
+                self._receipts.add(count, {"kind": kind})
+            else:
+                self._tokens.add(count, {"direction": name})

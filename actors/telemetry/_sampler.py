@@ -91,6 +91,7 @@ class TelemetrySampler(Actor[None]):
 
     def sample(self, tree: ActorSnapshot) -> None:
         """One round of sampling (a failing sampler is logged and the others still run)."""
+        self.metrics.flush()
         self._reported = sample_tree(tree, self.metrics, previous=self._reported)
         for sample in self.samples:
             try:

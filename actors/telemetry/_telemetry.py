@@ -71,9 +71,7 @@ ATTR_CALL = "zl.tool.call_id"
 ATTR_DEVICE = "zl.device.id"
 ATTR_OUTCOME = "zl.tool.outcome"
 ATTR_ERROR_CODE = "zl.error.code"
-ATTR_PHASE = "zl.phase"
 ATTR_AUDIT = "zl.audit.id"
-ATTR_MODEL = "zl.model"
 ATTR_POLICY_DECISION = "zl.policy.decision"
 ATTR_POLICY_REVISION = "zl.policy.revision"
 ATTR_POLICY_RULE = "zl.policy.rule_id"
@@ -226,6 +224,7 @@ class Telemetry:
 
     def metric_families(self) -> list[Family]:
         """The current value of every metric (for the dashboard); empty if not scrapable."""
+        self.metrics.flush()
         return [] if self._prometheus is None else self._prometheus.collect_families()
 
     def prometheus_text(self) -> str:
@@ -312,11 +311,13 @@ class Telemetry:
 
     def shutdown(self, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> None:
         """Flush and stop exporters (blocking: call it from a worker thread under Trio)."""
+        self.metrics.flush()
         self._tracer_provider.shutdown()
         self._meter_provider.shutdown(timeout_millis=timeout_s * 1000)
 
     async def aclose(self) -> None:
         """``shutdown`` in a worker thread; cancellation waits for it (it is bounded)."""
+        self.metrics.flush()  # here, in the thread that tallies
         await trio.to_thread.run_sync(self.shutdown)
 
     @contextmanager
@@ -329,7 +330,6 @@ class Telemetry:
         traceparent: str | None = None,
         audit_id: str | None = None,
         device_id: str | None = None,
-        model: str | None = None,
     ) -> Iterator[Span]:
         """The span of one turn; a child of the caller's span when ``traceparent`` is given.
 
@@ -337,7 +337,8 @@ class Telemetry:
         """
         context = context_with_traceparent(traceparent) if traceparent else None
         attributes = {ATTR_SESSION: session_id, ATTR_TURN: turn_id, ATTR_TENANT: tenant}
-        for key, value in ((ATTR_AUDIT, audit_id), (ATTR_DEVICE, device_id), (ATTR_MODEL, model)):
+        # (The model is on the model request's span: gen_ai.request.model.)
+        for key, value in ((ATTR_AUDIT, audit_id), (ATTR_DEVICE, device_id)):
             if value:
                 attributes[key] = value
         with self._span("turn", SpanKind.SERVER, attributes, context) as span:
@@ -348,7 +349,7 @@ class Telemetry:
         """The span of one phase of the current turn; its length goes to the phase histogram."""
         started = time.monotonic()
         try:
-            with self._span(phase.value, SpanKind.INTERNAL, {ATTR_PHASE: phase.value}) as span:
+            with self._span(phase.value, SpanKind.INTERNAL, {}) as span:
                 yield span
         finally:
             self.metrics.record_phase(phase, (time.monotonic() - started) * 1000)

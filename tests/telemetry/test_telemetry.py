@@ -48,6 +48,7 @@ class Harness:
         return {span.name: span for span in self.spans.get_finished_spans()}
 
     def points(self, metric: str) -> list[Any]:
+        self.telemetry.metrics.flush()  # the per-turn counters are tallied first
         data = self.reader.get_metrics_data()
         assert data is not None
         found: list[Any] = []

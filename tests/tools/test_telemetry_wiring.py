@@ -99,6 +99,7 @@ class TestHostTelemetry:
         assert call.attributes is not None
         assert call.attributes["zl.tool.name"] == "fs.read"
         assert call.attributes["zl.tool.outcome"] == "ok"
+        telemetry.metrics.flush()  # the per-turn counters are tallied first
         points = metric_points(reader)
         assert {
             "zl.turn.time_to_first_token",
