@@ -14,8 +14,8 @@ setup:
     python3 dev.py --version
 
 # See the system work: a host on TLS, a streamed chat, a tool call with its receipt.
-demo:
-    {{python}} -m supervisors demo
+demo *args:
+    {{python}} -m supervisors demo {{args}}
 
 # The actor runtime on its own: write, supervise and restart an actor.
 demo-actors:
@@ -24,6 +24,7 @@ demo-actors:
 # Run the whole test suite (the README's test command runs this).
 test *args:
     @test -d tests/mcp_client/node/node_modules || npm ci --prefix tests/mcp_client/node --no-audit --no-fund
+    @test -d examples/bff/node/node_modules || npm ci --prefix examples/bff/node --no-audit --no-fund
     {{python}} -m pytest {{args}}
 
 # Format check, lint, types (strict) and the layer contracts.
@@ -32,6 +33,7 @@ check:
     {{python}} -m ruff check .
     {{python}} -m mypy
     {{python}} -m mypy scripts/gen_proto.py
+    {{python}} -m mypy scripts/contract_baselines.py
     .venv/bin/lint-imports
 
 # Regenerate protobuf code from contracts/api (`--check`: fail if stale or not additive).
@@ -59,6 +61,9 @@ bench *args:
     {{python}} -m bench.bridge {{args}}
     {{python}} -m bench.provider {{args}}
     {{python}} -m bench.adapter_cpu {{args}}
+    {{python}} -m bench.redact {{args}}
+    {{python}} -m bench.bff {{args}}
+    {{python}} -m bench.policy {{args}}
 
 # Time to first token and streaming gaps under 1, 100 and 1000 sessions.
 bench-ttft *args:
@@ -71,6 +76,10 @@ bench-tool-call *args:
 # Tool relay and device bridge: overhead against direct stdio, and idle devices per shard.
 bench-bridge *args:
     {{python}} -m bench.bridge {{args}}
+
+# What policy costs: a decision, a bundle verification, a tool call with policy on vs off.
+bench-policy *args:
+    {{python}} -m bench.policy {{args}}
 
 # What the host adds to time to first token with the OpenAI-compatible adapter.
 bench-provider *args:
@@ -88,7 +97,38 @@ bench-compare *args:
 # Install the npm MCP server the interop tests drive (also done by `.ci/run`).
 node-deps:
     npm ci --prefix tests/mcp_client/node --no-audit --no-fund
+    npm ci --prefix examples/bff/node --no-audit --no-fund
+
+# What the BFF adds to time to first token over a direct gRPC client (1 and 100 sessions).
+bench-bff *args:
+    {{python}} -m bench.bff {{args}}
+
+# CPU per token of the BFF's gRPC client against grpcio (asyncio, and bridged into Trio).
+bench-grpc-client *args:
+    {{python}} -m bench.grpc_client {{args}}
+
+# Run the BFF (HTTPS, SSE, chat page) in front of a host; settings from ZL_* or --config.
+bff *args:
+    .venv/bin/zl bff {{args}}
+
+# Redaction throughput on a 10 MiB mixed corpus, and what it adds to a 1 MiB fs.read result.
+bench-redact *args:
+    {{python}} -m bench.redact {{args}}
 
 # Benchmark the actor runtime against bare Trio channels.
 bench-actors *args:
     {{python}} -m bench.actors {{args}}
+
+# Build the container images with podman (`host relay` by default; works offline, see
+# deploy/scripts/build-images.sh).
+images *names:
+    ZL_PYTHON={{python}} deploy/scripts/build-images.sh {{names}}
+
+# Render the Kubernetes manifests (kustomize, offline) for N relay shards, e.g. `just k8s 3`.
+k8s shards="3":
+    {{python}} deploy/k8s/shards.py --replicas {{shards}} --check
+    .venv/bin/kubectl kustomize deploy/k8s
+
+# What installing the bridge costs: pipx install of the main and the bridge distribution.
+bench-bridge-install *args:
+    {{python}} -m bench.bridge_install {{args}}

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import attrs
 
+from actors.policy import mint_caller_token
+from actors.relay import generate_signing_key, save_public_key
 from supervisors.tls import generate_dev_certs
 
 from ._proc import cpu_s, rss_mb
@@ -32,6 +34,8 @@ class HostProcess:
     debug_url: str | None
     #: The CA that signed the host's certificate when it serves TLS; None for plaintext.
     ca_cert: Path | None = None
+    #: A caller token the host trusts (None for the baseline servers, which check none).
+    caller_token: str | None = None
 
     def cpu_s(self) -> float:
         """CPU time (user + system) the host process has used so far, in seconds."""
@@ -136,11 +140,17 @@ def host_process(
             if certs is not None
             else {"ZL_GRPC__INSECURE_DEV_PLAINTEXT": "true"}
         )
+        # Callers are proven, as deployed: the load generator sends a token signed by a key
+        # the host trusts (verified once per stream).
+        caller_key = generate_signing_key()
+        save_public_key(caller_key.public_key(), Path(scratch) / "caller.pub")
+        token = mint_caller_token(caller_key, tenant="bench", user="u", devices=["*"], ttl_s=3600)
         env = dict(
             os.environ,
             ZL_GRPC__PORT="0",
             ZL_DEBUG__PORT="0",
             ZL_AUDIT__PATH=str(Path(scratch) / "audit.jsonl"),
+            ZL_AUTH__TRUSTED_KEYS=str(Path(scratch) / "caller.pub"),
             **transport,
             **settings,
         )
@@ -174,6 +184,7 @@ def host_process(
                 grpc_port=addresses["grpc_port"],
                 debug_url=addresses.get("debug_url"),
                 ca_cert=certs.ca_cert if certs is not None else None,
+                caller_token=token,
             )
         finally:
             process.send_signal(signal.SIGTERM)

@@ -27,6 +27,7 @@ from typing import Any
 import trio
 
 from actors.mcp import CallTool, McpClientConfig, McpServerCommand, call_tool, mcp_client_spec
+from actors.policy import sign_bundle
 from actors.relay import (
     Shard,
     generate_signing_key,
@@ -162,6 +163,8 @@ def start_bridge(port: int, tmp: Path, certs: Any, root: Path) -> subprocess.Pop
             str(certs.ca_cert),
             "--root",
             str(root),
+            "--policy-key",
+            str(tmp / "control-plane.pub"),
             "--quiet",
         ],
         cwd=REPO,
@@ -285,6 +288,21 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     (tmp / "device.jwt").write_text(
         mint_device_token(key, tenant=TENANT, device_id=DEVICE, ttl=3600)
     )
+    # The device enforces a signed policy, as deployed: a permissive bundle for the tenant.
+    control_plane = generate_signing_key()
+    save_public_key(control_plane.public_key(), tmp / "control-plane.pub")
+    allow_all = {
+        "id": "allow-all",
+        "tool": "*",
+        "versions": "*",
+        "effect": "allow",
+        "devices": ["*"],
+    }
+    bundle = sign_bundle(
+        {"iss": "bench", "aud": TENANT, "policy_id": "bench", "revision": 1, "rules": [allow_all]},
+        control_plane,
+        ttl_s=900,
+    )
     bridge = None
     try:
         await wait_for_file(ready)
@@ -327,6 +345,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                         arguments={"path": "four_k.txt"},
                         timeout_s=10,
                         max_bytes=65536,
+                        policy=bundle,
                     )
                 )
                 assert output.structured is not None

@@ -1,14 +1,18 @@
 """What the host's tool gateway adds to an fs.read over stdio, against a bare client.
 
-    python -m bench.tool_call [--quick]
+    python -m bench.tool_call [--quick] [--policy off]
 
 Two processes of the same MCP server (``actors.mcp.fs_server``) serve a 4 KB file. A bare
 JSON-RPC client (a few lines over the pipes, no validation, no actors) calls one; the
 host's whole tool path calls the other: a ``ToolCall`` actor, argument and result
 validation against the contracts, caps, the ``McpStdioClient`` actor, a receipt written to
 the audit file (host defaults: fsync every 64 records or 0.5 s) and the tool events into a
-session outbox. Calls alternate between the two at concurrency 1 and 50; ``overhead_ms_*``
-is the gateway's percentile minus the bare client's. The last line is one JSON object.
+session outbox; every call is decided under a signed policy bundle held by a
+``PolicyCache`` (deny by default, as deployed). Calls alternate between the two at
+concurrency 1 and 50; ``overhead_ms_*`` is the gateway's percentile minus the bare client's.
+``--policy off`` measures without policy (a development setting; it logs a warning);
+``bench.policy`` runs both in one process to isolate what policy costs. The last line is
+one JSON object.
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ import argparse
 import functools
 import itertools
 import json
+import logging
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +35,13 @@ import trio
 
 from actors.audit import AuditConfig, AuditWriter, FsyncPolicy
 from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
+from actors.policy import PolicyCache, PolicyCacheConfig, sign_bundle
 from actors.provider import ToolCallRequest
-from actors.session import SessionContext, open_outbox
+from actors.relay import generate_signing_key
+from actors.session import Outbox, SessionContext, open_outbox
 from actors.session.messages import SessionLimits
-from actors.tools import SessionTools, StdioToolLink, ToolGateway, ToolsConfig
-from zl_actors import Actor, ActorContext, ActorSpec, Request, open_actor_system
+from actors.tools import PolicyGate, SessionTools, StdioToolLink, ToolGateway, ToolsConfig
+from zl_actors import Actor, ActorContext, ActorSpec, ActorSystem, Request, open_actor_system
 
 from ._stats import emit, percentile, progress
 
@@ -125,7 +133,95 @@ class BenchTurn(Actor[RunCall]):
         ctx.nursery.start_soon(run)
 
 
-async def measure(concurrency: int, calls: int, root: Path, audit: Path) -> dict[str, Any]:
+TENANT = "bench"
+log = logging.getLogger("bench.tool_call")
+
+
+async def policy_gate(system: ActorSystem, policy: str, scratch: Path) -> PolicyGate:
+    """A policy cache holding a signed permissive bundle for the tenant ("on"), or none."""
+    if policy == "off":
+        log.warning("NO POLICY: measuring the tool path with policy off (development setting)")
+        return PolicyGate(cache=None)
+    key = generate_signing_key()
+    folder = scratch / "bundles"
+    folder.mkdir(exist_ok=True)
+    allow = {
+        "id": "read",
+        "tool": "fs.read",
+        "versions": "^1.0.0",
+        "effect": "allow",
+        "devices": ["local"],
+        "paths": ["*.txt", "notes/**"],
+    }
+    document = {
+        "iss": "bench",
+        "aud": TENANT,
+        "policy_id": "bench",
+        "revision": 1,
+        "rules": [allow],
+    }
+    (folder / f"{TENANT}.jws").write_text(sign_bundle(document, key, ttl_s=900))
+    settings = PolicyCacheConfig(
+        source=f"file:{folder}/{{tenant}}.jws", trusted_keys=(key.public_key(),)
+    )
+    cache = await system.spawn(
+        ActorSpec(name="policy_cache", factory=lambda: PolicyCache(settings))
+    )
+    return PolicyGate(cache=cache)
+
+
+async def tool_paths(
+    system: ActorSystem, root: Path, audit: Path, outbox: Outbox, policies: Sequence[str]
+) -> dict[str, SessionTools]:
+    """The host's tool path for one session, once per policy setting, over one MCP server.
+
+    Each ``SessionTools`` has offered its tools already (as a turn does before a call).
+    """
+    audit_ref = await system.spawn(
+        ActorSpec(
+            name="audit_writer",
+            factory=lambda: AuditWriter(
+                AuditConfig(path=audit, fsync=FsyncPolicy(every_records=64, every_s=0.5))
+            ),
+        )
+    )
+    client = await system.spawn(
+        mcp_client_spec(
+            "mcp_server",
+            McpClientConfig(command=McpServerCommand(argv=[*SERVER, str(root)])),
+        )
+    )
+    link = StdioToolLink(client)
+    gateway_ref = await system.spawn(
+        ActorSpec(name="tool_gateway", factory=lambda: ToolGateway(link=link))
+    )
+    session = SessionContext(
+        session_id="bench",
+        tenant=TENANT,
+        user="u",
+        device_id="local",
+        model="mock",
+        limits=SessionLimits(max_turn_ms=60_000, token_budget=10**9, max_message_bytes=1),
+    )
+    paths = {}
+    for policy in policies:
+        tools = SessionTools(
+            session=session,
+            outbox=outbox,
+            gateway=gateway_ref,
+            link=link,
+            audit=audit_ref,
+            config=ToolsConfig(),
+            policy=await policy_gate(system, policy, audit.parent),
+        )
+        await tools.offered_tools()
+        paths[policy] = tools
+    return paths
+
+
+async def measure(
+    concurrency: int, calls: int, root: Path, audit: Path, *, policy: str = "on"
+) -> dict[str, Any]:
     direct: list[float] = []
     gateway: list[float] = []
     async with trio.open_nursery() as nursery:
@@ -143,42 +239,8 @@ async def measure(concurrency: int, calls: int, root: Path, audit: Path) -> dict
         nursery.start_soon(bare.reader)
         await bare.initialize()
         async with open_actor_system("bench") as system:
-            audit_ref = await system.spawn(
-                ActorSpec(
-                    name="audit_writer",
-                    factory=lambda: AuditWriter(
-                        AuditConfig(path=audit, fsync=FsyncPolicy(every_records=64, every_s=0.5))
-                    ),
-                )
-            )
-            client = await system.spawn(
-                mcp_client_spec(
-                    "mcp_server",
-                    McpClientConfig(command=McpServerCommand(argv=[*SERVER, str(root)])),
-                )
-            )
-            link = StdioToolLink(client)
-            gateway_ref = await system.spawn(
-                ActorSpec(name="tool_gateway", factory=lambda: ToolGateway(link=link))
-            )
             outbox, events = open_outbox()
-            session = SessionContext(
-                session_id="bench",
-                tenant="bench",
-                user="u",
-                device_id="local",
-                model="mock",
-                limits=SessionLimits(max_turn_ms=60_000, token_budget=10**9, max_message_bytes=1),
-            )
-            tools = SessionTools(
-                session=session,
-                outbox=outbox,
-                gateway=gateway_ref,
-                link=link,
-                audit=audit_ref,
-                config=ToolsConfig(),
-            )
-            await tools.offered_tools()
+            tools = (await tool_paths(system, root, audit, outbox, (policy,)))[policy]
             turn = await system.spawn(ActorSpec(name="turn", factory=lambda: BenchTurn(tools)))
 
             async def drain() -> None:
@@ -213,6 +275,7 @@ async def measure(concurrency: int, calls: int, root: Path, audit: Path) -> dict
         nursery.cancel_scope.cancel()
     return {
         "concurrency": concurrency,
+        "policy": policy,
         "calls": len(gateway),
         "direct_ms_p50": round(percentile(direct, 50), 3),
         "direct_ms_p95": round(percentile(direct, 95), 3),
@@ -232,7 +295,7 @@ def count_receipts(audit: Path) -> int:
     )
 
 
-async def run(quick: bool) -> dict[str, Any]:
+async def run(quick: bool, policy: str = "on") -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="zl-bench-tools-") as scratch:
         root = Path(scratch) / "root"
         root.mkdir()
@@ -243,7 +306,7 @@ async def run(quick: bool) -> dict[str, Any]:
         for concurrency, calls in ((1, 200 if quick else 1000), (50, 500 if quick else 2500)):
             audit = Path(scratch) / f"audit-{concurrency}.jsonl"
             progress(f"concurrency {concurrency}: {calls} calls each way ...")
-            result = await measure(concurrency, calls, root, audit)
+            result = await measure(concurrency, calls, root, audit, policy=policy)
             written = count_receipts(audit)
             progress(
                 f"  overhead p50 {result['overhead_ms_p50']} ms, p95 {result['overhead_ms_p95']} "
@@ -256,6 +319,7 @@ async def run(quick: bool) -> dict[str, Any]:
     return {
         "bench": "tool_call",
         "quick": quick,
+        "policy": policy,
         "file_bytes": FILE_BYTES,
         "runs": runs,
         "overhead_ms_p50": runs[0]["overhead_ms_p50"],
@@ -269,8 +333,12 @@ async def run(quick: bool) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer calls; under 60 s")
+    parser.add_argument(
+        "--policy", choices=["on", "off"], default="on", help="off: development setting, logged"
+    )
     args = parser.parse_args()
-    emit(trio.run(run, args.quick))
+    logging.basicConfig(level=logging.WARNING)
+    emit(trio.run(run, args.quick, args.policy))
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ async def one_session(
     start_delay: float,
     all_started: asyncio.Barrier,
     turn_offset: float,
+    metadata: tuple[tuple[str, str], ...] | None = None,
 ) -> None:
     """Start a session (ramped), wait until every session has started, then run turns.
 
@@ -72,7 +73,7 @@ async def one_session(
         STREAM_CHAT,
         request_serializer=agent_pb2.ChatRequest.SerializeToString,
         response_deserializer=agent_pb2.ChatEvent.FromString,
-    )(timeout=300)
+    )(timeout=300, metadata=metadata)
     try:
         await call.write(
             agent_pb2.ChatRequest(start_session=agent_pb2.StartSession(tenant="bench", user="u"))
@@ -140,6 +141,8 @@ async def run_load(host: HostProcess, spec: RunSpec) -> tuple[Samples, float, fl
     watcher = threading.Thread(target=watch_memory, daemon=True)
     watcher.start()
     channels = [open_channel(host) for _ in range(CHANNELS)]
+    token = host.caller_token
+    metadata = (("authorization", f"Bearer {token}"),) if token else None
     all_started = asyncio.Barrier(spec.concurrency)
     turn_s = FIRST_TOKEN_DELAY_MS / 1000 + spec.answer_tokens / spec.tokens_per_s
     rng = random.Random(1)
@@ -155,6 +158,7 @@ async def run_load(host: HostProcess, spec: RunSpec) -> tuple[Samples, float, fl
                     RAMP_S * index / max(1, spec.concurrency),
                     all_started,
                     rng.uniform(0, turn_s),
+                    metadata,
                 )
                 for index in range(spec.concurrency)
             )

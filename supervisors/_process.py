@@ -23,3 +23,15 @@ def freeze_startup_objects() -> None:
     process, so later collections need not scan it.
     """
     gc.freeze()
+
+
+def startup_error(error: BaseException, kinds: tuple[type[Exception], ...]) -> Exception | None:
+    """The one error of ``kinds`` that ``error`` is, or holds alone in (nested) groups.
+
+    Trio's nurseries wrap what fails inside them in exception groups; a process's entry
+    point uses this to turn a bad file or a busy port at start-up into its one-line message
+    instead of a traceback. Anything else (None) is re-raised by the caller.
+    """
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error if isinstance(error, kinds) else None

@@ -1,7 +1,10 @@
 """``zl chat``: a terminal client for ``StreamChat`` (the standard grpcio client).
 
 Streams each answer as it arrives. With messages on the command line it sends them one
-turn at a time; without, it reads a line per turn from standard input until EOF.
+turn at a time; without, it reads a line per turn from standard input until EOF. The host
+wants a caller token: ``--token-file`` (made by ``zl token caller``) or ``--key`` (a
+caller-token signing key: a short-lived token for ``--tenant``/``--user``/``--device`` is
+minted here).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ STREAM_CHAT = "/zl.agent.v0.Agent/StreamChat"
 DEFAULT_TIMEOUT_S = 300.0
 # How long to wait for the host's channel to become ready.
 CONNECT_TIMEOUT_S = 10.0
+# Lifetime of a token ``zl chat --key`` mints for itself.
+MINTED_TOKEN_TTL_S = 900.0
 
 
 def open_channel(target: str, *, ca: Path | None, plaintext: bool) -> grpc.Channel:
@@ -83,14 +88,18 @@ def converse(
     err: IO[str],
     timeout_s: float = DEFAULT_TIMEOUT_S,
     prompt: bool = False,
+    token: str | None = None,
 ) -> int:
     """Run one session: start it, send each message as a turn, stream the answers.
+
+    ``token`` is the caller token sent as ``authorization: Bearer``.
 
     Returns 0 when every turn finished, 1 if any turn ended with an error.
     """
     requests = _Requests()
     requests.put(agent_pb2.ChatRequest(start_session=start))
-    events = stream_chat(channel)(iter(requests), timeout=timeout_s)
+    metadata = (("authorization", f"Bearer {token}"),) if token else None
+    events = stream_chat(channel)(iter(requests), timeout=timeout_s, metadata=metadata)
     status = 0
     # Whether "zl> " has been written for this turn's answer (it waits for the first token).
     speaking = [False]
@@ -168,13 +177,51 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--tenant", default="dev-tenant")
     parser.add_argument("--user", default="dev-user")
     parser.add_argument("--device", default="", help="device whose tools the session may use")
+    parser.add_argument("--token-file", type=Path, help="caller token (zl token caller --out)")
+    parser.add_argument(
+        "--key", type=Path, help="caller-token signing key: mint a short-lived token for this chat"
+    )
     parser.add_argument("--model", default="")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S)
     return parser
 
 
+def _token(args: argparse.Namespace) -> str | None:
+    """The caller token from --token-file, or minted with --key.
+
+    Raises:
+        ValueError: both given, or a file or key that cannot be used.
+    """
+    if args.token_file and args.key:
+        raise ValueError("give --token-file or --key, not both")
+    if args.token_file:
+        try:
+            return str(args.token_file.read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            raise ValueError(f"--token-file {args.token_file}: {exc.strerror}") from None
+    if args.key:
+        from actors.policy import mint_caller_token
+        from actors.relay import KeyFileError, load_private_key
+
+        try:
+            key = load_private_key(args.key)
+        except KeyFileError as exc:
+            raise ValueError(str(exc)) from None
+        # Without --device the session uses the host's default device: any of the tenant's.
+        devices = [args.device] if args.device else ["*"]
+        return mint_caller_token(
+            key, tenant=args.tenant, user=args.user, devices=devices, ttl_s=MINTED_TOKEN_TTL_S
+        )
+    return None
+
+
 def chat_main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        token = _token(args)
+    except ValueError as exc:
+        print(f"zl chat: {exc}", file=sys.stderr)
+        return 2
     ca = None if args.plaintext else args.ca
     if ca is not None and not ca.exists():
         print(f"zl chat: CA bundle {ca} not found (make one with `zl dev-certs`)", file=sys.stderr)
@@ -201,4 +248,5 @@ def chat_main(argv: Sequence[str] | None = None) -> int:
             err=sys.stderr,
             timeout_s=args.timeout,
             prompt=interactive and sys.stdin.isatty(),
+            token=token,
         )

@@ -17,10 +17,14 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "tree": ("supervisors.tree_cli", "tree_main", "show a process's live actor tree"),
     "demo": ("supervisors.demo", "demo_main", "start a host and run a short chat"),
     "dev-certs": ("supervisors.tls", "dev_certs_main", "make development TLS certificates"),
-    "token": ("actors.relay", "token_main", "make relay keys and development tokens"),
+    "token": ("actors.relay", "token_main", "make signing keys and development tokens"),
     "audit": ("actors.audit", "audit_main", "verify an audit file's hash chain, or tail it"),
+    "policy": ("supervisors.policy_cli", "policy_main", "sign, check, explain and serve policy"),
     "relay": ("supervisors.relay", "relay_main", "run one Tool Relay shard (WSS)"),
     "bridge": ("supervisors.bridge", "bridge_main", "run the Device Bridge (same as zl-bridge)"),
+    "redact": ("actors.redaction", "redact_main", "remove secrets and personal data from stdin"),
+    "bff": ("supervisors.bff", "bff_main", "run the BFF (HTTPS, SSE, chat page) before a host"),
+    "health": ("supervisors.health_cli", "health_main", "probe a running process's health once"),
 }
 
 

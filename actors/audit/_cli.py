@@ -166,11 +166,17 @@ def _summary(kind: str, payload: dict[str, Any]) -> str:
         if kind == RECEIPT_KIND:
             error = f" {payload['error_code']}" if payload["error_code"] else ""
             cut = " truncated" if payload["truncated"] else ""
+            policy = ""
+            if payload.get("decision"):
+                policy = (
+                    f"; policy {payload.get('policy_id') or '-'} r{payload.get('policy_revision')}"
+                    f" {payload['decision']} by {payload.get('rule_id') or '-'}"
+                )
             return (
                 f"{payload['tool']}@{payload['tool_version']} call {payload['call_id']} "
                 f"session {payload['session_id']} turn {payload['turn_id']} "
                 f"device {payload['device_id'] or '-'}: {payload['outcome']}{error}{cut} "
-                f"in {payload['elapsed_ms']} ms"
+                f"in {payload['elapsed_ms']} ms{policy}"
             )
         if kind == TURN_KIND:
             usage = payload["usage"]

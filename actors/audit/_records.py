@@ -151,10 +151,22 @@ class ToolReceipt:
     error_code: str | None = attrs.field(default=None, validator=_catalog_code)
     truncated: bool = False
     traceparent: str | None = attrs.field(default=None, validator=_traceparent)
+    #: The revision of the policy bundle the call was decided under (None: no bundle).
+    policy_revision: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.ge(0))
+    )
+    #: What policy decided (``allow`` or ``deny``); None when policy is off (development).
+    decision: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.in_(("allow", "deny")))
+    )
+    #: The rule that made the decision (``default-deny`` when none did).
+    rule_id: str | None = None
 
     def __attrs_post_init__(self) -> None:
         if (self.outcome is Outcome.OK) != (self.error_code is None):
             raise ValueError("an ok receipt has no error_code; any other outcome needs one")
+        if self.decision == "deny" and self.outcome is not Outcome.DENIED:
+            raise ValueError("a call policy denied has the outcome denied")
 
     def to_payload(self) -> dict[str, Any]:
         """The receipt as the JSON payload of a ``tool.receipt`` record."""
@@ -178,6 +190,9 @@ class ToolReceipt:
             "error_code": self.error_code,
             "truncated": self.truncated,
             "traceparent": self.traceparent,
+            "policy_revision": self.policy_revision,
+            "decision": self.decision,
+            "rule_id": self.rule_id,
         }
 
     @classmethod
@@ -210,6 +225,10 @@ class ToolReceipt:
             error_code=payload["error_code"],
             truncated=payload["truncated"],
             traceparent=payload["traceparent"],
+            # Receipts written before policy existed have none of these.
+            policy_revision=payload.get("policy_revision"),
+            decision=payload.get("decision"),
+            rule_id=payload.get("rule_id"),
         )
 
 
@@ -237,8 +256,9 @@ class TurnSummary:
     """The audit's record of one turn: who, with which model, how many tokens, what it
     cost, how it ended, how long, the receipts of its tool calls, the policy in force.
 
-    ``audit_id`` is the record's own id (``zl audit prove`` takes it); ``policy_revision``
-    is None while no signed policy is in force.
+    ``audit_id`` is the record's own id (``zl audit prove`` takes it); ``policy_id`` and
+    ``policy_revision`` name the tenant's bundle the turn's tools were offered under (None
+    when policy is off or the turn asked for no tools).
     """
 
     session_id: str = attrs.field(validator=_non_empty)
@@ -258,11 +278,13 @@ class TurnSummary:
     model: str | None = attrs.field(default=None, validator=_optional_non_empty)
     cost_usd: float | None = attrs.field(default=None, validator=_non_negative_cost)
     receipt_ids: tuple[str, ...] = attrs.field(default=(), converter=_ids)
-    policy_revision: str | None = None
+    policy_id: str | None = None
+    policy_revision: int | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """The summary as the JSON payload of a ``turn.summary`` record."""
         return {
+            "policy_id": self.policy_id,
             "audit_id": self.audit_id,
             "user": self.user,
             "device_id": self.device_id,

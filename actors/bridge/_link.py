@@ -16,14 +16,14 @@ import logging
 import random
 import ssl
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import trio
 from attrs.validators import gt
 from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
 
-from actors.errors import Overloaded, ToolError, WireError, internal_error
+from actors.errors import Overloaded, PolicyError, ToolError, WireError, internal_error
 from actors.mcp import CallTool, CancelCall, ListTools, McpClientMessage, call_meta, call_tool
 from actors.relay import (
     BadFrame,
@@ -41,21 +41,21 @@ from actors.relay import (
     encode_frame,
 )
 from actors.relay._dial import open_relay_websocket
-from actors.telemetry import (
-    ATTR_AUDIT,
-    ATTR_CALL,
-    ATTR_DEVICE,
-    ATTR_ERROR_CODE,
-    ATTR_OUTCOME,
-    ATTR_TENANT,
-    ATTR_TOOL,
-    Telemetry,
-    traceparent_of,
-)
 from zl_actors import Actor, ActorContext, ActorError, ActorRef
 
-from ._local import LocalCaps, announced_tools, capped_arguments, effective_caps, result_size
+from ._local import (
+    UNVERSIONED,
+    LocalCaps,
+    announced_tools,
+    capped_arguments,
+    effective_caps,
+    result_size,
+)
+from ._policy import DevicePolicy, DevicePolicyConfig
 from .messages import BridgeMessage, BridgeStatus, GetBridgeStatus, LinkState
+
+if TYPE_CHECKING:  # the lean bridge distribution ships without OpenTelemetry
+    from actors.telemetry import Telemetry
 
 log = logging.getLogger("zl.bridge")
 
@@ -94,6 +94,8 @@ class RelayLinkConfig:
         ssl_context: verifies the relay against the CA bundle; None only for ``ws://``
             with the plaintext dev flag (the CLI logs the warning).
         caps: the bridge's own ceiling on every call.
+        policy: what signed policy every call is checked against; None runs calls with no
+            policy at all (development only: the CLI logs it loudly).
         reconnect: backoff between attempts.
         connect_timeout_s: TCP + TLS + WebSocket handshake.
         hello_timeout_s: the relay's answer to ``device.hello``.
@@ -104,6 +106,7 @@ class RelayLinkConfig:
     device_id: str
     token: str = attrs.field(repr=False)
     ssl_context: ssl.SSLContext | None = None
+    policy: DevicePolicyConfig | None
     caps: LocalCaps = attrs.field(factory=LocalCaps)
     reconnect: Reconnect = attrs.field(factory=Reconnect)
     connect_timeout_s: float = attrs.field(default=10.0, validator=gt(0))
@@ -149,6 +152,9 @@ class RelayLink(Actor[BridgeMessage]):
         self.last_error: str | None = None
         self.rtt_ms: float | None = None
         self.input_schemas: dict[str, Mapping[str, Any]] = {}
+        self.versions: dict[str, str] = {}
+        self.policy = DevicePolicy(config.policy) if config.policy is not None else None
+        self.calls_denied = 0
 
     async def on_start(self, ctx: ActorContext[BridgeMessage]) -> None:
         ctx.nursery.start_soon(self._run)
@@ -209,6 +215,7 @@ class RelayLink(Actor[BridgeMessage]):
         catalog = await self.mcp.ask(ListTools(), timeout=CATALOG_TIMEOUT_S)
         tools = announced_tools(catalog)
         self.input_schemas = {tool.name: tool.input_schema for tool in tools}
+        self.versions = {tool.name: tool.version for tool in tools}
         async with open_relay_websocket(
             self.url,
             self.config.ssl_context,
@@ -291,6 +298,18 @@ class RelayLink(Actor[BridgeMessage]):
                 connected=self.state == "connected", calls_in_flight=len(self.calls)
             )
 
+    def _refusal(self, call: ToolCall) -> WireError | None:
+        """Why the signed policy does not let ``call`` run here, or None (see ``_policy``)."""
+        if self.policy is None:
+            return None
+        try:
+            self.policy.check(call, version=self.versions.get(call.tool, UNVERSIONED))
+        except (PolicyError, ToolError) as exc:
+            self.calls_denied += 1
+            log.warning("bridge: call %s of %s refused: %s", call.call_id, call.tool, exc)
+            return exc.to_wire()
+        return None
+
     async def _call(
         self, ws: WebSocketConnection, call: ToolCall, scope: trio.CancelScope, frame_limit: int
     ) -> None:
@@ -300,6 +319,18 @@ class RelayLink(Actor[BridgeMessage]):
         if telemetry is None:
             await self._run_call(ws, call, scope, frame_limit, call.traceparent)
             return
+        # Only a bridge that was given telemetry has (and loads) OpenTelemetry.
+        from actors.telemetry import (
+            ATTR_AUDIT,
+            ATTR_CALL,
+            ATTR_DEVICE,
+            ATTR_ERROR_CODE,
+            ATTR_OUTCOME,
+            ATTR_TENANT,
+            ATTR_TOOL,
+            traceparent_of,
+        )
+
         attributes = {
             ATTR_CALL: call.call_id,
             ATTR_TENANT: call.tenant,
@@ -330,6 +361,10 @@ class RelayLink(Actor[BridgeMessage]):
         result: ToolResult | None = None
         try:
             with scope:
+                refusal = self._refusal(call)
+                if refusal is not None:
+                    await self._send(ws, ToolResult(call_id=call.call_id, error=refusal))
+                    return refusal.code
                 arguments = capped_arguments(
                     call.args, self.input_schemas.get(call.tool), caps.max_bytes
                 )

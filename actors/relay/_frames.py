@@ -100,7 +100,8 @@ class ToolCall:
     """Host → relay → bridge: run ``tool`` at ``version``.
 
     ``deadline_ms`` is the time left for the call when the frame was sent; relative, so
-    the host's and the device's clocks need not agree.
+    the host's and the device's clocks need not agree. ``policy`` is the signed bundle
+    (compact JWS) the host decided the call under; the bridge verifies and enforces it.
     """
 
     TYPE: ClassVar[str] = "tool.call"
@@ -113,6 +114,7 @@ class ToolCall:
     deadline_ms: int
     caps: Caps
     traceparent: str | None = None
+    policy: str | None = None
     #: The id of the receipt the host will write for this call (spans of every hop carry it).
     audit_id: str | None = None
 

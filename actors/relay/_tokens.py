@@ -422,10 +422,13 @@ def authorize(claims: Claims, tenant: str, device_id: str | None = None) -> None
 
 
 def token_main(argv: Sequence[str] | None = None) -> int:
-    """``zl token``: make a signing key pair, or mint a development token and print it.
+    """``zl token``: make a signing key pair, or mint a development token.
 
-    ``zl token keygen --private K --public P``; ``zl token device --key K --tenant T
-    --device-id D``; ``zl token host --key K --tenant T [--tenant T2] --host-id H``.
+    ``zl token keygen --private K --public P`` (or ``--out K``: ``K`` and ``K.pub``);
+    ``zl token device --key K --tenant T --device-id D``; ``zl token host --key K --tenant T
+    [--tenant T2] --host-id H``; ``zl token caller --key K --tenant T --user U --device D
+    [--device D2]`` (a caller token for the host, ``actors.policy``). A token is printed,
+    or written with ``--out FILE`` (mode 0600).
 
     Args:
         argv: the arguments after the command name (``sys.argv[1:]`` when None).
@@ -437,19 +440,30 @@ def token_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="zl token", description="Development relay tokens.")
     commands = parser.add_subparsers(dest="command", required=True)
     keygen = commands.add_parser("keygen", help="make an Ed25519 signing key pair")
-    keygen.add_argument("--private", required=True, help="where to write the private key (0600)")
-    keygen.add_argument("--public", required=True, help="where to write the public key")
-    for name in ("device", "host"):
+    keygen.add_argument("--private", help="where to write the private key (0600)")
+    keygen.add_argument("--public", help="where to write the public key")
+    keygen.add_argument(
+        "--out", help="write the private key here (0600), the public key to OUT.pub"
+    )
+    for name in ("device", "host", "caller"):
         sub = commands.add_parser(name, help=f"mint a {name} token")
         sub.add_argument("--key", required=True, help="the private signing key (PEM)")
-        sub.add_argument("--audience", default=DEFAULT_AUDIENCE, help="default %(default)s")
         sub.add_argument(
-            "--ttl", type=float, default=DEV_TOKEN_TTL_S, help="seconds (default %(default)s)"
+            "--audience",
+            default="zl-host" if name == "caller" else DEFAULT_AUDIENCE,
+            help="default %(default)s",
         )
+        sub.add_argument(
+            "--ttl",
+            type=float,
+            default=3600.0 if name == "caller" else DEV_TOKEN_TTL_S,
+            help="seconds (default %(default)s)",
+        )
+        sub.add_argument("--out", help="write the token to this file (0600) instead of printing it")
         if name == "device":
             sub.add_argument("--tenant", required=True)
             sub.add_argument("--device-id", required=True)
-        else:
+        elif name == "host":
             sub.add_argument(
                 "--tenant",
                 action="append",
@@ -458,14 +472,38 @@ def token_main(argv: Sequence[str] | None = None) -> int:
                 help="a tenant the host may serve (repeatable)",
             )
             sub.add_argument("--host-id", required=True)
+        else:
+            sub.add_argument("--tenant", required=True)
+            sub.add_argument("--user", required=True)
+            sub.add_argument(
+                "--device",
+                action="append",
+                default=[],
+                dest="devices",
+                help="a device the user may use (repeatable; '*' alone: any device)",
+            )
+            sub.add_argument(
+                "--issuer", default="zl-dev", help="the iss claim (default %(default)s)"
+            )
     args = parser.parse_args(argv)
 
     if args.command == "keygen":
+        if args.out and (args.private or args.public):
+            parser.error("give --out, or --private and --public")
+        private = args.out or args.private
+        public = f"{args.out}.pub" if args.out else args.public
+        if not (private and public):
+            parser.error("give --out, or --private and --public")
         key = generate_signing_key()
-        save_private_key(key, args.private)
-        save_public_key(key.public_key(), args.public)
-        print(f"private key {args.private} (kid {key_id(key.public_key())})")
-        print(f"public key  {args.public}")
+        try:
+            Path(private).parent.mkdir(parents=True, exist_ok=True)
+            save_private_key(key, private)
+            save_public_key(key.public_key(), public)
+        except OSError as exc:
+            print(f"zl token: cannot write the key: {exc}", file=sys.stderr)
+            return 1
+        print(f"private key {private} (kid {key_id(key.public_key())})")
+        print(f"public key  {public}")
         return 0
     try:
         signing_key = load_private_key(args.key)
@@ -481,7 +519,7 @@ def token_main(argv: Sequence[str] | None = None) -> int:
                 audience=args.audience,
                 ttl=args.ttl,
             )
-        else:
+        elif args.command == "host":
             token = mint_host_token(
                 signing_key,
                 tenants=args.tenants,
@@ -489,7 +527,28 @@ def token_main(argv: Sequence[str] | None = None) -> int:
                 audience=args.audience,
                 ttl=args.ttl,
             )
+        else:
+            # Here, not at the top: the bridge imports this module and needs no caller tokens.
+            from actors.policy import mint_caller_token
+
+            token = mint_caller_token(
+                signing_key,
+                tenant=args.tenant,
+                user=args.user,
+                devices=args.devices,
+                ttl_s=args.ttl,
+                issuer=args.issuer,
+                audience=args.audience,
+            )
     except ValueError as exc:
         parser.error(str(exc))
+    if args.out:
+        try:
+            _atomic_write(Path(args.out), token.encode("ascii") + b"\n", 0o600)
+        except OSError as exc:
+            print(f"zl token: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
+            return 1
+        print(f"{args.command} token written to {args.out} (expires in {args.ttl:g} s)")
+        return 0
     print(token)
     return 0

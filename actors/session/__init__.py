@@ -8,6 +8,8 @@ from ._outbox import ClientGone as ClientGone
 from ._outbox import DirectSink as DirectSink
 from ._outbox import Outbox as Outbox
 from ._outbox import open_outbox as open_outbox
+from ._redaction import REDACT_INLINE_BYTES as REDACT_INLINE_BYTES
+from ._redaction import redact_off_loop as redact_off_loop
 from ._session import SESSION_MAILBOX as SESSION_MAILBOX
 from ._session import Session as Session
 from ._session import SessionContext as SessionContext
@@ -20,6 +22,7 @@ from ._turn import TurnProgress as TurnProgress
 __all__ = [
     "MAX_TOOL_DEPTH",
     "OUTBOX_CAPACITY",
+    "REDACT_INLINE_BYTES",
     "SESSION_MAILBOX",
     "ClientGone",
     "DirectSink",
@@ -33,5 +36,6 @@ __all__ = [
     "Turn",
     "TurnProgress",
     "open_outbox",
+    "redact_off_loop",
     "resolve_limits",
 ]

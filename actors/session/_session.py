@@ -16,11 +16,13 @@ import attrs
 from actors.audit import AuditMessage, new_turn_id
 from actors.errors import GuardrailBreached, InvalidRequest, WireError, ZlError, internal_error
 from actors.provider import ChatMessage, LlmProvider, Usage
+from actors.redaction import Redacted, Redactor, TenantRedaction
 from actors.telemetry import Telemetry
 from zl_actors import Actor, ActorContext, ActorRef, ActorSpec, NoSuchActor, Restart
 
 from ._guardrails import LimitPolicy, TokenBudget, resolve_limits
 from ._outbox import ClientGone, Outbox
+from ._redaction import REDACT_INLINE_BYTES, redact_off_loop
 from ._turn import Turn, TurnPlan, TurnProgress
 from .messages import (
     AssistantDoneEvent,
@@ -74,6 +76,11 @@ class SessionDeps:
     audit: ActorRef[AuditMessage] | None = None
     #: ``gen_ai.provider.name`` on the model request's span (empty: the provider's own name).
     provider_name: str = ""
+    #: Where each session's redactor comes from (the tenant's settings from its policy
+    #: bundle; every built-in class by default): what the model sees is redacted.
+    redaction: TenantRedaction = attrs.Factory(TenantRedaction)
+    #: The device of a session that names none ("local": the host's own MCP server).
+    default_device: str = ""
 
 
 class Session(Actor[SessionInbound]):
@@ -102,6 +109,7 @@ class Session(Actor[SessionInbound]):
         self.progress: TurnProgress | None = None
         self.closing = False
         self.tool_runner: ToolRunner | None = None
+        self.redactor: Redactor | None = None
 
     async def handle(self, message: SessionInbound, ctx: ActorContext[SessionInbound]) -> None:
         try:
@@ -157,11 +165,12 @@ class Session(Actor[SessionInbound]):
             session_id=self.session_id,
             tenant=start.tenant,
             user=start.user,
-            device_id=start.device_id,
+            device_id=start.device_id or self.deps.default_device,
             model=start.model or self.deps.default_model,
             limits=limits,
         )
         self.budget = TokenBudget(limits.token_budget)
+        self.redactor = self.deps.redaction.session_redactor(start.tenant)
         factory = self.deps.tool_runner_factory
         self.tool_runner = factory(self.context, self.outbox) if factory is not None else None
         await self.outbox.emit(SessionStartedEvent(session_id=self.session_id, limits=limits))
@@ -173,10 +182,25 @@ class Session(Actor[SessionInbound]):
         can go out (see ``Actor.handle_inline``). Anything else, including a user message
         that is refused, goes through ``handle``.
         """
-        if isinstance(message, UserMessage) and self._refusal(message.text) is None:
-            self._begin_turn(message.text, ctx)
+        if (
+            isinstance(message, UserMessage)
+            and len(message.text) <= REDACT_INLINE_BYTES
+            and self._refusal(message.text) is None
+        ):
+            self._begin_turn(self._for_model(self._redact(message.text)), ctx)
             return True
         return False
+
+    def _redact(self, text: str) -> Redacted:
+        assert self.redactor is not None
+        return self.redactor.redact(text)
+
+    def _for_model(self, redacted: Redacted) -> str:
+        """The text the model may see; the redactions are counted, never logged."""
+        telemetry = self.deps.telemetry
+        if redacted.spans and telemetry is not None:
+            telemetry.metrics.add_redactions(redacted.counts, site="model")
+        return redacted.text
 
     async def _user_message(self, text: str, ctx: ActorContext[SessionInbound]) -> None:
         refusal = self._refusal(text)
@@ -184,7 +208,7 @@ class Session(Actor[SessionInbound]):
             turn_id, error = refusal
             await self._error(turn_id, error)
             return
-        self._begin_turn(text, ctx)
+        self._begin_turn(self._for_model(await redact_off_loop(self._redact, text)), ctx)
 
     def _refusal(self, text: str) -> tuple[str, ZlError] | None:
         """Why this user message cannot start a turn now (turn id, error), or None."""
@@ -246,6 +270,7 @@ class Session(Actor[SessionInbound]):
                     telemetry=self.deps.telemetry,
                     audit=self.deps.audit,
                     provider_name=self.deps.provider_name,
+                    redactor=self.redactor,
                 ),
                 restart=Restart.TEMPORARY,
             )

@@ -31,10 +31,12 @@ from actors.provider import (
     ToolSpec,
     Usage,
 )
+from actors.redaction import Redactor
 from actors.telemetry import Phase, ProviderCallScope, Telemetry, traceparent_of
 from zl_actors import ActorContext, ActorError, ActorRef, TaskActor
 
 from ._outbox import ClientGone, Outbox
+from ._redaction import redact_off_loop
 from .messages import (
     AssistantDeltaEvent,
     AssistantDoneEvent,
@@ -134,8 +136,11 @@ class Turn(TaskActor):
         telemetry: Telemetry | None = None,
         audit: ActorRef[AuditMessage] | None = None,
         provider_name: str = "",
+        redactor: Redactor | None = None,
     ) -> None:
         self.telemetry = telemetry
+        #: Redacts tool results before the model reads them (None: they go as they are).
+        self.redactor = redactor
         self.audit = audit
         self.provider_name = provider_name or provider.name
         self.audited = False
@@ -189,6 +194,7 @@ class Turn(TaskActor):
             return
         plan, progress = self.plan, self.progress
         usage = progress.usage()
+        policy = self.tool_runner.policy_in_force if self.tool_runner is not None else None
         summary = TurnSummary(
             session_id=plan.session_id,
             turn_id=plan.turn_id,
@@ -207,6 +213,8 @@ class Turn(TaskActor):
             model=plan.model,
             cost_usd=usage.cost_usd,
             receipt_ids=progress.receipt_ids,
+            policy_id=policy[0] if policy is not None else None,
+            policy_revision=policy[1] if policy is not None else None,
         )
         try:
             await self.audit.ask(AppendTurn(summary=summary), timeout=AUDIT_TIMEOUT_S)
@@ -296,8 +304,18 @@ class Turn(TaskActor):
                 result_json = await self.tool_runner.run(
                     call, turn_id=plan.turn_id, turn=ctx, receipts=self.progress.receipt_ids
                 )
+            for_model = await self._redact_result(result_json)
             history.append(ChatMessage(role="assistant", content=None, tool_calls=(call,)))
-            history.append(ChatMessage(role="tool", content=result_json, tool_call_id=call.call_id))
+            history.append(ChatMessage(role="tool", content=for_model, tool_call_id=call.call_id))
+
+    async def _redact_result(self, result_json: str) -> str:
+        """The tool result as the model may see it (the client got it unredacted)."""
+        if self.redactor is None:
+            return result_json
+        redacted = await redact_off_loop(self.redactor.redact_json, result_json)
+        if redacted.spans and self.telemetry is not None:
+            self.telemetry.metrics.add_redactions(redacted.counts, site="model")
+        return redacted.text
 
     def _phase(self, phase: Phase) -> contextlib.AbstractContextManager[Any]:
         telemetry = self.telemetry

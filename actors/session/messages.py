@@ -115,6 +115,8 @@ class ToolCallDeltaEvent:
     status: str
     result_json: str = ""
     error: WireError | None = None
+    #: The audit receipt's id, on the call's final delta.
+    receipt_id: str = ""
 
 
 @attrs.frozen(kw_only=True)

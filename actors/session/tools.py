@@ -20,6 +20,11 @@ class ToolRunner(Protocol):
         """The tools the model may call in this session now."""
         ...
 
+    @property
+    def policy_in_force(self) -> tuple[str, int] | None:
+        """The policy id and revision the last ``offered_tools`` decided under (None: none)."""
+        ...
+
     async def run(
         self,
         call: ToolCallRequest,

@@ -16,6 +16,7 @@ from ._prometheus import Family as Family
 from ._prometheus import HistogramPoint as HistogramPoint
 from ._prometheus import Point as Point
 from ._prometheus import prometheus_name as prometheus_name
+from ._redacting import RedactingSpanExporter as RedactingSpanExporter
 from ._sampler import Sample as Sample
 from ._sampler import TelemetrySampler as TelemetrySampler
 from ._sampler import sample_tree as sample_tree
@@ -25,6 +26,8 @@ from ._telemetry import ATTR_DEVICE as ATTR_DEVICE
 from ._telemetry import ATTR_ERROR_CODE as ATTR_ERROR_CODE
 from ._telemetry import ATTR_OUTCOME as ATTR_OUTCOME
 from ._telemetry import ATTR_POLICY_DECISION as ATTR_POLICY_DECISION
+from ._telemetry import ATTR_POLICY_REVISION as ATTR_POLICY_REVISION
+from ._telemetry import ATTR_POLICY_RULE as ATTR_POLICY_RULE
 from ._telemetry import ATTR_TENANT as ATTR_TENANT
 from ._telemetry import ATTR_TOOL as ATTR_TOOL
 from ._telemetry import Exporter as Exporter
@@ -46,6 +49,8 @@ __all__ = [
     "ATTR_ERROR_CODE",
     "ATTR_OUTCOME",
     "ATTR_POLICY_DECISION",
+    "ATTR_POLICY_REVISION",
+    "ATTR_POLICY_RULE",
     "ATTR_TENANT",
     "ATTR_TOOL",
     "MS_BUCKETS",
@@ -58,6 +63,7 @@ __all__ = [
     "Phase",
     "Point",
     "ProviderCallScope",
+    "RedactingSpanExporter",
     "Sample",
     "Telemetry",
     "TelemetryConfig",

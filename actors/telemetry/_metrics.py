@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import enum
+from collections.abc import Mapping
 
 from opentelemetry.metrics import Meter
 
@@ -150,6 +151,21 @@ class Metrics:
         self._receipts = meter.create_counter(
             "zl.audit.records", unit="{record}", description="Audit records written, by kind."
         )
+        self._redactions = meter.create_counter(
+            "zl.redaction.count",
+            unit="{value}",
+            description="Values redacted, by class and where (model, log, span); never the value.",
+        )
+        self._policy_age = meter.create_histogram(
+            "zl.policy.bundle.age",
+            unit="s",
+            description="Age (now - iat) of the policy bundle each tool call was decided under.",
+        )
+        self._policy_rejections = meter.create_counter(
+            "zl.policy.rejections",
+            unit="{bundle}",
+            description="Policy bundles refused (or fetches failed), by reason.",
+        )
 
     def record_phase(self, phase: Phase, ms: float) -> None:
         """One turn phase took ``ms`` milliseconds."""
@@ -259,3 +275,17 @@ class Metrics:
                 self._receipts.add(count, {"kind": kind})
             else:
                 self._tokens.add(count, {"direction": name})
+
+    def add_redactions(self, counts: Mapping[str, int], *, site: str) -> None:
+        """Values of each class redacted at ``site`` (``model``, ``log`` or ``span``)."""
+        for kind, count in counts.items():
+            if count:
+                self._redactions.add(count, {"class": kind, "site": site})
+
+    def record_policy_bundle_age(self, seconds: float) -> None:
+        """A tool call was decided under a bundle issued ``seconds`` ago."""
+        self._policy_age.record(max(0.0, seconds))
+
+    def add_policy_rejection(self, reason: str) -> None:
+        """A bundle was refused, or a fetch failed (``reason``: ``RejectReason`` value)."""
+        self._policy_rejections.add(1, {"reason": reason})

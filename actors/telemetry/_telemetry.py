@@ -41,10 +41,13 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
+from actors.redaction import Redactor
+
 from ._errors import TelemetryConfigError
 from ._export import DEFAULT_MAX_QUEUE_SPANS, BoundedSpanProcessor, CountingMetricExporter
 from ._metrics import Metrics, Phase
 from ._prometheus import Family, PrometheusReader, render
+from ._redacting import RedactingSpanExporter
 from ._traceparent import context_with_traceparent, traceparent_of
 
 INSTRUMENTATION_NAME = "zero_latency"
@@ -238,6 +241,7 @@ class Telemetry:
         *,
         span_exporter: SpanExporter | None = None,
         metric_readers: Sequence[MetricReader] = (),
+        redactor: Redactor | None = None,
     ) -> Telemetry:
         """Build the providers and exporters that ``config`` names.
 
@@ -246,6 +250,8 @@ class Telemetry:
             span_exporter: also send every span here, synchronously as it ends (tests use
                 the SDK's ``InMemorySpanExporter``; any other exporter plugs in the same way).
             metric_readers: extra readers (tests use ``InMemoryMetricReader``).
+            redactor: redacts every span before any exporter sees it (default: every
+                built-in class); redactions are counted in ``zl.redaction.count``.
 
         Raises:
             TelemetryConfigError: OTLP was asked for and its package is not installed.
@@ -266,9 +272,14 @@ class Telemetry:
             for metrics in counted:
                 metrics.add_dropped(count, signal=signal, reason=reason)
 
+        redactor = redactor if redactor is not None else Redactor()
+        redacting: list[RedactingSpanExporter] = []
         processor: SpanProcessor | None = None
         if config.exporter is not Exporter.NONE:
-            spans, metric_exporter = _exporters(config)
+            raw_spans, metric_exporter = _exporters(config)
+            # What leaves the process carries no secret: every span goes through the redactor.
+            redacting.append(RedactingSpanExporter(raw_spans, redactor))
+            spans = redacting[-1]
             if config.exporter is Exporter.CONSOLE:
                 processor = BatchSpanProcessor(spans)
             else:
@@ -299,7 +310,10 @@ class Telemetry:
         if processor is not None:
             tracer_provider.add_span_processor(processor)
         if span_exporter is not None:
-            tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+            redacting.append(RedactingSpanExporter(span_exporter, redactor))
+            tracer_provider.add_span_processor(SimpleSpanProcessor(redacting[-1]))
+        for exporter in redacting:
+            exporter.on_redacted = lambda counts: metrics.add_redactions(counts, site="span")
         return cls(
             tracer_provider,
             meter_provider,

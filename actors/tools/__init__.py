@@ -7,6 +7,8 @@ from ._contracts import Caps as Caps
 from ._contracts import ToolContract as ToolContract
 from ._contracts import tool_contracts as tool_contracts
 from ._gateway import ToolGateway as ToolGateway
+from ._policy import POLICY_OFF as POLICY_OFF
+from ._policy import PolicyGate as PolicyGate
 from ._stdio_link import StdioToolLink as StdioToolLink
 from .link import ToolDescriptor as ToolDescriptor
 from .link import ToolInvocation as ToolInvocation
@@ -18,11 +20,13 @@ from .messages import GetOfferedTools as GetOfferedTools
 from .messages import OfferedTool as OfferedTool
 
 __all__ = [
+    "POLICY_OFF",
     "Caps",
     "ForgetCatalog",
     "GatewayMessage",
     "GetOfferedTools",
     "OfferedTool",
+    "PolicyGate",
     "SessionTools",
     "StdioToolLink",
     "ToolCall",

@@ -4,9 +4,16 @@ A ``ToolCall`` is a temporary child of the turn that asked for it, so cancelling
 (client cancel or disconnect) stops the call, which cancels it down the link. Whatever
 happens, the call writes exactly one receipt before its final event goes out:
 
-    started ─▶ validate args ─▶ link.invoke ─▶ validate result ─▶ cap bytes
-       │            │                │                │
-       └────────────┴──── error / timeout / cancelled ┴──▶ receipt ─▶ tool.call.delta
+    parse args ─▶ policy ─▶ started ─▶ validate args ─▶ link.invoke ─▶ validate result ─▶ cap
+       │            │          │              │                │                │
+       └────────────┴──────────┴── denied / error / timeout / cancelled ────────┴─▶ receipt
+                                                                                 ─▶ tool.call.delta
+
+Policy is decided before anything leaves the host: the tenant's bundle must be there and
+current (else ``policy.missing`` / ``policy.expired``), and ``actors.policy.decide`` must
+allow the call for its tool, version, device, paths and egress (else ``tool.denied``). An
+allowed call runs under the tightest caps of its rule, the tool's manifest and the host's
+config, and carries the signed bundle to the device, which checks it again.
 """
 
 from __future__ import annotations
@@ -29,11 +36,20 @@ from actors.audit import (
     new_receipt_id,
 )
 from actors.audit import Caps as ReceiptCaps
-from actors.errors import ToolError, WireError, ZlError, internal_error
+from actors.errors import PolicyError, ToolError, WireError, ZlError, internal_error
+from actors.policy import CallRequest, Decision, PolicyBundle, PolicyView, decide, offers
+from actors.policy import Caps as PolicyCaps
 from actors.provider import ToolCallRequest, ToolSpec
 from actors.session import ClientGone, Outbox, SessionContext
 from actors.session.messages import ToolCallDeltaEvent, ToolCallStartedEvent
-from actors.telemetry import ATTR_ERROR_CODE, ATTR_POLICY_DECISION, Telemetry, ToolCallScope
+from actors.telemetry import (
+    ATTR_ERROR_CODE,
+    ATTR_POLICY_DECISION,
+    ATTR_POLICY_REVISION,
+    ATTR_POLICY_RULE,
+    Telemetry,
+    ToolCallScope,
+)
 from contracts import error_catalog
 from zl_actors import ActorContext, ActorError, ActorRef, ActorSpec, Restart, TaskActor
 
@@ -46,6 +62,7 @@ from ._contracts import (
     validate_args,
     validate_result,
 )
+from ._policy import PolicyGate
 from .link import ToolInvocation, ToolLink
 from .messages import GatewayMessage, GetOfferedTools, OfferedTool
 
@@ -61,16 +78,19 @@ OFFER_TIMEOUT_S = 10.0
 
 @attrs.frozen(kw_only=True)
 class ToolsConfig:
-    """Caps the host applies to every call (the policy will supply them per tenant later)."""
+    """Caps the host applies to every call; policy and the tool's manifest may lower them."""
 
     timeout_ms: int = 5_000
     max_bytes: int = 1024 * 1024
 
-    def caps_for(self, contract: ToolContract) -> Caps:
-        return Caps(
-            timeout_ms=min(self.timeout_ms, contract.default_caps.timeout_ms),
-            max_bytes=min(self.max_bytes, contract.default_caps.max_bytes),
-        )
+    def caps_for(self, contract: ToolContract, policy: PolicyCaps | None = None) -> Caps:
+        """The tightest of the host's caps, the manifest's and the policy rule's."""
+        timeout_ms = min(self.timeout_ms, contract.default_caps.timeout_ms)
+        max_bytes = min(self.max_bytes, contract.default_caps.max_bytes)
+        if policy is not None:
+            timeout_ms = min(timeout_ms, policy.timeout_ms)
+            max_bytes = min(max_bytes, policy.max_bytes)
+        return Caps(timeout_ms=timeout_ms, max_bytes=max_bytes)
 
 
 @attrs.frozen(kw_only=True)
@@ -82,6 +102,8 @@ class _CallPlan:
     caps: Caps
     #: The receipt's id, known from the start: it travels down the line as the audit id.
     receipt_id: str = attrs.field(factory=new_receipt_id)
+    #: The tenant's policy when the call was made (None: policy is off).
+    policy: PolicyView | None = None
 
 
 def _outcome_of(code: str) -> Outcome:
@@ -89,7 +111,7 @@ def _outcome_of(code: str) -> Outcome:
         return Outcome.TIMEOUT
     if code == "tool.cancelled":
         return Outcome.CANCELLED
-    if code == "tool.denied":
+    if code == "tool.denied" or code.startswith("policy."):
         return Outcome.DENIED
     return Outcome.ERROR
 
@@ -106,6 +128,8 @@ class ToolCall(TaskActor):
         outbox: Outbox,
         result: trio.MemorySendChannel[str],
         telemetry: Telemetry | None = None,
+        gate: PolicyGate,
+        config: ToolsConfig,
     ) -> None:
         self.telemetry = telemetry
         self.scope: ToolCallScope | None = None
@@ -114,6 +138,13 @@ class ToolCall(TaskActor):
         self.audit = audit
         self.outbox = outbox
         self.result = result
+        self.gate = gate
+        self.config = config
+        self.caps = plan.caps
+        #: The bundle the call was decided under, and the decision (None: not decided).
+        self.bundle: PolicyBundle | None = plan.policy.bundle if plan.policy else None
+        self.decision: Decision | None = None
+        self.policy_denied = False
 
     async def run(self, ctx: ActorContext[Any]) -> None:
         plan = self.plan
@@ -151,9 +182,13 @@ class ToolCall(TaskActor):
         try:
             try:
                 args = parse_arguments(call.arguments_json)
-                contract = self._decide()
-                args = cap_arguments(contract, args, plan.caps)
-            except ToolError as exc:
+                self._decided(args, version)
+                contract = self._contract()
+                self.caps = self.config.caps_for(
+                    contract, self.decision.caps if self.decision is not None else None
+                )
+                args = cap_arguments(contract, args, self.caps)
+            except (ToolError, PolicyError) as exc:
                 error = exc.to_wire()
             await self.outbox.emit(
                 ToolCallStartedEvent(
@@ -183,22 +218,65 @@ class ToolCall(TaskActor):
             with trio.move_on_after(FINISH_TIMEOUT_S, shield=True):
                 await self._finish(args, result, truncated, error, version, watch, cancelled)
 
-    def _decide(self) -> ToolContract:
-        """Whether this call may run here (its own span): the tool must be offered."""
+    def _decide(self, args: dict[str, Any], version: str) -> None:
+        """Decide the call under the tenant's policy (nothing when policy is off).
+
+        Raises:
+            PolicyError: ``policy.missing`` or ``policy.expired``.
+            ToolError: ``tool.denied``, naming the rule (or ``default-deny``) and why.
+        """
+        view = self.plan.policy
+        if not self.gate.enabled or view is None:
+            return
+        try:
+            bundle = self.gate.usable(view)
+        except PolicyError:
+            self.policy_denied = True
+            raise
+        if self.telemetry is not None:
+            self.telemetry.metrics.record_policy_bundle_age(bundle.age_s(self.gate.now()))
+        plan = self.plan
+        self.decision = decide(
+            bundle,
+            CallRequest.of(
+                tool=plan.call.name,
+                version=version,
+                device_id=plan.session.device_id,
+                args=args,
+            ),
+        )
+        if not self.decision.allowed:
+            log.info(
+                "tool call %s denied by policy %s r%d rule %s: %s",
+                self.audit_call_id,
+                bundle.policy_id,
+                bundle.revision,
+                self.decision.rule_id,
+                self.decision.reason,
+            )
+            raise ToolError("tool.denied", f"{self.decision.reason} (rule {self.decision.rule_id})")
+
+    def _decided(self, args: dict[str, Any], version: str) -> None:
+        """``_decide`` in its own span (``policy.decide``): decision, rule and revision."""
         telemetry = self.telemetry
         if telemetry is None:
-            return self._contract()
-        with telemetry.policy_span(
-            tool=self.plan.call.name, tenant=self.plan.session.tenant
-        ) as span:
+            self._decide(args, version)
+            return
+        plan = self.plan
+        with telemetry.policy_span(tool=plan.call.name, tenant=plan.session.tenant) as span:
             try:
-                contract = self._contract()
-            except ToolError as exc:
+                self._decide(args, version)
+            except (ToolError, PolicyError) as exc:
                 span.set_attribute(ATTR_POLICY_DECISION, "deny")
                 span.set_attribute(ATTR_ERROR_CODE, exc.code)
                 raise
+            finally:
+                decision = self.decision
+                if decision is not None and decision.rule_id:
+                    span.set_attribute(ATTR_POLICY_RULE, decision.rule_id)
+                if self.bundle is not None:
+                    span.set_attribute(ATTR_POLICY_REVISION, str(self.bundle.revision))
             span.set_attribute(ATTR_POLICY_DECISION, "allow")
-            return contract
 
     def _contract(self) -> ToolContract:
         offered = self.plan.offered
@@ -219,11 +297,12 @@ class ToolCall(TaskActor):
                 tool=contract.name,
                 version=contract.version,
                 arguments=args,
-                timeout_s=plan.caps.timeout_ms / 1000,
-                max_bytes=plan.caps.max_bytes,
+                timeout_s=self.caps.timeout_ms / 1000,
+                max_bytes=self.caps.max_bytes,
                 # The tool call's span is the parent of whatever the device does.
                 traceparent=self.scope.traceparent if self.scope is not None else None,
                 audit_id=plan.receipt_id,
+                policy=self.bundle.jws if self.decision is not None and self.bundle else None,
             )
         )
         if output.is_error:
@@ -234,7 +313,7 @@ class ToolCall(TaskActor):
         if output.structured is None:
             raise ToolError("tool.invalid_result", f"{contract.name} sent no structuredContent")
         validate_result(contract, output.structured)
-        return enforce_result_caps(contract, output.structured, plan.caps)
+        return enforce_result_caps(contract, output.structured, self.caps)
 
     async def _finish(
         self,
@@ -248,6 +327,11 @@ class ToolCall(TaskActor):
     ) -> None:
         """Receipt first (flushed), then the final event, then the answer for the model."""
         plan = self.plan
+        bundle, decision = self.bundle, self.decision
+        if decision is not None:
+            effect: str | None = decision.effect
+        else:
+            effect = "deny" if self.policy_denied else None
         receipt = ToolReceipt(
             receipt_id=plan.receipt_id,
             tool=plan.call.name,
@@ -257,9 +341,13 @@ class ToolCall(TaskActor):
             turn_id=plan.turn_id,
             tenant=plan.session.tenant,
             device_id=plan.session.device_id or None,
+            policy_id=bundle.policy_id if bundle is not None and effect else None,
+            policy_revision=bundle.revision if bundle is not None and effect else None,
+            decision=effect,
+            rule_id=decision.rule_id if decision is not None else None,
             args_digest=canonical_digest(args),
             result_digest=canonical_digest(result) if result is not None else None,
-            caps=ReceiptCaps(timeout_ms=plan.caps.timeout_ms, max_bytes=plan.caps.max_bytes),
+            caps=ReceiptCaps(timeout_ms=self.caps.timeout_ms, max_bytes=self.caps.max_bytes),
             timing=watch.stop(),
             outcome=Outcome.OK if error is None else _outcome_of(error.code),
             error_code=None if error is None else error.code,
@@ -283,6 +371,7 @@ class ToolCall(TaskActor):
                     status=status,
                     result_json=result_json,
                     error=error,
+                    receipt_id=receipt.receipt_id,
                 )
             )
         if not cancelled:
@@ -306,9 +395,11 @@ class SessionTools:
         link: ToolLink,
         audit: ActorRef[AuditMessage] | None,
         config: ToolsConfig,
+        policy: PolicyGate,
         telemetry: Telemetry | None = None,
     ) -> None:
         self.telemetry = telemetry
+        self.policy = policy
         self.session = session
         self.outbox = outbox
         self.gateway = gateway
@@ -316,8 +407,10 @@ class SessionTools:
         self.audit = audit
         self.config = config
         self._offered: dict[str, OfferedTool] = {}
+        self._view: PolicyView | None = None
 
     async def offered_tools(self) -> tuple[ToolSpec, ...]:
+        self._view = None  # a turn never decides under an older turn's view
         try:
             offered = await self.gateway.ask(
                 GetOfferedTools(tenant=self.session.tenant, device_id=self.session.device_id),
@@ -325,6 +418,12 @@ class SessionTools:
             )
         except ActorError as exc:
             raise ToolError("tool.unavailable", f"the tool gateway did not answer: {exc}") from None
+        view = await self.policy.view(self.session.tenant)
+        if view is not None:
+            offered = self._allowed(offered, view)
+        # The turn's calls are decided under this view (expiry is checked at each call):
+        # asking the cache again per call would cost two hand-overs between tasks.
+        self._view = view
         self._offered = {tool.descriptor.name: tool for tool in offered}
         return tuple(
             ToolSpec(
@@ -333,6 +432,32 @@ class SessionTools:
                 parameters=tool.contract.args_schema,
             )
             for tool in offered
+        )
+
+    @property
+    def policy_in_force(self) -> tuple[str, int] | None:
+        """The policy id and revision the last ``offered_tools`` decided under (None: none)."""
+        bundle = self._view.bundle if self._view is not None else None
+        return None if bundle is None else (bundle.policy_id, bundle.revision)
+
+    def _allowed(
+        self, offered: tuple[OfferedTool, ...], view: PolicyView
+    ) -> tuple[OfferedTool, ...]:
+        """The tools the tenant's newest bundle allows on the session's device.
+
+        None without a bundle. An expired bundle still decides what is offered: calls are
+        then denied ``policy.expired``, which tells the model and the client why.
+        """
+        bundle = view.bundle
+        if bundle is None:
+            return ()
+        device = self.session.device_id
+        return tuple(
+            tool
+            for tool in offered
+            if offers(
+                bundle, tool=tool.descriptor.name, version=tool.descriptor.version, device_id=device
+            )
         )
 
     async def run(
@@ -349,8 +474,19 @@ class SessionTools:
             if offered is not None
             else Caps(timeout_ms=self.config.timeout_ms, max_bytes=self.config.max_bytes)
         )
+        view = self._view
+        if view is None and self.policy.enabled:
+            try:
+                view = await self.policy.view(self.session.tenant)
+            except PolicyError as exc:
+                view = PolicyView(tenant=self.session.tenant, bundle=None, problem=exc.message)
         plan = _CallPlan(
-            call=call, offered=offered, session=self.session, turn_id=turn_id, caps=caps
+            call=call,
+            offered=offered,
+            session=self.session,
+            turn_id=turn_id,
+            caps=caps,
+            policy=view,
         )
         if receipts is not None:
             receipts.append(plan.receipt_id)
@@ -365,6 +501,8 @@ class SessionTools:
                     outbox=self.outbox,
                     result=send,
                     telemetry=self.telemetry,
+                    gate=self.policy,
+                    config=self.config,
                 ),
                 restart=Restart.TEMPORARY,
             )

@@ -445,6 +445,7 @@ class RelayToolLink:
             caps=Caps(timeout_ms=deadline_ms, max_bytes=call.max_bytes),
             traceparent=call.traceparent,
             audit_id=call.audit_id,
+            policy=call.policy,
         )
         give_up_at = trio.current_time() + call.timeout_s + ASK_GRACE_S
         for _ in range(3):

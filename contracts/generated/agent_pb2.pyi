@@ -108,16 +108,18 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., retryable: _Optional[bool] = ...) -> None: ...
 
 class ToolCallDelta(_message.Message):
-    __slots__ = ("call_id", "status", "result_json", "error")
+    __slots__ = ("call_id", "status", "result_json", "error", "receipt_id")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_ID_FIELD_NUMBER: _ClassVar[int]
     call_id: str
     status: str
     result_json: str
     error: Error
-    def __init__(self, call_id: _Optional[str] = ..., status: _Optional[str] = ..., result_json: _Optional[str] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+    receipt_id: str
+    def __init__(self, call_id: _Optional[str] = ..., status: _Optional[str] = ..., result_json: _Optional[str] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., receipt_id: _Optional[str] = ...) -> None: ...
 
 class ChatEvent(_message.Message):
     __slots__ = ("session_id", "turn_id", "seq", "session_started", "assistant_delta", "assistant_done", "tool_call_started", "tool_call_delta", "error")

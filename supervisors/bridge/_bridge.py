@@ -8,7 +8,9 @@
     (beside it: telemetry, the sampler; and with --debug-port, the debug endpoint)
 
 Imports only the MCP client, the relay frames, TLS helpers, trio-websocket, telemetry and
-the debug endpoint (no host, no gRPC), so ``pipx install`` brings a small tool.
+the debug endpoint (no host, no gRPC), so that it ships as its own small distribution
+(``packages/bridge``). ``zl-bridge doctor`` (``_doctor.py``) checks a device's setup
+without serving.
 """
 
 from __future__ import annotations
@@ -21,30 +23,29 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import attrs
 import trio
 
 from actors.bridge import (
+    BRIDGE_VERSION,
     BridgeMessage,
     BridgeStatus,
+    DevicePolicyConfig,
     GetBridgeStatus,
     LocalCaps,
     Reconnect,
     RelayLink,
     RelayLinkConfig,
+    real_roots,
+    tenant_of_token,
 )
 from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
-from actors.telemetry import (
-    Exporter,
-    Telemetry,
-    TelemetryConfig,
-    TelemetryConfigError,
-    TelemetrySampler,
-)
+from actors.policy import DEFAULT_CLOCK_SKEW_S, DEFAULT_MAX_TTL_S
+from actors.redaction import install_log_redaction
+from actors.relay import DEFAULT_AUDIENCE, KeyFileError, load_public_key
 from supervisors._process import tune_gc
-from supervisors.edges.debug_http import DebugHttpConfig, serve_debug_http
 from supervisors.tls import ALPN_HTTP1, TlsConfigError, client_ssl_context, warn_plaintext
 from zl_actors import (
     ActorError,
@@ -55,6 +56,11 @@ from zl_actors import (
     SupervisorSpec,
     open_actor_system,
 )
+
+from ._doctor import Check, run_checks
+
+if TYPE_CHECKING:  # loaded only when asked for: the lean distribution has no OpenTelemetry
+    from actors.telemetry import Telemetry, TelemetryConfig
 
 log = logging.getLogger("zl.bridge")
 
@@ -78,7 +84,14 @@ class BridgeOptions:
     ready_file: Path | None = None
     metric_interval_s: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
 
+    @property
+    def wanted(self) -> bool:
+        """Whether the bridge reports on itself at all (otherwise OpenTelemetry is not loaded)."""
+        return self.otlp_endpoint is not None or self.debug_port is not None
+
     def telemetry_config(self) -> TelemetryConfig:
+        from actors.telemetry import Exporter, TelemetryConfig
+
         return TelemetryConfig(
             service_name="zl-bridge",
             exporter=Exporter.OTLP if self.otlp_endpoint else Exporter.NONE,
@@ -120,14 +133,29 @@ async def show_status(link: ActorRef[BridgeMessage], out: TextIO) -> None:
         await trio.sleep(STATUS_INTERVAL_S)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="zl-bridge",
-        description="Zero Latency Device Bridge: connects this machine's MCP tools to a relay.",
-        epilog=f"The device token comes from --token-file or ${TOKEN_ENV}. "
-        "Example: zl-bridge --relay wss://relay.example:8443/v1/device --device-id laptop-1 "
-        "--token-file device.jwt --ca ca.pem --root ~/Documents",
-    )
+def _parser(*, doctor: bool = False) -> argparse.ArgumentParser:
+    if doctor:
+        parser = argparse.ArgumentParser(
+            prog="zl-bridge doctor",
+            description="Check the token, the CA bundle, the relay and the MCP server, one "
+            "line each, without serving (exit 0: all passed).",
+            epilog="Takes the same options as zl-bridge itself.",
+        )
+        parser.add_argument(
+            "--audience",
+            default=DEFAULT_AUDIENCE,
+            help="the audience the relay expects in tokens (default %(default)s)",
+        )
+    else:
+        parser = argparse.ArgumentParser(
+            prog="zl-bridge",
+            description="Zero Latency Device Bridge: connects this machine's MCP tools to a "
+            "relay. `zl-bridge doctor ...` checks a setup without serving.",
+            epilog=f"The device token comes from --token-file or ${TOKEN_ENV}. "
+            "Example: zl-bridge --relay wss://relay.example:8443/v1/device --device-id laptop-1 "
+            "--token-file device.jwt --ca ca.pem --root ~/Documents",
+        )
+        parser.add_argument("--version", action="version", version=f"zl-bridge {BRIDGE_VERSION}")
     parser.add_argument("--relay", required=True, help="relay URL, wss://HOST:PORT/v1/device")
     parser.add_argument("--device-id", required=True)
     parser.add_argument("--token-file", type=Path, help="file holding the device token")
@@ -136,7 +164,26 @@ def _parser() -> argparse.ArgumentParser:
         "--insecure-dev", action="store_true", help="allow ws:// without TLS (development only)"
     )
     parser.add_argument(
-        "--root", action="append", default=[], help="directory fs.read may read (repeatable)"
+        "--root",
+        action="append",
+        default=[],
+        help="directory fs.read may read (repeatable); with a server command, the folders "
+        "that server serves, so that policy paths resolve on this disk",
+    )
+    parser.add_argument(
+        "--policy-key",
+        action="append",
+        default=[],
+        type=Path,
+        help="the control plane's public key (PEM) that signs policy bundles (repeatable, "
+        "for rotation); every call must carry a bundle it verifies",
+    )
+    parser.add_argument("--policy-max-ttl-s", type=float, default=DEFAULT_MAX_TTL_S)
+    parser.add_argument("--policy-clock-skew-s", type=float, default=DEFAULT_CLOCK_SKEW_S)
+    parser.add_argument(
+        "--insecure-no-policy",
+        action="store_true",
+        help="run calls with no signed policy at all (development only; logged loudly)",
     )
     parser.add_argument("--max-bytes", type=int, default=LocalCaps().max_bytes)
     parser.add_argument("--max-timeout-s", type=float, default=LocalCaps().max_timeout_s)
@@ -172,10 +219,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _link_config(args: argparse.Namespace) -> RelayLinkConfig:
-    token = (
+def _read_token(args: argparse.Namespace) -> str:
+    return str(
         args.token_file.read_text().strip() if args.token_file else os.environ.get(TOKEN_ENV, "")
     )
+
+
+def _link_config(args: argparse.Namespace) -> RelayLinkConfig:
+    token = _read_token(args)
     if not token:
         raise ValueError(f"a device token is required: --token-file or ${TOKEN_ENV}")
     if args.relay.startswith("wss://"):
@@ -192,8 +243,37 @@ def _link_config(args: argparse.Namespace) -> RelayLinkConfig:
         device_id=args.device_id,
         token=token,
         ssl_context=context,
+        policy=_policy_config(args, token),
         caps=LocalCaps(max_timeout_s=args.max_timeout_s, max_bytes=args.max_bytes),
         reconnect=Reconnect(initial_s=args.reconnect_initial_s, max_s=args.reconnect_max_s),
+    )
+
+
+def _policy_config(args: argparse.Namespace, token: str) -> DevicePolicyConfig | None:
+    if args.insecure_no_policy:
+        if args.policy_key:
+            raise ValueError("--policy-key and --insecure-no-policy contradict each other")
+        log.warning(
+            "NO POLICY: --insecure-no-policy is set, so this device runs any call the relay "
+            "brings, with no signed policy. Development only."
+        )
+        return None
+    if not args.policy_key:
+        raise ValueError(
+            "--policy-key is required (the control plane's public key; every call must carry "
+            "a bundle signed with it), or --insecure-no-policy for development"
+        )
+    try:
+        keys = tuple(load_public_key(path) for path in args.policy_key)
+    except KeyFileError as exc:
+        raise ValueError(str(exc)) from None
+    return DevicePolicyConfig(
+        trusted_keys=keys,
+        tenant=tenant_of_token(token),
+        device_id=args.device_id,
+        roots=real_roots(args.root),
+        max_ttl_s=args.policy_max_ttl_s,
+        clock_skew_s=args.policy_clock_skew_s,
     )
 
 
@@ -219,15 +299,32 @@ async def run_bridge(
     """Run the bridge's tree until cancelled (SIGINT/SIGTERM in ``bridge_main``).
 
     Raises:
-        TelemetryConfigError: the OTLP exporter was asked for and cannot be built.
+        TelemetryUnavailable: telemetry was asked for and cannot be built.
     """
     options = options or BridgeOptions()
-    telemetry = Telemetry.from_config(options.telemetry_config())
+    if not options.wanted:
+        await _run_tree(link_config, server, show=show, options=options, telemetry=None)
+        return
+    try:
+        from actors.telemetry import Telemetry, TelemetryConfigError
+    except ImportError as exc:
+        raise TelemetryUnavailable(
+            "--otlp-endpoint and --debug-port need OpenTelemetry: install the full "
+            "zero-latency distribution or zero-latency-bridge[telemetry]"
+        ) from exc
+    try:
+        telemetry = Telemetry.from_config(options.telemetry_config())
+    except TelemetryConfigError as exc:
+        raise TelemetryUnavailable(str(exc)) from None
     try:
         await _run_tree(link_config, server, show=show, options=options, telemetry=telemetry)
     finally:
         with trio.move_on_after(TELEMETRY_CLOSE_TIMEOUT_S, shield=True):
             await telemetry.aclose()
+
+
+class TelemetryUnavailable(Exception):
+    """Telemetry was asked for, and its packages or settings cannot provide it."""
 
 
 async def _run_tree(
@@ -236,12 +333,16 @@ async def _run_tree(
     *,
     show: bool,
     options: BridgeOptions,
-    telemetry: Telemetry,
+    telemetry: Telemetry | None,
 ) -> None:
     async with open_actor_system("bridge", stop_grace_s=3.0) as system:
-        await system.spawn(
-            ActorSpec(name="telemetry", factory=lambda: TelemetrySampler(telemetry.metrics))
-        )
+        if telemetry is not None:
+            from actors.telemetry import TelemetrySampler
+
+            metrics = telemetry.metrics
+            await system.spawn(
+                ActorSpec(name="telemetry", factory=lambda: TelemetrySampler(metrics))
+            )
         tree = await system.spawn(
             SupervisorSpec(
                 name="bridge",
@@ -258,6 +359,8 @@ async def _run_tree(
         )
         async with trio.open_nursery() as nursery:
             if options.debug_port is not None:
+                from supervisors.edges.debug_http import DebugHttpConfig, serve_debug_http
+
                 port = options.debug_port
                 binding = await nursery.start(
                     lambda task_status: serve_debug_http(
@@ -279,12 +382,43 @@ async def _run_tree(
             nursery.cancel_scope.cancel()
 
 
+def doctor_main(argv: Sequence[str]) -> int:
+    """``zl-bridge doctor``: 0 when every check passed, 1 when one failed, 2: bad arguments."""
+    args = _parser(doctor=True).parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        token = _read_token(args)
+    except OSError as exc:
+        print(f"zl-bridge doctor: cannot read {args.token_file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    server: McpServerCommand | None = None
+    server_error = None
+    try:
+        server = _server_command(args)
+    except ValueError as exc:
+        server_error = str(exc)
+    print(f"zl-bridge doctor ({BRIDGE_VERSION}): device {args.device_id} via {args.relay}")
+
+    def emit(check: Check) -> None:
+        print(check.line(), flush=True)
+
+    passed = trio.run(run_checks, args, token, server, server_error, emit)
+    print("all checks passed" if passed else "some checks failed", flush=True)
+    return 0 if passed else 1
+
+
 def bridge_main(argv: Sequence[str] | None = None) -> int:
     """``zl-bridge`` (also ``zl bridge``); returns the exit status (2: bad arguments)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["doctor"]:
+        return doctor_main(argv[1:])
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_log_redaction()  # every record, and tracebacks, redacted before output
     try:
         link_config = _link_config(args)
         server = _server_command(args)
@@ -302,7 +436,7 @@ def bridge_main(argv: Sequence[str] | None = None) -> int:
         trio.run(lambda: run_bridge(link_config, server, show=not args.quiet, options=options))
     except KeyboardInterrupt:
         return 130
-    except TelemetryConfigError as exc:
+    except TelemetryUnavailable as exc:
         print(f"zl-bridge: {exc}", file=sys.stderr)
         return 2
     if not args.quiet:

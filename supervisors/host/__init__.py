@@ -5,11 +5,14 @@ from ._chat_edge import make_stream_chat_handler as make_stream_chat_handler
 from ._chat_edge import request_to_inbound as request_to_inbound
 from ._cli import host_main as host_main
 from ._config import AuditSection as AuditSection
+from ._config import AuthSection as AuthSection
 from ._config import DebugSection as DebugSection
 from ._config import GrpcSection as GrpcSection
 from ._config import HostConfig as HostConfig
 from ._config import MockSection as MockSection
+from ._config import PolicySection as PolicySection
 from ._config import ProviderSection as ProviderSection
+from ._config import RedactionSection as RedactionSection
 from ._config import SessionsSection as SessionsSection
 from ._config import TelemetrySection as TelemetrySection
 from ._config import ToolsSection as ToolsSection
@@ -18,12 +21,15 @@ from ._host import run_host as run_host
 
 __all__ = [
     "AuditSection",
+    "AuthSection",
     "DebugSection",
     "GrpcSection",
     "HostAddresses",
     "HostConfig",
     "MockSection",
+    "PolicySection",
     "ProviderSection",
+    "RedactionSection",
     "SessionsSection",
     "TelemetrySection",
     "ToolsSection",

@@ -1,10 +1,13 @@
 """``StreamChat`` on the gRPC edge: protobuf in and out, one ``Session`` actor per stream.
 
-The handler validates each ``ChatRequest`` where it enters and hands the session a
-trusted message; it sends the session's events back as ``ChatEvent``s, numbering them and
-merging assistant deltas that queued up behind a slow client. When the client goes away
-(reset, dropped connection, deadline) the edge cancels this handler, and the ``finally``
-stops the session and everything under it.
+The handler first proves who is calling (``CallerAuth``: the caller token in the call's
+``authorization`` metadata; refused: an ``unauthenticated`` error event, grpc-status 16),
+then validates each ``ChatRequest`` where it enters and hands the session a trusted
+message; a ``start_session`` is held to the caller's token first (refused: a ``forbidden``
+error event, grpc-status 7). It sends the session's events back as ``ChatEvent``s, numbering
+them and merging assistant deltas that queued up behind a slow client. When the client goes
+away (reset, dropped connection, deadline) the edge cancels this handler, and the
+``finally`` stops the session and everything under it.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import trio
 
 from actors.errors import WireError
+from actors.policy import CallerClaims, CallerRejected, CallerUnauthenticated
 from actors.session import Outbox, Session, SessionDeps, open_outbox
 from actors.session.messages import (
     AssistantDeltaEvent,
@@ -42,6 +47,7 @@ from supervisors.edges.grpc import (
     MessageTooLarge,
     RpcError,
     ServerStream,
+    StatusCode,
     StreamClosed,
     StreamReset,
 )
@@ -55,6 +61,8 @@ from zl_actors import (
     SupervisorRef,
     TooManyChildren,
 )
+
+from ._auth import CallerAuth
 
 log = logging.getLogger("zl.host.chat")
 
@@ -146,6 +154,7 @@ def event_to_proto(event: SessionEvent, *, session_id: str, seq: int) -> agent_p
             delta.call_id = event.call_id
             delta.status = event.status
             delta.result_json = event.result_json
+            delta.receipt_id = event.receipt_id
             if event.error is not None:
                 delta.error.CopyFrom(_error(event.error))
         case ErrorEvent():
@@ -176,6 +185,12 @@ class _StreamSender:
         if isinstance(event, SessionStartedEvent):
             self._session_id = event.session_id
         return event_to_proto(event, session_id=self._session_id, seq=self._seq + 1)
+
+    async def send_last(self, event: SessionEvent) -> None:
+        """Send one more event after the session has gone (the refusal that ends a call)."""
+        with contextlib.suppress(StreamClosed, RpcError):
+            await self._stream.send(self._to_proto(event))
+            self._seq += 1
 
     def offer(self, event: SessionEvent) -> bool:
         if self._queued:
@@ -247,11 +262,18 @@ def _merge_deltas(
 
 
 async def _receive_requests(
-    stream: ServerStream[Any, Any], session: ActorRef[SessionInbound]
-) -> None:
+    stream: ServerStream[Any, Any],
+    session: ActorRef[SessionInbound],
+    authorize: Callable[[StartSession], StartSession],
+) -> CallerRejected | None:
+    """Feed the session until the client is done; a refused ``start_session`` ends it early."""
+
     def accept(request: agent_pb2.ChatRequest) -> bool:
         # Straight into the session's mailbox from the connection's task when it has room;
-        # otherwise the loop below takes the message and waits for room.
+        # otherwise the loop below takes the message and waits for room. A start_session
+        # always goes the slow way: it is held to the caller's token first.
+        if request.WhichOneof("request") == "start_session":
+            return False
         try:
             session.send_nowait(request_to_inbound(request))
         except (MailboxFull, ActorStopped):
@@ -263,17 +285,29 @@ async def _receive_requests(
         try:
             request = await stream.receive()
         except StreamReset:
-            return  # The edge cancels this call; the ``finally`` stops the session.
+            return None  # The edge cancels this call; the ``finally`` stops the session.
         except EndOfStream:
             await session.tell(ClientClosed())
-            return
+            return None
         except MessageTooLarge as exc:
             await session.tell(BadRequest(error=_wire("message.too_large", str(exc))))
             continue
         except BadMessage as exc:
             await session.tell(BadRequest(error=_wire("invalid_request", str(exc))))
             continue
-        await session.tell(request_to_inbound(request))
+        inbound = request_to_inbound(request)
+        if isinstance(inbound, StartSession):
+            try:
+                inbound = authorize(inbound)
+            except CallerRejected as exc:
+                return exc
+        await session.tell(inbound)
+
+
+_STATUS_OF = {
+    "unauthenticated": StatusCode.UNAUTHENTICATED,
+    "forbidden": StatusCode.PERMISSION_DENIED,
+}
 
 
 def _traceparent(metadata: tuple[tuple[str, str | bytes], ...]) -> str | None:
@@ -288,14 +322,27 @@ def _traceparent(metadata: tuple[tuple[str, str | bytes], ...]) -> str | None:
 def make_stream_chat_handler(
     sessions: SupervisorRef,
     deps: SessionDeps,
+    *,
+    auth: CallerAuth,
 ) -> Any:
-    """The ``StreamChat`` handler: one session under ``sessions`` per call."""
+    """The ``StreamChat`` handler: one session under ``sessions`` per proven caller."""
 
     async def stream_chat(stream: ServerStream[Any, Any]) -> None:
         session_id = uuid.uuid4().hex[:16]
         sender = _StreamSender(stream, telemetry=deps.telemetry)
         traceparent = _traceparent(stream.metadata)
         outbox, events = open_outbox(direct=sender)
+        try:
+            caller: CallerClaims | None = auth.authenticate(stream.metadata)
+        except CallerUnauthenticated as exc:
+            log.info("StreamChat from %s refused: %s", stream.peer, exc.message)
+            await _refuse(stream, outbox, events, exc.to_wire())
+            raise RpcError(StatusCode.UNAUTHENTICATED, exc.message) from None
+
+        def authorize(start: StartSession) -> StartSession:
+            return auth.authorize(caller, start, deps.default_device)
+
+        refusal: CallerRejected | None = None
         try:
             session = await sessions.start_child(
                 ActorSpec(
@@ -317,12 +364,18 @@ def make_stream_chat_handler(
                 nursery.start_soon(sender.run, events)
                 # If the session ends under us (it failed), its events say why.
                 with contextlib.suppress(ActorError):
-                    await _receive_requests(stream, session)
+                    refusal = await _receive_requests(stream, session, authorize)
+                if refusal is not None:
+                    nursery.cancel_scope.cancel()
         finally:
             with trio.move_on_after(SESSION_STOP_TIMEOUT_S, shield=True):
                 with contextlib.suppress(ActorError):
                     await sessions.stop_child(f"session-{session_id}")
             outbox.close()
+        if refusal is not None:
+            log.info("StreamChat from %s refused: %s", stream.peer, refusal.message)
+            await sender.send_last(ErrorEvent(turn_id="", error=refusal.to_wire()))
+            raise RpcError(_STATUS_OF[refusal.code], refusal.message)
 
     return stream_chat
 

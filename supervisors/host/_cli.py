@@ -13,8 +13,10 @@ from pathlib import Path
 import attrs
 import trio
 
+from actors.redaction import install_log_redaction
 from supervisors._config import ConfigError, load_config
-from supervisors._process import freeze_startup_objects, tune_gc
+from supervisors._process import freeze_startup_objects, startup_error, tune_gc
+from supervisors.tls import TlsConfigError
 
 from ._config import HostConfig
 from ._host import HostAddresses, check_config, run_host
@@ -71,6 +73,7 @@ def host_main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_log_redaction()  # every record, and tracebacks, redacted before output
     tune_gc()
     try:
         config = load_config(HostConfig, args.config)
@@ -78,6 +81,12 @@ def host_main(argv: Sequence[str] | None = None) -> int:
         trio.run(_serve, config, args.ready_file)
     except ConfigError as exc:
         print(f"zl host: {exc}", file=sys.stderr)
+        return 2
+    except BaseExceptionGroup as group:
+        cause = startup_error(group, (ConfigError, TlsConfigError, OSError))
+        if cause is None:
+            raise
+        print(f"zl host: {cause}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -26,6 +26,48 @@ class GrpcSection:
     insecure_dev_plaintext: bool = False
     max_message_bytes: int = 4 * 1024 * 1024
     shutdown_grace_s: float = 10.0
+    #: Mutual TLS: clients (the BFF) must present a certificate signed by this CA.
+    client_ca: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class AuthSection:
+    """Who may call the host: caller tokens (EdDSA JWTs) checked on every StreamChat."""
+
+    #: Ed25519 public keys (PEM) of the token issuers (the BFF, an identity provider).
+    trusted_keys: list[str] = attrs.Factory(list)
+    audience: str = "zl-host"
+    #: Accepted ``iss`` values; empty accepts any issuer whose key is trusted.
+    issuers: list[str] = attrs.Factory(list)
+    max_ttl_s: float = attrs.field(default=3600.0, validator=attrs.validators.gt(0))
+    clock_skew_s: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
+    #: Accept a stream that carries no token at all: development only, and the log says so.
+    #: A token that is sent is still verified.
+    insecure_dev_no_auth: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class PolicySection:
+    """Signed policy bundles: where they come from and how they are checked."""
+
+    #: ``https://.../{tenant}...`` (the control plane) or ``file:.../{tenant}.jws`` (dev).
+    source: str = ""
+    #: The control plane's Ed25519 public keys (PEM); two at once while rotating.
+    trusted_keys: list[str] = attrs.Factory(list)
+    #: CA bundle that signs an HTTPS control plane (empty: the system's CAs).
+    ca: str = ""
+    max_ttl_s: float = attrs.field(default=900.0, validator=attrs.validators.gt(0))
+    clock_skew_s: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
+    #: Each tenant's last accepted revision, so that a restart cannot roll policy back.
+    state_dir: str = ".zl/policy-state"
+    #: Longest time between two checks of a tenant's bundle (If-None-Match).
+    refresh_s: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+    fetch_timeout_s: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
+    retry_initial_s: float = attrs.field(default=0.5, validator=attrs.validators.gt(0))
+    retry_max_s: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+    max_tenants: int = attrs.field(default=10_000, validator=attrs.validators.gt(0))
+    #: Run tools with no policy at all: development and benchmarks only; logged loudly.
+    insecure_dev_no_policy: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -130,6 +172,16 @@ class AuditSection:
 
 
 @attrs.frozen(kw_only=True)
+class RedactionSection:
+    """What is redacted before the model and the logs (docs/redaction.md)."""
+
+    #: A JSON file holding a policy bundle's ``redaction`` section (classes, patterns,
+    #: pseudonyms): the settings of every tenant whose bundle brings none. Empty: every
+    #: built-in class on.
+    settings_file: str = ""
+
+
+@attrs.frozen(kw_only=True)
 class HostConfig:
     grpc: GrpcSection = GrpcSection()
     debug: DebugSection = DebugSection()
@@ -138,3 +190,6 @@ class HostConfig:
     tools: ToolsSection = ToolsSection()
     audit: AuditSection = AuditSection()
     telemetry: TelemetrySection = attrs.field(factory=TelemetrySection)
+    redaction: RedactionSection = RedactionSection()
+    auth: AuthSection = AuthSection()
+    policy: PolicySection = PolicySection()

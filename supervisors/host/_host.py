@@ -6,6 +6,7 @@
     ├─ telemetry       samples sessions, mailboxes and breakers into gauges
     ├─ audit_writer    the append-only audit (tool receipts, turn records, signed checkpoints)
     ├─ audit_exporter  [audit.export_endpoint] ships the audit as OTLP logs from its cursor
+    ├─ policy_cache    [tools on] each tenant's verified policy bundle, kept fresh
     ├─ mcp_server      [tools.mode = "stdio"] the local MCP server, restarted if it crashes
     ├─ tool_link       [tools.mode = "relay"] one connection actor per relay shard
     ├─ tool_gateway    which tools a session may offer (device catalogs, cached)
@@ -41,12 +42,34 @@ from actors.audit import (
     FsyncPolicy,
 )
 from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
+from actors.policy import (
+    PolicyCache,
+    PolicyCacheConfig,
+    StateError,
+    check_source,
+    load_state,
+    policy_cache_keys,
+)
 from actors.provider import BreakerState, LlmProvider
+from actors.redaction import (
+    RedactionSettings,
+    RedactionSettingsError,
+    TenantRedaction,
+    installed_log_redaction,
+    load_settings_file,
+)
 from actors.relay import KeyFileError, Shard
 from actors.session import Outbox, SessionContext, SessionDeps, ToolRunnerFactory
 from actors.session.tools import ToolRunner
 from actors.telemetry import Metrics, Telemetry, TelemetryConfigError, TelemetrySampler
-from actors.tools import SessionTools, StdioToolLink, ToolGateway, ToolLink, ToolsConfig
+from actors.tools import (
+    PolicyGate,
+    SessionTools,
+    StdioToolLink,
+    ToolGateway,
+    ToolLink,
+    ToolsConfig,
+)
 from actors.tools._relay_link import RelayLinkSettings, RelayToolLink
 from contracts.generated import agent_pb2
 from supervisors._config import ConfigError
@@ -65,10 +88,12 @@ from zl_actors import (
     ActorSnapshot,
     ActorSpec,
     ActorSystem,
+    Backoff,
     SupervisorSpec,
     open_actor_system,
 )
 
+from ._auth import CallerAuth
 from ._chat_edge import make_stream_chat_handler
 from ._config import HostConfig
 from ._edges import DebugHttpActor, DrainAndStop, GetAddress, GetBinding, GrpcServerActor
@@ -86,6 +111,8 @@ TELEMETRY_CLOSE_TIMEOUT_S = 5.0
 # The drain of the gRPC edge gets its grace plus this before the host stops regardless.
 DRAIN_MARGIN_S = 2.0
 AGENT_SERVICE = "zl.agent.v0.Agent"
+#: The device of a stdio session that names none: the host's own MCP server.
+STDIO_DEVICE = "local"
 
 
 @attrs.frozen(kw_only=True)
@@ -116,6 +143,11 @@ def check_config(config: HostConfig) -> None:
         )
     check_provider_section(config.provider)
     audit_signer(config)
+    CallerAuth.from_config(config.auth)
+    if section.client_ca and not (section.tls_cert or section.dev_certs_dir):
+        raise ConfigError("grpc.client_ca: mutual TLS needs TLS (grpc.tls_cert or dev_certs_dir)")
+    if config.tools.mode != "none":
+        policy_config(config)
     if config.tools.mode == "stdio":
         mcp_command(config)
     if config.tools.mode == "relay":
@@ -125,6 +157,22 @@ def check_config(config: HostConfig) -> None:
             check_debug_config(config.debug.to_edge_config(), tls=False)
         except (DebugHttpConfigError, ValueError) as exc:
             raise ConfigError(f"debug: {exc}") from None
+    redaction_settings(config)
+
+
+def redaction_settings(config: HostConfig) -> RedactionSettings:
+    """The settings of a tenant without its own: ``redaction.settings_file``, or all on.
+
+    Raises:
+        ConfigError: the file cannot be read, is not JSON, or is not a valid section.
+    """
+    path = config.redaction.settings_file
+    if not path:
+        return RedactionSettings.default()
+    try:
+        return load_settings_file(Path(path))
+    except RedactionSettingsError as exc:
+        raise ConfigError(f"redaction.settings_file: {exc}") from None
 
 
 def grpc_tls(config: HostConfig) -> tuple[ssl.SSLContext | None, str | None]:
@@ -134,11 +182,13 @@ def grpc_tls(config: HostConfig) -> tuple[ssl.SSLContext | None, str | None]:
         ConfigError: no certificate, no dev-certs folder and no explicit plaintext flag.
     """
     section = config.grpc
+    client_ca = section.client_ca or None
     if section.tls_cert and section.tls_key:
-        return server_ssl_context(section.tls_cert, section.tls_key), None
+        return server_ssl_context(section.tls_cert, section.tls_key, client_ca=client_ca), None
     if section.dev_certs_dir:
         certs = generate_dev_certs(Path(section.dev_certs_dir))
-        return server_ssl_context(certs.server_cert, certs.server_key), str(certs.ca_cert)
+        context = server_ssl_context(certs.server_cert, certs.server_key, client_ca=client_ca)
+        return context, str(certs.ca_cert)
     if section.insecure_dev_plaintext:
         warn_plaintext("BFF -> host gRPC", flag="grpc.insecure_dev_plaintext")
         return None, None
@@ -286,16 +336,84 @@ def breaker_sampler(stack: ProviderStack) -> Callable[[Metrics, ActorSnapshot], 
     return sample
 
 
+def policy_config(config: HostConfig) -> PolicyCacheConfig | None:
+    """The policy cache's settings (None: policy is off, in development only).
+
+    Raises:
+        ConfigError: tools without a policy source, or a key or CA file that is unusable.
+    """
+    section = config.policy
+    if section.insecure_dev_no_policy:
+        return None
+    if not section.source or not section.trusted_keys:
+        raise ConfigError(
+            "policy: tools run only under a signed policy; set policy.source "
+            "(https://.../{tenant} or file:.../{tenant}.jws) and policy.trusted_keys, or "
+            "policy.insecure_dev_no_policy = true (development only)"
+        )
+    try:
+        check_source(section.source)
+    except ValueError as exc:
+        raise ConfigError(f"policy.source: {exc}") from None
+    try:
+        keys = policy_cache_keys(section.trusted_keys)
+    except KeyFileError as exc:
+        raise ConfigError(f"policy.trusted_keys: {exc}") from None
+    if section.state_dir:
+        try:
+            load_state(Path(section.state_dir))
+        except StateError as exc:
+            raise ConfigError(f"policy.state_dir: {exc}") from None
+    context = None
+    if section.source.startswith("https://") and section.ca:
+        context = client_ssl_context(section.ca, alpn=ALPN_HTTP1)
+    elif section.source.startswith("http://"):
+        warn_plaintext("host -> policy control plane", flag="http:// in policy.source")
+    return PolicyCacheConfig(
+        source=section.source,
+        trusted_keys=keys,
+        ssl_context=context,
+        max_ttl_s=section.max_ttl_s,
+        clock_skew_s=section.clock_skew_s,
+        state_dir=Path(section.state_dir) if section.state_dir else None,
+        refresh_s=section.refresh_s,
+        fetch_timeout_s=section.fetch_timeout_s,
+        retry=Backoff(initial_s=section.retry_initial_s, max_s=section.retry_max_s, jitter=1.0),
+        max_tenants=section.max_tenants,
+    )
+
+
+async def _start_policy(
+    system: ActorSystem, config: HostConfig, telemetry: Telemetry | None
+) -> PolicyGate:
+    settings = policy_config(config)
+    if settings is None:
+        log.warning(
+            "NO POLICY: policy.insecure_dev_no_policy is set, so every tool call runs with no "
+            "signed policy (no allow-list, no caps but the host's). Development only."
+        )
+        return PolicyGate(cache=None)
+    on_rejection = None if telemetry is None else telemetry.metrics.add_policy_rejection
+    cache = await system.spawn(
+        ActorSpec(
+            name="policy_cache",
+            factory=lambda: PolicyCache(settings, on_rejection=on_rejection),
+        )
+    )
+    return PolicyGate(cache=cache, clock_skew_s=settings.clock_skew_s)
+
+
 async def _start_tools(
     system: ActorSystem,
     config: HostConfig,
     audit: ActorRef[AuditMessage],
     telemetry: Telemetry | None,
 ) -> ToolRunnerFactory | None:
-    """Start the tool link and gateway; the factory that gives each session its tools."""
+    """Start the policy cache, tool link and gateway; the factory giving each session tools."""
     link: ToolLink
     if config.tools.mode == "none":
         return None
+    gate = await _start_policy(system, config, telemetry)
     if config.tools.mode == "relay":
         tool_link = await system.spawn(SupervisorSpec(name="tool_link"))
         link = await RelayToolLink.start(
@@ -324,6 +442,7 @@ async def _start_tools(
             link=link,
             audit=audit,
             config=tools_config,
+            policy=gate,
             telemetry=telemetry,
         )
 
@@ -336,18 +455,23 @@ async def run_host(
     shutdown: trio.Event,
     provider: LlmProvider | None = None,
     telemetry: Telemetry | None = None,
+    redaction: TenantRedaction | None = None,
     task_status: trio.TaskStatus[HostAddresses] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the host until ``shutdown`` is set, then drain and stop.
 
     Reports its addresses through ``task_status`` once every edge listens. ``provider``
     and ``telemetry`` replace the configured ones (for embedding the host and for tests
-    that watch it); a telemetry passed in is the caller's to close.
+    that watch it); a telemetry passed in is the caller's to close. ``redaction`` is where
+    every session's redaction settings come from (the policy engine feeds it each
+    tenant's bundle); by default every tenant gets ``redaction.settings_file``, or every
+    built-in class.
 
     Raises:
         ConfigError: a setting is unusable (checked before anything listens).
     """
     check_config(config)
+    auth = CallerAuth.from_config(config.auth)
     ssl_context, ca_cert = grpc_tls(config)
     grpc_config = GrpcServerConfig(
         host=config.grpc.host,
@@ -363,19 +487,34 @@ async def run_host(
             telemetry = Telemetry.from_config(config.telemetry.to_telemetry_config())
         except TelemetryConfigError as exc:
             raise ConfigError(f"telemetry: {exc}") from None
+    if redaction is None:
+        redaction = TenantRedaction(redaction_settings(config))
+    # The process's log filter counts its redactions in this host's metrics while it runs.
+    log_filter = installed_log_redaction()
+    counting = telemetry
+    if log_filter is not None and log_filter.filter.on_redacted is None:
+        log_filter.filter.on_redacted = lambda counts: counting.metrics.add_redactions(
+            counts, site="log"
+        )
+    else:
+        log_filter = None
     try:
         await _run_tree(
             config,
             shutdown=shutdown,
             provider=provider,
             telemetry=telemetry,
+            redaction=redaction,
             ssl_context=ssl_context,
             ca_cert=ca_cert,
             grpc_config=grpc_config,
             debug_config=debug_config,
+            auth=auth,
             task_status=task_status,
         )
     finally:
+        if log_filter is not None:
+            log_filter.filter.on_redacted = None
         if own_telemetry:
             with trio.move_on_after(TELEMETRY_CLOSE_TIMEOUT_S, shield=True):
                 await telemetry.aclose()
@@ -387,10 +526,12 @@ async def _run_tree(
     shutdown: trio.Event,
     provider: LlmProvider | None,
     telemetry: Telemetry,
+    redaction: TenantRedaction,
     ssl_context: ssl.SSLContext | None,
     ca_cert: str | None,
     grpc_config: GrpcServerConfig,
     debug_config: DebugHttpConfig,
+    auth: CallerAuth,
     task_status: trio.TaskStatus[HostAddresses],
 ) -> None:
     signer = audit_signer(config)
@@ -437,6 +578,8 @@ async def _run_tree(
             telemetry=telemetry,
             audit=audit,
             provider_name=config.provider.kind,
+            redaction=redaction,
+            default_device=STDIO_DEVICE if config.tools.mode == "stdio" else "",
         )
         await system.spawn(provider_actor_spec(provider_stack))
         sessions = await system.spawn(
@@ -449,7 +592,7 @@ async def _run_tree(
         health = HealthService()
         chat = service_from_descriptor(
             agent_pb2.DESCRIPTOR.services_by_name["Agent"],
-            {"StreamChat": make_stream_chat_handler(sessions, deps)},
+            {"StreamChat": make_stream_chat_handler(sessions, deps, auth=auth)},
         )
         grpc_server = await system.spawn(
             ActorSpec(

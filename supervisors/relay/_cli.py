@@ -13,9 +13,10 @@ from pathlib import Path
 import attrs
 import trio
 
+from actors.redaction import install_log_redaction
 from actors.relay import KeyFileError
 from supervisors._config import ConfigError, load_config
-from supervisors._process import tune_gc
+from supervisors._process import startup_error, tune_gc
 from supervisors.tls import TlsConfigError
 
 from ._config import RelayConfig, check_config
@@ -37,6 +38,10 @@ def _parser() -> argparse.ArgumentParser:
         "--ready-file", type=Path, help="write the bound addresses here as JSON once serving"
     )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    parser.add_argument(
+        "--shard-id",
+        help="this shard's id, overriding shard_id in the file (a StatefulSet passes its pod name)",
+    )
     return parser
 
 
@@ -65,13 +70,21 @@ def relay_main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_log_redaction()  # every record, and tracebacks, redacted before output
     tune_gc()
     try:
-        config = load_config(RelayConfig, args.config)
+        overrides = {"shard_id": args.shard_id} if args.shard_id else None
+        config = load_config(RelayConfig, args.config, overrides=overrides)
         check_config(config)
         trio.run(_serve, config, args.ready_file)
     except (ConfigError, ValueError, KeyFileError, TlsConfigError) as exc:
         print(f"zl relay: {exc}", file=sys.stderr)
+        return 2
+    except BaseExceptionGroup as group:
+        cause = startup_error(group, (ValueError, KeyFileError, TlsConfigError, OSError))
+        if cause is None:
+            raise
+        print(f"zl relay: {cause}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

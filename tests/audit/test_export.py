@@ -12,6 +12,7 @@ import trio
 
 from actors.audit import load_export_cursor, verify_audit
 from supervisors.host import AuditSection, HostConfig, ToolsSection
+from tests._policy import bearer, caller_token, with_metadata
 from tests.host.conftest import (
     Conversation,
     host_config,
@@ -32,7 +33,7 @@ def _lines(path: Path) -> list[str]:
 
 async def _chat(target: str, turns: int) -> None:
     def talk() -> None:
-        with grpc.insecure_channel(target) as channel:
+        with with_metadata(grpc.insecure_channel(target), bearer(caller_token())) as channel:
             conversation = Conversation(channel)
             conversation.send(start_request())
             conversation.next_event()

@@ -11,6 +11,7 @@ import trio
 from actors.relay import Shard, shard_for
 from actors.tools import ToolInvocation
 from supervisors.relay import ShardSection
+from tests._policy import permissive_bundle
 from tests.relay._support import (
     DEADLINE_S,
     LEGACY_SERVER,
@@ -44,6 +45,7 @@ def sleep_call(seconds: float) -> ToolInvocation:
         arguments={"seconds": seconds},
         timeout_s=seconds,
         max_bytes=65536,
+        policy=permissive_bundle(TENANT),
     )
 
 

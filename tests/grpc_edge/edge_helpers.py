@@ -237,7 +237,13 @@ class RawH2Client:
         if data:
             await self.sock.send_all(data)
 
-    async def open_call(self, *, timeout: str | None = None, path: str = STREAM_CHAT) -> int:
+    async def open_call(
+        self,
+        *,
+        timeout: str | None = None,
+        path: str = STREAM_CHAT,
+        metadata: tuple[tuple[str, str], ...] = (),
+    ) -> int:
         stream_id: int = self.h2.get_next_available_stream_id()
         headers = [
             (":method", "POST"),
@@ -249,6 +255,7 @@ class RawH2Client:
         ]
         if timeout is not None:
             headers.append(("grpc-timeout", timeout))
+        headers.extend(metadata)
         self.h2.send_headers(stream_id, headers)
         await self.flush()
         return stream_id

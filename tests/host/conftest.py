@@ -17,6 +17,7 @@ from contracts.generated import agent_pb2
 from supervisors.chat_client import stream_chat
 from supervisors.host import (
     AuditSection,
+    AuthSection,
     DebugSection,
     GrpcSection,
     HostAddresses,
@@ -26,6 +27,7 @@ from supervisors.host import (
     SessionsSection,
     run_host,
 )
+from tests._policy import bearer, caller_public_key, caller_token, make_test_policy, with_metadata
 
 # Bound on any one step, so that a regression fails instead of hanging.
 STEP_S = 20.0
@@ -43,12 +45,17 @@ class RunningHost:
         host = "localhost" if self.addresses.tls else "127.0.0.1"
         return f"{host}:{self.addresses.grpc_port}"
 
-    def channel(self) -> grpc.Channel:
+    def channel(self, *, token: str | None = None, anonymous: bool = False) -> grpc.Channel:
+        """A grpcio channel whose calls carry a caller token (for acme/u1, any device)."""
         if self.addresses.tls:
             assert self.addresses.ca_cert is not None
             creds = grpc.ssl_channel_credentials(Path(self.addresses.ca_cert).read_bytes())
-            return grpc.secure_channel(self.target, creds)
-        return grpc.insecure_channel(self.target)
+            channel = grpc.secure_channel(self.target, creds)
+        else:
+            channel = grpc.insecure_channel(self.target)
+        if anonymous:
+            return channel
+        return with_metadata(channel, bearer(token or caller_token()))
 
     async def tree(self) -> dict[str, Any]:
         assert self.addresses.debug_url is not None
@@ -71,7 +78,12 @@ def host_config(tmp_path: Path, *, tls: bool, **sections: Any) -> HostConfig:
         insecure_dev_plaintext=not tls,
         shutdown_grace_s=2.0,
     )
+    tools = sections.get("tools")
+    if tools is not None and tools.mode != "none" and "policy" not in sections:
+        # Deny by default: tools run under a signed (permissive) bundle for the test tenant.
+        sections["policy"] = make_test_policy(tmp_path).section()
     return HostConfig(
+        auth=sections.pop("auth", AuthSection(trusted_keys=[str(caller_public_key(tmp_path))])),
         grpc=sections.pop("grpc", grpc_section),
         debug=sections.pop("debug", DebugSection(port=0)),
         provider=sections.pop(

@@ -12,6 +12,7 @@ from pathlib import Path
 import trio
 
 from tests._grpcurl import grpcurl, parse_stream
+from tests._policy import caller_public_key, caller_token
 
 from .conftest import STEP_S, RunningHost
 
@@ -45,11 +46,20 @@ class TestGrpcurl:
         requests = "\n".join(
             json.dumps(r)
             for r in (
-                {"start_session": {"tenant": "acme", "user": "u"}},
+                {"start_session": {"tenant": "acme", "user": "u1"}},
                 {"user_message": {"text": "hello from grpcurl"}},
             )
         )
-        out = await grpcurl("-plaintext", "-d", requests, address, "zl.agent.v0.Agent/StreamChat")
+        authorization = f"authorization: Bearer {caller_token()}"
+        out = await grpcurl(
+            "-plaintext",
+            "-H",
+            authorization,
+            "-d",
+            requests,
+            address,
+            "zl.agent.v0.Agent/StreamChat",
+        )
         events = parse_stream(out)
         kinds = [next(k for k in e if k not in ("session_id", "turn_id", "seq")) for e in events]
         assert kinds[0] == "session_started"
@@ -93,7 +103,10 @@ class TestHostCommand:
             ZL_AUDIT__PATH=str(tmp_path / "audit.jsonl"),
             ZL_GRPC__DEV_CERTS_DIR=str(tmp_path / "certs"),
             ZL_PROVIDER__MOCK__TOKENS_PER_S="500",
+            ZL_AUTH__TRUSTED_KEYS=str(caller_public_key(tmp_path)),
         )
+        token_file = tmp_path / "caller.jwt"
+        token_file.write_text(caller_token(tenant="dev-tenant", user="dev-user"))
         host = subprocess.Popen(
             [sys.executable, "-m", "supervisors", "host", "--ready-file", str(ready)],
             env=env,
@@ -116,6 +129,8 @@ class TestHostCommand:
                     f"localhost:{addresses['grpc_port']}",
                     "--ca",
                     addresses["ca_cert"],
+                    "--token-file",
+                    str(token_file),
                     "first message",
                     "second message",
                 )
@@ -152,13 +167,30 @@ class TestDemo:
         assert "starting the host" in out
         assert 'zl> You said: "Hello, Zero Latency!".' in out
         assert "[done: stop;" in out
-        assert '[tool fs.read@1.0.0 {"path": "notes.txt"' in out
+        assert '[tool fs.read@1.0.0 on local {"path": "notes.txt"' in out
         assert "[tool ok " in out
         assert "It says: Zero Latency read this file through fs.read" in out
         assert "tool.receipt     fs.read@1.0.0" in out
         assert ": ok in " in out
+        assert "policy demo-policy r1 allow by read-notes" in out
+        # The read outside the path allow-list is denied, the model says why, and it has a
+        # receipt too.
+        assert '[tool fs.read@1.0.0 on local {"path": "secret.txt"}]' in out
+        assert "[tool denied: tool.denied:" in out
+        assert "I could not read it (tool.denied)" in out
+        assert ": denied tool.denied in " in out
+        assert "policy demo-policy r1 deny by default-deny" in out
+        assert "outside the policy's path allow-list" not in out, "the secret is never read"
         assert "OK " in out
-        assert "tool.receipt 1" in out
+        assert "tool.receipt 2" in out
         assert "host [supervisor:Supervisor] running" in out
+        assert "policy_cache [actor:PolicyCache] running" in out
         assert "mcp_server [actor:McpStdioClient] running" in out
         assert "stopping the host" in out
+        # The BFF in front of the host: one turn over HTTPS/SSE, then the page's URL.
+        assert "starting the BFF" in out
+        assert "tool.call.started id 2: fs.read" in out
+        assert ": ok, receipt rcpt_" in out
+        assert "assistant.done id " in out
+        assert "https://localhost:" in out
+        assert "/#token=ey" in out

@@ -14,6 +14,7 @@ import trio.testing
 from actors.provider import CompletionRequest, ProviderEventSink, ScriptedMockProvider
 from contracts.generated import agent_pb2
 from supervisors.host import MockSection, ProviderSection, SessionsSection, run_host
+from tests._policy import bearer, caller_token
 from tests.grpc_edge.edge_helpers import RawH2Client
 
 from .conftest import (
@@ -123,7 +124,7 @@ class TestDisconnect:
 
     async def test_dropped_connection_stops_the_session(self, plaintext_host: RunningHost) -> None:
         async with await RawH2Client.connect(plaintext_host.addresses.grpc_port) as client:
-            stream_id = await client.open_call()
+            stream_id = await client.open_call(metadata=bearer(caller_token()))
             payload = start_request().SerializeToString()
             await client.send_message(stream_id, payload)
             await client.send_message(stream_id, say("hello").SerializeToString())
@@ -139,7 +140,7 @@ class TestBackPressure:
         async with trio.open_nursery() as nursery:
             host = await start_host(nursery, host_config(tmp_path, tls=False, provider=fast))
             async with await RawH2Client.connect(host.addresses.grpc_port) as client:
-                stream_id = await client.open_call()
+                stream_id = await client.open_call(metadata=bearer(caller_token()))
                 await client.send_message(stream_id, start_request().SerializeToString())
                 await client.send_message(stream_id, say("go").SerializeToString())
                 # Never read: the client's HTTP/2 window (64 KiB) fills, then the edge's send
@@ -166,10 +167,16 @@ class TestBackPressure:
         async with trio.open_nursery() as nursery:
             host = await start_host(nursery, host_config(tmp_path, tls=False, provider=fast))
             async with await RawH2Client.connect(host.addresses.grpc_port) as client:
-                stream_id = await client.open_call()
+                stream_id = await client.open_call(metadata=bearer(caller_token()))
                 await client.send_message(stream_id, start_request().SerializeToString())
                 await client.send_message(stream_id, say("go").SerializeToString(), end=True)
-                await trio.sleep(0.5)
+                # Not reading until the model has streamed all it can (a fixed sleep is not
+                # enough on a busy machine: the turn may not have begun).
+                streamed = -1
+                with trio.fail_after(STEP_S):
+                    while streamed <= 0 or host.provider.tokens_streamed != streamed:
+                        streamed = host.provider.tokens_streamed
+                        await trio.sleep(0.3)
                 await client.wait_trailers(stream_id)
             events = decode_events(client.data[stream_id])
             deltas = [e for e in events if kind(e) == "assistant_delta"]

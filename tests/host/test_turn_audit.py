@@ -52,8 +52,8 @@ class TestTurnRecords:
         )
         seen: dict[str, list[dict[str, Any]]] = {}
 
-        def talk(target: str) -> list[Any]:
-            with grpc.insecure_channel(target) as channel:
+        def talk(channel: grpc.Channel) -> list[Any]:
+            with channel:
                 chat = Conversation(channel)
                 chat.send(start_request())
                 session_id = chat.next_event().session_started.session_id
@@ -83,7 +83,7 @@ class TestTurnRecords:
 
         async with trio.open_nursery() as nursery:
             host = await start_host(nursery, config)
-            session_id, done, cancelled, error = await in_thread(talk, host.target)
+            session_id, done, cancelled, error = await in_thread(talk, host.channel())
             host.shutdown.set()
         answer = seen["answer"][-1]
         assert len(seen["answer"]) == 1
@@ -95,7 +95,8 @@ class TestTurnRecords:
         assert answer["finish_reason"] == done.assistant_done.finish_reason == "stop"
         assert answer["usage"]["output_tokens"] == done.assistant_done.usage.output_tokens
         assert answer["receipt_ids"] == []
-        assert answer["policy_revision"] is None
+        assert answer["policy_id"] == "test-policy"
+        assert answer["policy_revision"] == 1
         assert answer["audit_id"].startswith("turn_")
         tool = seen["tool"][-1]
         assert len(seen["tool"]) == 2

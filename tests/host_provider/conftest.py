@@ -23,6 +23,7 @@ from supervisors.host._provider import (
     UpstreamSection,
     open_host_provider,
 )
+from tests._policy import bearer, caller_token, with_metadata
 from tests.host.conftest import host_config
 
 FAKE_MODEL = "fake-model"
@@ -63,7 +64,8 @@ class ProviderHost:
     upstream: FakeUpstream
 
     def channel(self) -> grpc.Channel:
-        return grpc.insecure_channel(f"127.0.0.1:{self.addresses.grpc_port}")
+        channel = grpc.insecure_channel(f"127.0.0.1:{self.addresses.grpc_port}")
+        return with_metadata(channel, bearer(caller_token()))
 
     async def debug_text(self) -> str:
         assert self.addresses.debug_url is not None

@@ -12,6 +12,7 @@ import trio
 from actors.provider.fake_upstream import Script, ScriptedToolCall, open_fake_upstream
 from supervisors.host import AuditSection, HostAddresses, ToolsSection, run_host
 from supervisors.host._provider import open_host_provider
+from tests._policy import bearer, caller_token, with_metadata
 from tests.host.conftest import Conversation, host_config, in_thread, kind, say, start_request
 
 from .conftest import provider_section
@@ -47,7 +48,10 @@ class TestToolCallThroughTheAdapter:
                     )
                 )
 
-                with grpc.insecure_channel(f"127.0.0.1:{addresses.grpc_port}") as channel:
+                with with_metadata(
+                    grpc.insecure_channel(f"127.0.0.1:{addresses.grpc_port}"),
+                    bearer(caller_token()),
+                ) as channel:
                     talk = Conversation(channel)
                     talk.send(start_request())
                     await in_thread(talk.next_event)

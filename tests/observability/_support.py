@@ -30,6 +30,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
 
+from tests._policy import caller_public_key, make_test_policy
 from tests.relay._support import Bridge, Env, make_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -291,6 +292,7 @@ def start_stack(tmp: Path, *, host_env: dict[str, str] | None = None) -> Stack:
         stack.processes.append(relay)
         token = tmp / "host.jwt"
         token.write_text(env.host_token(TENANT))
+        policy = make_test_policy(tmp)  # a permissive signed bundle for the tenant
         root = tmp / "device-files"
         root.mkdir()
         (root / "notes.txt").write_text(NOTES)
@@ -310,6 +312,11 @@ def start_stack(tmp: Path, *, host_env: dict[str, str] | None = None) -> Stack:
             "ZL_TELEMETRY__OTLP_ENDPOINT": otlp.url,
             "ZL_TELEMETRY__METRIC_INTERVAL_S": "1",
             "ZL_TELEMETRY__SAMPLE_INTERVAL_S": "0.5",
+            "ZL_AUTH__TRUSTED_KEYS": str(caller_public_key(tmp)),
+            "ZL_POLICY__SOURCE": policy.source,
+            "ZL_POLICY__TRUSTED_KEYS": str(policy.public_key),
+            "ZL_POLICY__STATE_DIR": str(policy.state_dir),
+            "ZL_POLICY__CLOCK_SKEW_S": "0",
             "ZL_AUDIT__EXPORT_ENDPOINT": otlp.url,
             "ZL_AUDIT__EXPORT_INTERVAL_S": "0.2",
             "ZL_PROVIDER__MOCK__FIRST_TOKEN_DELAY_MS": "5",

@@ -15,6 +15,7 @@ import pytest
 
 from actors.telemetry import new_traceparent
 from contracts.generated import agent_pb2
+from tests._policy import bearer, caller_token
 from tests.host.conftest import Conversation, cancel, kind, say
 
 from ._support import (
@@ -45,7 +46,8 @@ def _scrape(base: str) -> str:
 def _chat(stack: Stack) -> Chat:
     traceparent = new_traceparent()
     with grpc.insecure_channel(stack.host_grpc) as channel:
-        talk = Conversation(channel, timeout_s=60, metadata=(("traceparent", str(traceparent)),))
+        metadata = (("traceparent", str(traceparent)), *bearer(caller_token()))
+        talk = Conversation(channel, timeout_s=60, metadata=metadata)
         talk.send(
             agent_pb2.ChatRequest(
                 start_session=agent_pb2.StartSession(tenant=TENANT, user="u1", device_id=DEVICE)

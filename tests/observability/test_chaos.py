@@ -3,9 +3,9 @@ relay and a device bridge (a real subprocess, killed and restarted now and then)
 tool call ending a random way; afterwards the signed audit holds exactly one receipt per
 call that started and one turn record per turn, and ``zl audit verify --key`` passes.
 
-Outcomes: ok, timeout (the MCP server never answers), server crash (it exits mid-call),
-bridge killed (``kill -9`` mid-call, then a new bridge), cancel (the client cancels the
-turn mid-call). A policy denial needs the policy engine and is not among them yet.
+Outcomes: ok, denied (the tenant's signed policy allows no such path), timeout (the MCP
+server never answers), server crash (it exits mid-call), bridge killed (``kill -9``
+mid-call, then a new bridge), cancel (the client cancels the turn mid-call).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from actors.audit import audit_main
 from actors.relay import generate_signing_key, save_private_key, save_public_key
 from contracts.generated import agent_pb2
 from supervisors.host import AuditSection, SessionsSection, ToolsSection
+from tests._policy import bearer, caller_token, make_test_policy
 from tests.host.conftest import Conversation, cancel, host_config, kind, say, start_host
 from tests.relay._support import HEARTBEAT_S, Bridge, Env, make_env, start_relay
 
@@ -34,8 +35,27 @@ TENANT = "acme"
 DEVICE = "laptop-chaos"
 SESSIONS = 8
 TURNS_PER_SESSION = 25
-OUTCOMES = {"ok": 30, "timeout": 20, "crash": 20, "cancel": 22, "bridge": 8}
-PATHS = {"ok": "notes.txt", "timeout": "hang", "crash": "crash", "cancel": "hang", "bridge": "hang"}
+OUTCOMES = {"ok": 26, "denied": 14, "timeout": 18, "crash": 16, "cancel": 18, "bridge": 8}
+PATHS = {
+    "ok": "notes.txt",
+    "denied": "secret.key",
+    "timeout": "hang",
+    "crash": "crash",
+    "cancel": "hang",
+    "bridge": "hang",
+}
+#: The tenant's policy: fs.read of these paths only (anything else is denied, and never
+#: reaches the device).
+CHAOS_RULES = (
+    {
+        "id": "chaos-reads",
+        "tool": "fs.read",
+        "versions": "*",
+        "effect": "allow",
+        "devices": ["*"],
+        "paths": ["notes.txt", "hang", "crash"],
+    },
+)
 TOOL_TIMEOUT_MS = 400
 #: A new bridge process connects within this.
 CONNECT_S = 60.0
@@ -92,7 +112,7 @@ def run_session(target: str, device: Device, seed: int) -> dict[str, Any]:
     turns: list[str] = []
     outcomes: collections.Counter[str] = collections.Counter()
     with grpc.insecure_channel(target) as channel:
-        talk = Conversation(channel, timeout_s=240)
+        talk = Conversation(channel, timeout_s=240, metadata=bearer(caller_token()))
         talk.send(
             agent_pb2.ChatRequest(
                 start_session=agent_pb2.StartSession(tenant=TENANT, user="u1", device_id=DEVICE)
@@ -136,6 +156,8 @@ class TestEveryCallHasAReceipt:
         token = tmp_path / "host.jwt"
         token.write_text(env.host_token(TENANT))
         audit = tmp_path / "audit.jsonl"
+        policy = make_test_policy(tmp_path)
+        policy.write(TENANT, rules=CHAOS_RULES)
         config = host_config(
             tmp_path,
             tls=False,
@@ -148,6 +170,7 @@ class TestEveryCallHasAReceipt:
                 timeout_ms=TOOL_TIMEOUT_MS,
             ),
             audit=AuditSection(path=str(audit), signing_key=str(private), checkpoint_every=50),
+            policy=policy.section(),
             sessions=SessionsSection(stop_grace_s=5.0),
         )
         results: list[dict[str, Any]] = []
@@ -193,6 +216,7 @@ class TestEveryCallHasAReceipt:
         assert {rid for s in summaries for rid in s["receipt_ids"]} == receipt_ids
         by_outcome = collections.Counter(r["outcome"] for r in receipts)
         codes = collections.Counter(r["error_code"] for r in receipts)
-        assert {"ok", "timeout", "cancelled", "error"} <= set(by_outcome), codes
+        assert {"ok", "denied", "timeout", "cancelled", "error"} <= set(by_outcome), codes
+        assert codes["tool.denied"] >= 2, codes
         assert codes["relay.device_offline"] >= 2, codes  # bridge kills cost calls in flight
         assert audit_main(["verify", str(audit), "--key", str(public)]) == 0

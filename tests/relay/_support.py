@@ -29,6 +29,7 @@ from supervisors.relay import (
     run_relay,
 )
 from supervisors.tls import ALPN_HTTP1, client_ssl_context, generate_dev_certs
+from tests._policy import control_plane_key, public_key_file
 from zl_actors import Backoff, SupervisorSpec, open_actor_system
 
 REPO = Path(__file__).resolve().parents[2]
@@ -170,7 +171,7 @@ async def dial(env: Env, url: str, token: str | None) -> AsyncIterator[WebSocket
 
 
 class Bridge:
-    """A ``zl-bridge`` subprocess (``python -m supervisors.bridge``).
+    """A ``zl-bridge`` subprocess (``python -m supervisors.bridge``, or ``command``).
 
     ``status_out`` receives its status lines (stdout); they are not shown otherwise.
     """
@@ -184,15 +185,16 @@ class Bridge:
         *server: str,
         root: Path | None = None,
         status_out: Path | None = None,
-        extra: Sequence[str] = (),
+        command: Sequence[str] = (sys.executable, "-m", "supervisors.bridge"),
+        extra: tuple[str, ...] = (),
     ) -> None:
         token_file = env.tmp / f"{device_id}.jwt"
         token_file.write_text(env.device_token(tenant, device_id))
+        # Deny by default on the device too: calls must carry a bundle signed by this key.
+        policy_key = public_key_file(control_plane_key(), env.tmp / "keys" / "control-plane.pub")
         self.log = env.tmp / f"{device_id}-bridge.log"
         argv = [
-            sys.executable,
-            "-m",
-            "supervisors.bridge",
+            *command,
             "--relay",
             url,
             "--device-id",
@@ -207,10 +209,12 @@ class Bridge:
             "0.3",
             "--log-level",
             "INFO",
+            "--policy-key",
+            str(policy_key),
+            *extra,
         ]
         if root is not None:
             argv += ["--root", str(root)]
-        argv += list(extra)
         if server:
             argv += ["--", *server]
         with (

@@ -16,6 +16,7 @@ from actors.errors import ToolError
 from actors.relay import Shard, shard_for
 from actors.tools import ToolInvocation
 from actors.tools._relay_link import RelayToolLink
+from tests._policy import permissive_bundle
 
 from ._support import DEADLINE_S, HEARTBEAT_S, LEGACY_SERVER, Bridge, Env, open_link, start_relay
 
@@ -47,6 +48,7 @@ def call(
         arguments=args,
         timeout_s=timeout_s,
         max_bytes=65536,
+        policy=permissive_bundle(tenant),
     )
 
 

@@ -31,6 +31,7 @@ from actors.relay import (
 )
 from actors.tools import ToolInvocation
 from supervisors.relay import ShardSection
+from tests._policy import permissive_bundle
 
 from ._support import DEADLINE_S, HEARTBEAT_S, MAX_BYTES, Env, dial, open_link, start_relay
 
@@ -129,6 +130,7 @@ def fs_read(call_id: str) -> ToolInvocation:
         arguments={"path": "hello.txt"},
         timeout_s=5.0,
         max_bytes=4096,
+        policy=permissive_bundle(TENANT),
     )
 
 

@@ -14,6 +14,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from actors.provider import ScriptedMockProvider
 from actors.telemetry import Telemetry, TelemetryConfig
 from supervisors.host import HostAddresses, run_host
+from tests._policy import bearer, caller_token, with_metadata
 from tests.host.conftest import Conversation, in_thread, kind, say
 from tests.relay._support import HEARTBEAT_S, Bridge, make_env, start_relay
 
@@ -89,7 +90,10 @@ class TestRttMetricThroughTheRelay:
         """Tool turns until the histogram has a point (or ``MAX_EXTRA_TURNS`` more turns)."""
         assert addresses.ca_cert is not None
         creds = grpc.ssl_channel_credentials(Path(addresses.ca_cert).read_bytes())
-        with grpc.secure_channel(f"localhost:{addresses.grpc_port}", creds) as channel:
+        channel = with_metadata(
+            grpc.secure_channel(f"localhost:{addresses.grpc_port}", creds), bearer(caller_token())
+        )
+        with channel:
             talk = Conversation(channel)
             talk.send(start_for(DEVICE))
             await in_thread(talk.next_event)

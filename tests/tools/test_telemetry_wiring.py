@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from actors.telemetry import Telemetry, TelemetryConfig
 from supervisors.host import AuditSection, HostAddresses, ToolsSection, run_host
+from tests._policy import bearer, caller_token, with_metadata
 from tests.host.conftest import Conversation, host_config, in_thread, kind, say, start_request
 
 
@@ -53,7 +54,9 @@ class TestHostTelemetry:
                 )
             )
 
-            with grpc.insecure_channel(f"127.0.0.1:{addresses.grpc_port}") as channel:
+            with with_metadata(
+                grpc.insecure_channel(f"127.0.0.1:{addresses.grpc_port}"), bearer(caller_token())
+            ) as channel:
                 talk = Conversation(channel)
                 talk.send(start_request())
                 await in_thread(talk.next_event)

@@ -7,10 +7,14 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import trio
 
-from actors.telemetry import Exporter, Telemetry, TelemetryConfig, TelemetryConfigError
+from actors.redaction import install_log_redaction
+
+if TYPE_CHECKING:
+    from actors.telemetry import Telemetry
 
 from ._server import MAX_CONCURRENT_READS, FsServer, ServerStopped
 from ._tool import RootSet
@@ -61,14 +65,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=args.log_level,
         format="%(asctime)s %(levelname)s zl-mcp-fs %(message)s",
     )
+    install_log_redaction()  # every record, and tracebacks, redacted before output
     # stdout carries protocol lines only; a stray print must not corrupt it.
     sys.stdout = sys.stderr
     for root in args.roots:
         if not os.path.isdir(root):
             print(f"zl-mcp-fs: root is not a directory: {root}", file=sys.stderr)
             return 2
-    telemetry = None
+    telemetry: Telemetry | None = None
     if args.otlp_endpoint:
+        try:
+            from actors.telemetry import Exporter, Telemetry, TelemetryConfig, TelemetryConfigError
+        except ImportError:
+            print(
+                "zl-mcp-fs: --otlp-endpoint needs OpenTelemetry (the full zero-latency "
+                "distribution, or zero-latency-bridge[telemetry])",
+                file=sys.stderr,
+            )
+            return 2
         try:
             telemetry = Telemetry.from_config(
                 TelemetryConfig(

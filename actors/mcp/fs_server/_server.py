@@ -20,18 +20,11 @@ import json
 import logging
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from actors.errors import ZlError
-from actors.telemetry import (
-    ATTR_AUDIT,
-    ATTR_ERROR_CODE,
-    ATTR_OUTCOME,
-    ATTR_TENANT,
-    Telemetry,
-)
 
 from .._eras import (
     AUDIT_ID_META_KEY,
@@ -58,6 +51,9 @@ from .._jsonrpc import (
     parse_message,
 )
 from ._tool import TOOL_NAME, RootSet, parse_args, read_file, tool_descriptor
+
+if TYPE_CHECKING:  # the lean bridge distribution ships without OpenTelemetry
+    from actors.telemetry import Telemetry
 
 logger = logging.getLogger("actors.mcp.fs_server")
 
@@ -106,6 +102,8 @@ def _meta_id(meta: Mapping[str, Any], key: str) -> str | None:
 
 def _span_attributes(meta: Mapping[str, Any]) -> dict[str, str]:
     """MCP's semantic conventions, plus the tenant and audit id the caller sent in ``_meta``."""
+    from actors.telemetry import ATTR_AUDIT, ATTR_TENANT  # only with telemetry (see _main)
+
     attributes = {"mcp.method.name": "tools/call", "gen_ai.tool.name": TOOL_NAME}
     for attribute, key in ((ATTR_TENANT, TENANT_META_KEY), (ATTR_AUDIT, AUDIT_ID_META_KEY)):
         value = _meta_id(meta, key)
@@ -305,6 +303,8 @@ class FsServer:
         if telemetry is None:
             await self._call(request, admitted, scope, out)
             return
+        from actors.telemetry import ATTR_ERROR_CODE, ATTR_OUTCOME
+
         traceparent = _traceparent(admitted.meta)
         with telemetry.hop_span(
             f"tools/call {TOOL_NAME}",

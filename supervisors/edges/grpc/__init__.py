@@ -1,9 +1,18 @@
 """The gRPC edge: a gRPC-over-HTTP/2 server on Trio, with health and reflection.
 
 All gRPC serving in the project goes through this package (see ``_server.py`` for why it
-is built on ``h2`` rather than on purerpc's server loop).
+is built on ``h2`` rather than on purerpc's server loop), and so do the BFF's calls to the
+host (``open_grpc_channel``: a client on Trio and ``h2``, see ``_client.py``).
 """
 
+from ._client import ClientConnection as ClientConnection
+from ._client import GrpcChannel as GrpcChannel
+from ._client import GrpcClientConfig as GrpcClientConfig
+from ._client import open_grpc_channel as open_grpc_channel
+from ._client_errors import CallError as CallError
+from ._client_errors import ConnectError as ConnectError
+from ._client_errors import GrpcClientError as GrpcClientError
+from ._client_stream import ClientStream as ClientStream
 from ._config import GrpcServerConfig as GrpcServerConfig
 from ._errors import BadMessage as BadMessage
 from ._errors import BindError as BindError
@@ -31,8 +40,15 @@ __all__ = [
     "OVERALL",
     "BadMessage",
     "BindError",
+    "CallError",
+    "ClientConnection",
+    "ClientStream",
     "ConfigError",
+    "ConnectError",
     "EndOfStream",
+    "GrpcChannel",
+    "GrpcClientConfig",
+    "GrpcClientError",
     "GrpcEdgeError",
     "GrpcServerConfig",
     "GrpcServerHandle",
@@ -47,6 +63,7 @@ __all__ = [
     "StreamClosed",
     "StreamHandler",
     "StreamReset",
+    "open_grpc_channel",
     "serve_grpc",
     "service_from_descriptor",
     "unary_handler",

@@ -1,6 +1,6 @@
 """``serve_grpc``: the gRPC server of the host, on Trio and ``h2``.
 
-Why not purerpc's server: every defect measured in purerpc 0.8.0 (ARCHITECTURE.md) lives in
+Why not purerpc's server: every defect measured in purerpc 0.8.0 (docs/architecture.md) lives in
 its server loop (``purerpc.server.ConnectionHandler`` and ``purerpc.grpc_socket``): it drops
 h2's StreamReset and end-of-connection instead of waking the handler, queues inbound messages
 in an unbounded channel while granting a 2**30-byte connection window, binds all interfaces
