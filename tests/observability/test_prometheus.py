@@ -39,6 +39,7 @@ ROADMAP = {
     "model time to first chunk": "gen_ai_client_operation_time_to_first_chunk_seconds_count > 0",
     "bridge calls": 'zl_bridge_calls_total{job="zl-bridge",outcome="ok"} > 0',
     "bridge connected": 'zl_bridge_connected{job="zl-bridge"} == 1',
+    "policy bundle age": "zl_policy_bundle_age_seconds_count > 0",
 }
 
 
