@@ -25,6 +25,7 @@ from actors.redaction import RedactionSettings, TenantRedaction
 from actors.telemetry import Telemetry, TelemetryConfig
 from supervisors.host import AuditSection, HostAddresses, ToolsSection, run_host
 from supervisors.host._provider import open_host_provider
+from tests._policy import bearer, caller_token, with_metadata
 from tests.host.conftest import Conversation, host_config, in_thread, kind, say, start_request
 from tests.host_provider.conftest import provider_section
 
@@ -73,8 +74,10 @@ class Host:
     upstream: FakeUpstream
     metrics: InMemoryMetricReader
 
-    def channel(self) -> grpc.Channel:
-        return grpc.insecure_channel(f"127.0.0.1:{self.addresses.grpc_port}")
+    def channel(self, tenant: str = "acme") -> grpc.Channel:
+        """A channel whose calls carry a caller token for ``tenant`` (the host checks one)."""
+        channel = grpc.insecure_channel(f"127.0.0.1:{self.addresses.grpc_port}")
+        return with_metadata(channel, bearer(caller_token(tenant)))
 
     def redaction_counts(self) -> dict[tuple[str, str], int]:
         """``zl.redaction.count`` by (class, site), as the metric reader sees it."""
@@ -131,7 +134,7 @@ async def open_host(
 
 async def chat(host: Host, *texts: str, tenant: str = "acme", **limits: int) -> list[Any]:
     """One session: each text is a turn; every event the client received."""
-    with host.channel() as channel:
+    with host.channel(tenant) as channel:
         talk = Conversation(channel)
         talk.send(start_request(tenant, **limits))
         await in_thread(talk.next_event)
