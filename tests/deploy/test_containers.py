@@ -24,6 +24,13 @@ import attrs
 import pytest
 
 from actors.audit import verify_audit
+from tests._policy import (
+    caller_key,
+    caller_token,
+    control_plane_key,
+    public_key_file,
+    write_bundle,
+)
 from tests.relay._support import Bridge, Env, make_env
 
 from .conftest import BIN, REPO, LeanBridge
@@ -222,6 +229,10 @@ class TestContainers:
     ) -> None:
         env = make_env(tmp_path, n_shards=1)
         folder = secrets(env, tmp_path)
+        # Who may call the host, and the tenant's signed policy (deny by default).
+        public_key_file(caller_key(), folder / "caller.pub")
+        public_key_file(control_plane_key(), folder / "control-plane.pub")
+        write_bundle(folder / "policy", TENANT)
         (tmp_path / "relay.toml").write_text(RELAY_TOML)
         (tmp_path / "host.toml").write_text(HOST_TOML)
         state = tmp_path / "state"
@@ -259,6 +270,12 @@ class TestContainers:
             "ZL_TOOLS__RELAY_TOKEN_FILE=/etc/zl/secrets/host.jwt",
             "--env",
             "ZL_TOOLS__RELAY_CA=/etc/zl/secrets/ca.crt",
+            "--env",
+            "ZL_AUTH__TRUSTED_KEYS=/etc/zl/secrets/caller.pub",
+            "--env",
+            "ZL_POLICY__TRUSTED_KEYS=/etc/zl/secrets/control-plane.pub",
+            "--env",
+            "ZL_POLICY__SOURCE=file:/etc/zl/secrets/policy/{tenant}.jws",
         )
         port = int(host.wait_log(r"serving gRPC on 127\.0\.0\.1:(\d+) \(TLS\)").group(1))
         host_ready_s = time.monotonic() - host.started_at
@@ -280,8 +297,10 @@ class TestContainers:
             env, device_url, TENANT, DEVICE, root=root, command=(str(lean_bridge.zl_bridge),)
         )
         try:
+            token = tmp_path / "caller.jwt"
+            token.write_text(caller_token(TENANT, devices=(DEVICE,)))
             chat = wait_for(
-                "a chat whose model reads notes.txt", lambda: chat_once(env, port), STEP_S
+                "a chat whose model reads notes.txt", lambda: chat_once(env, port, token), STEP_S
             )
         finally:
             bridge.stop()
@@ -324,7 +343,7 @@ class TestContainers:
         )
 
 
-def chat_once(env: Env, port: int) -> str | None:
+def chat_once(env: Env, port: int, token: Path) -> str | None:
     """One ``zl chat`` turn; its output once the model used the device's tool, else None."""
     out = subprocess.run(
         [
@@ -338,6 +357,10 @@ def chat_once(env: Env, port: int) -> str | None:
             TENANT,
             "--device",
             DEVICE,
+            "--user",
+            "u1",
+            "--token-file",
+            str(token),
             "read notes.txt",
         ],
         capture_output=True,
