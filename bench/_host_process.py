@@ -50,6 +50,28 @@ class HostProcess:
 
 
 @contextmanager
+def otlp_sink(*, cpus: set[int] | None = None) -> Iterator[str]:
+    """An OTLP/HTTP sink (bench._otlp_sink) in its own process; yields its base URL."""
+    with tempfile.TemporaryDirectory(prefix="zl-bench-") as scratch:
+        port_file = Path(scratch) / "port"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench._otlp_sink", "--port-file", str(port_file)],
+            stdout=subprocess.DEVNULL,
+            preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
+        )
+        try:
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while not (port_file.exists() and port_file.stat().st_size):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the OTLP sink did not start")
+                time.sleep(0.05)
+            yield f"http://127.0.0.1:{int(port_file.read_text())}"
+        finally:
+            process.terminate()
+            process.wait(timeout=EXIT_TIMEOUT_S)
+
+
+@contextmanager
 def baseline_process(
     *, first_token_delay_ms: float, tokens_per_s: float, answer_tokens: int, tls: bool = False
 ) -> Iterator[HostProcess]:
@@ -104,11 +126,14 @@ def baseline_process(
 
 
 @contextmanager
-def host_process(settings: dict[str, str], *, tls: bool = False) -> Iterator[HostProcess]:
+def host_process(
+    settings: dict[str, str], *, tls: bool = False, cpus: set[int] | None = None
+) -> Iterator[HostProcess]:
     """A loopback host configured by ``ZL_*`` settings; stopped with SIGTERM.
 
     Plaintext gRPC unless ``tls``: then the host serves TLS with development certificates
     made in a scratch folder, and ``HostProcess.ca_cert`` is the CA a client must trust.
+    ``cpus`` pins the host (every thread it will ever start) to those cores.
     """
     with tempfile.TemporaryDirectory(prefix="zl-bench-") as scratch:
         ready = Path(scratch) / "ready.json"
@@ -132,7 +157,7 @@ def host_process(settings: dict[str, str], *, tls: bool = False) -> Iterator[Hos
             **transport,
             **settings,
         )
-        with zl_process("host", env, ready) as (pid, addresses):
+        with zl_process("host", env, ready, cpus=cpus) as (pid, addresses):
             yield HostProcess(
                 pid=pid,
                 grpc_port=addresses["grpc_port"],
@@ -145,9 +170,11 @@ def host_process(settings: dict[str, str], *, tls: bool = False) -> Iterator[Hos
 
 @contextmanager
 def zl_process(
-    command: str, env: dict[str, str], ready: Path
+    command: str, env: dict[str, str], ready: Path, *, cpus: set[int] | None = None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """``zl COMMAND`` (host, bff) with ``env``: its pid and ready file once it serves.
+
+    ``cpus`` pins it (every thread it will ever start) to those cores.
 
     Stopped with SIGTERM at the end (killed if it has not drained within
     ``EXIT_TIMEOUT_S``).
@@ -164,6 +191,8 @@ def zl_process(
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        # Before exec, so that the interpreter and all its threads start on those cores.
+        preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
     )
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S

@@ -3,7 +3,9 @@
 ::
 
     host (one_for_one)
-    ├─ audit_writer    the append-only audit (tool receipts)
+    ├─ telemetry       samples sessions, mailboxes and breakers into gauges
+    ├─ audit_writer    the append-only audit (tool receipts, turn records, signed checkpoints)
+    ├─ audit_exporter  [audit.export_endpoint] ships the audit as OTLP logs from its cursor
     ├─ policy_cache    [tools on] each tenant's verified policy bundle, kept fresh
     ├─ mcp_server      [tools.mode = "stdio"] the local MCP server, restarted if it crashes
     ├─ tool_link       [tools.mode = "relay"] one connection actor per relay shard
@@ -30,7 +32,16 @@ from pathlib import Path
 import attrs
 import trio
 
-from actors.audit import AuditConfig, AuditMessage, AuditWriter, FsyncPolicy
+from actors.audit import (
+    Appended,
+    AuditConfig,
+    AuditExportConfig,
+    AuditExporter,
+    AuditMessage,
+    AuditWriter,
+    CheckpointSigner,
+    FsyncPolicy,
+)
 from actors.errors import PolicyError
 from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
 from actors.policy import (
@@ -45,7 +56,7 @@ from actors.policy import (
     load_state,
     policy_cache_keys,
 )
-from actors.provider import LlmProvider
+from actors.provider import BreakerState, LlmProvider
 from actors.redaction import (
     RedactionSettings,
     RedactionSettingsError,
@@ -56,7 +67,7 @@ from actors.redaction import (
 from actors.relay import KeyFileError, Shard
 from actors.session import Outbox, SessionContext, SessionDeps, ToolRunnerFactory
 from actors.session.tools import ToolRunner
-from actors.telemetry import Telemetry, TelemetryConfigError
+from actors.telemetry import Metrics, Telemetry, TelemetryConfigError, TelemetrySampler
 from actors.tools import (
     PolicyGate,
     SessionTools,
@@ -80,6 +91,7 @@ from supervisors.tls import (
 )
 from zl_actors import (
     ActorRef,
+    ActorSnapshot,
     ActorSpec,
     ActorSystem,
     Backoff,
@@ -91,7 +103,12 @@ from ._auth import CallerAuth
 from ._chat_edge import make_stream_chat_handler
 from ._config import HostConfig
 from ._edges import DebugHttpActor, DrainAndStop, GetAddress, GetBinding, GrpcServerActor
-from ._provider import check_provider_section, open_host_provider, provider_actor_spec
+from ._provider import (
+    ProviderStack,
+    check_provider_section,
+    open_host_provider,
+    provider_actor_spec,
+)
 
 log = logging.getLogger("zl.host")
 
@@ -131,6 +148,7 @@ def check_config(config: HostConfig) -> None:
             "(development only)"
         )
     check_provider_section(config.provider)
+    audit_signer(config)
     CallerAuth.from_config(config.auth)
     if section.client_ca and not (section.tls_cert or section.dev_certs_dir):
         raise ConfigError("grpc.client_ca: mutual TLS needs TLS (grpc.tls_cert or dev_certs_dir)")
@@ -255,6 +273,73 @@ def relay_link_settings(config: HostConfig) -> RelayLinkSettings:
         ssl_context=context,
         heartbeat_s=tools.relay_heartbeat_s,
     )
+
+
+def audit_signer(config: HostConfig) -> CheckpointSigner | None:
+    """The checkpoint signer of ``audit.signing_key``, if set.
+
+    Raises:
+        ConfigError: the key file cannot be used.
+    """
+    if not config.audit.signing_key:
+        return None
+    try:
+        return CheckpointSigner.from_file(config.audit.signing_key)
+    except KeyFileError as exc:
+        raise ConfigError(f"audit.signing_key: {exc}") from None
+
+
+class _AuditHead:
+    """The seq of the last record written (the exporter's pending count), and its metric."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.seq = -1
+
+    def written(self, appended: Appended) -> None:
+        self.seq = max(self.seq, appended.seq)
+        self.metrics.add_audit_records(appended.kind)
+
+
+def _exporter_spec(config: HostConfig, telemetry: Telemetry, head: _AuditHead) -> ActorSpec[None]:
+    section = config.audit
+    export = AuditExportConfig(
+        endpoint=section.export_endpoint,
+        audit_path=Path(section.path),
+        batch_records=section.export_batch_records,
+        interval_s=section.export_interval_s,
+        timeout_s=section.export_timeout_s,
+    )
+
+    def progress(pending: int, pending_bytes: int, exported: int) -> None:
+        telemetry.metrics.set_audit_pending(pending, pending_bytes)
+        if exported:
+            telemetry.metrics.add_audit_exported(exported)
+
+    return ActorSpec(
+        name="audit_exporter",
+        factory=lambda: AuditExporter(export, head_seq=lambda: head.seq, on_progress=progress),
+    )
+
+
+_BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+
+def breaker_sampler(stack: ProviderStack) -> Callable[[Metrics, ActorSnapshot], None]:
+    """Samples each upstream's breaker (the mock, which has none, reads as closed)."""
+
+    def sample(metrics: Metrics, tree: ActorSnapshot) -> None:
+        del tree
+        status = stack.status()
+        seen = set()
+        for breaker in status.breakers:
+            metrics.set_breaker_state(_BREAKER_GAUGE[breaker.state], upstream=breaker.name)
+            seen.add(breaker.name)
+        for name in status.chain:
+            if name not in seen:
+                metrics.set_breaker_state(0, upstream=name)
+
+    return sample
 
 
 def policy_config(config: HostConfig) -> PolicyCacheConfig | None:
@@ -499,10 +584,22 @@ async def _run_tree(
     auth: CallerAuth,
     task_status: trio.TaskStatus[HostAddresses],
 ) -> None:
+    signer = audit_signer(config)
+    head = _AuditHead(telemetry.metrics)
     async with (
         open_host_provider(config.provider) as provider_stack,
         open_actor_system("host", faults=config.debug.faults) as system,
     ):
+        await system.spawn(
+            ActorSpec(
+                name="telemetry",
+                factory=lambda: TelemetrySampler(
+                    telemetry.metrics,
+                    [breaker_sampler(provider_stack)],
+                    interval_s=config.telemetry.sample_interval_s,
+                ),
+            )
+        )
         audit = await system.spawn(
             ActorSpec(
                 name="audit_writer",
@@ -513,20 +610,25 @@ async def _run_tree(
                             every_records=config.audit.fsync_every_records,
                             every_s=config.audit.fsync_every_s,
                         ),
-                        on_written=lambda appended: telemetry.metrics.add_audit_records(
-                            appended.kind
-                        ),
+                        on_written=head.written,
+                        signer=signer,
+                        checkpoint_every=config.audit.checkpoint_every,
+                        checkpoint_every_s=config.audit.checkpoint_every_s,
                     )
                 ),
             )
         )
         tools = await _start_tools(system, config, audit, telemetry, redaction)
+        if config.audit.export_endpoint:
+            await system.spawn(_exporter_spec(config, telemetry, head))
         deps = SessionDeps(
             provider=provider if provider is not None else provider_stack.provider,
             limits=config.sessions.limit_policy(),
             default_model=config.provider.default_model,
             tool_runner_factory=None if tools is None else tools[0],
             telemetry=telemetry,
+            audit=audit,
+            provider_name=config.provider.kind,
             redaction=redaction,
             load_tenant=None if tools is None or not tools[1].enabled else tenant_loader(tools[1]),
             default_device=STDIO_DEVICE if config.tools.mode == "stdio" else "",
@@ -559,7 +661,10 @@ async def _run_tree(
         debug_url = None
         if config.debug.enabled:
             debug = await system.spawn(
-                ActorSpec(name="debug_http", factory=lambda: DebugHttpActor(config=debug_config))
+                ActorSpec(
+                    name="debug_http",
+                    factory=lambda: DebugHttpActor(config=debug_config, telemetry=telemetry),
+                )
             )
             debug_url = (await debug.ask(GetBinding())).url
         task_status.started(

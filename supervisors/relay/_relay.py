@@ -3,6 +3,7 @@
 ::
 
     relay (one_for_one)
+    ├─ telemetry         samples queue depth, calls in flight and devices into gauges
     ├─ router            the device registry; routes calls and cancels
     ├─ devices           one temporary DeviceConnection per connected bridge
     └─ hosts             one temporary HostConnection per connected host
@@ -36,7 +37,7 @@ from actors.relay import (
     verify_token,
 )
 from actors.relay._device_conn import DeviceConnection
-from actors.relay._host_conn import HostConnection
+from actors.relay._host_conn import HostConnection, RelayStats
 from actors.relay._router import Router
 from actors.relay._wire import (
     CLOSE_BAD_FRAME,
@@ -46,10 +47,12 @@ from actors.relay._wire import (
     close_with_error,
 )
 from actors.relay.messages import RouterMessage
+from actors.telemetry import Metrics, Sample, Telemetry, TelemetryConfigError, TelemetrySampler
 from supervisors.edges.debug_http import serve_debug_http
 from supervisors.tls import ALPN_HTTP1, server_ssl_context, warn_plaintext
 from zl_actors import (
     ActorRef,
+    ActorSnapshot,
     ActorSpec,
     Restart,
     SupervisorRef,
@@ -69,6 +72,8 @@ WS_CONNECT_TIMEOUT_S = 10.0
 WS_DISCONNECT_TIMEOUT_S = 2.0
 #: Grace for connection actors to close their sockets at shutdown.
 STOP_GRACE_S = 3.0
+#: Flushing the telemetry exporters at shutdown is bounded by this.
+TELEMETRY_CLOSE_TIMEOUT_S = 5.0
 
 
 @attrs.frozen(kw_only=True)
@@ -96,6 +101,8 @@ class _Relay:
     router: ActorRef[RouterMessage]
     devices: SupervisorRef
     hosts: SupervisorRef
+    telemetry: Telemetry
+    stats: RelayStats
     serial: itertools.count[int] = attrs.field(factory=itertools.count)
 
     async def _accept(self, request: WebSocketRequest, path: str) -> WebSocketConnection | None:
@@ -178,6 +185,8 @@ class _Relay:
                 local_shard_id=self.config.shard_id,
                 limits=self.config.limits,
                 done=done,
+                telemetry=self.telemetry,
+                stats=self.stats,
             ),
             restart=Restart.TEMPORARY,
         )
@@ -219,9 +228,27 @@ def _contexts(config: RelayConfig) -> tuple[ssl.SSLContext | None, ssl.SSLContex
     return device, host
 
 
+def relay_sampler(shard_id: str, stats: RelayStats) -> Sample:
+    """Samples the shard's calls in flight, queued frames and connected devices."""
+
+    def sample(metrics: Metrics, tree: ActorSnapshot) -> None:
+        queued = devices = 0
+        for node in tree.walk():
+            if node.actor_type in (DeviceConnection.__name__, HostConnection.__name__, "Router"):
+                queued += node.mailbox.depth
+            if node.actor_type == DeviceConnection.__name__:
+                devices += 1
+        metrics.set_relay_queue_depth(queued, shard=shard_id)
+        metrics.set_relay_in_flight(max(0, stats.calls_in_flight), shard=shard_id)
+        metrics.set_relay_devices(devices, shard=shard_id)
+
+    return sample
+
+
 async def run_relay(
     config: RelayConfig,
     *,
+    telemetry: Telemetry | None = None,
     task_status: trio.TaskStatus[RelayAddresses] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run one relay shard until cancelled.
@@ -237,9 +264,29 @@ async def run_relay(
         OSError: a port cannot be bound.
 
     On cancellation the listeners close, every connection actor closes its socket
-    (1001, going away) within ``STOP_GRACE_S``, and the tree stops.
+    (1001, going away) within ``STOP_GRACE_S``, and the tree stops. A telemetry passed in
+    is the caller's to close; the relay's own is flushed (bounded) as it stops.
     """
     check_config(config)
+    own_telemetry = telemetry is None
+    if telemetry is None:
+        try:
+            telemetry = Telemetry.from_config(
+                config.telemetry.to_telemetry_config(service_name="zl-relay")
+            )
+        except TelemetryConfigError as exc:
+            raise ValueError(f"telemetry: {exc}") from None
+    try:
+        await _run_relay(config, telemetry, task_status)
+    finally:
+        if own_telemetry:
+            with trio.move_on_after(TELEMETRY_CLOSE_TIMEOUT_S, shield=True):
+                await telemetry.aclose()
+
+
+async def _run_relay(
+    config: RelayConfig, telemetry: Telemetry, task_status: trio.TaskStatus[RelayAddresses]
+) -> None:
     keys = [load_public_key(path) for path in config.public_keys]
     device_ctx, host_ctx = _contexts(config)
     scheme = "ws" if device_ctx is None else "wss"
@@ -247,7 +294,18 @@ async def run_relay(
         warn_plaintext(
             f"relay shard {config.shard_id} endpoints", flag="tls.insecure_dev_plaintext"
         )
+    stats = RelayStats()
     async with open_actor_system("relay", stop_grace_s=STOP_GRACE_S) as system:
+        await system.spawn(
+            ActorSpec(
+                name="telemetry",
+                factory=lambda: TelemetrySampler(
+                    telemetry.metrics,
+                    [relay_sampler(config.shard_id, stats)],
+                    interval_s=config.telemetry.sample_interval_s,
+                ),
+            )
+        )
         router = await system.spawn(ActorSpec(name="router", factory=Router))
         devices = await system.spawn(
             SupervisorSpec(
@@ -257,7 +315,15 @@ async def run_relay(
         hosts = await system.spawn(
             SupervisorSpec(name="hosts", max_children=config.max_hosts, stop_grace_s=STOP_GRACE_S)
         )
-        relay = _Relay(config=config, keys=keys, router=router, devices=devices, hosts=hosts)
+        relay = _Relay(
+            config=config,
+            keys=keys,
+            router=router,
+            devices=devices,
+            hosts=hosts,
+            telemetry=telemetry,
+            stats=stats,
+        )
         max_bytes = config.limits.max_frame_bytes
         async with trio.open_nursery() as nursery:
 
@@ -295,6 +361,7 @@ async def run_relay(
                     lambda task_status: serve_debug_http(
                         system,
                         config=debug,
+                        telemetry=telemetry,
                         task_status=task_status,
                     )
                 )

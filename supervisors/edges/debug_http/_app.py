@@ -13,14 +13,18 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
+from actors.telemetry import PROMETHEUS_CONTENT_TYPE, Telemetry
 from zl_actors import ActorSnapshot
 
 from ._config import MAX_REFRESH_S, MIN_REFRESH_S
+from ._dashboard import render_dashboard
 from ._html import render_html
 
 ACTORS_PATH = "/debug/actors"
 HEALTH_PATH = "/debug/health"
-KNOWN_PATHS = frozenset({ACTORS_PATH, HEALTH_PATH})
+DASHBOARD_PATH = "/debug/dashboard"
+METRICS_PATH = "/metrics"
+KNOWN_PATHS = frozenset({ACTORS_PATH, HEALTH_PATH, DASHBOARD_PATH, METRICS_PATH})
 
 #: Sent on every answer: nothing here may be cached, sniffed, framed or leak a referrer.
 COMMON_HEADERS: tuple[tuple[str, str], ...] = (
@@ -139,6 +143,8 @@ def answer(
     headers: Headers,
     token: str | None,
     snapshot: Callable[[], ActorSnapshot],
+    telemetry: Telemetry | None = None,
+    title: str = "zl",
 ) -> Response:
     """The response to one request.
 
@@ -148,6 +154,9 @@ def answer(
         headers: the request headers, names lower-case.
         token: the bearer token every request must carry, or None when none is needed.
         snapshot: takes the live tree (called only for an authorised ``GET /debug/actors``).
+        telemetry: the process's metrics, for ``/metrics`` (404 when None or when it keeps
+            no pull reader) and ``/debug/dashboard``.
+        title: the process's name on the dashboard.
 
     Returns:
         401 without the right token (before anything else, so a stranger learns nothing,
@@ -163,6 +172,14 @@ def answer(
         return _text(405, "method not allowed", ("Allow", "GET"))
     if url.path == HEALTH_PATH:
         return _text(200, "ok")
+    if url.path == METRICS_PATH:
+        if telemetry is None or not telemetry.scrapable:
+            return _text(404, "metrics are not kept here (telemetry.prometheus = false)")
+        return Response(
+            status=200,
+            headers=(("Content-Type", PROMETHEUS_CONTENT_TYPE), *COMMON_HEADERS),
+            body=telemetry.prometheus_text().encode(),
+        )
     query = dict(urllib.parse.parse_qsl(url.query))
     accept = header(headers, b"accept")
     try:
@@ -172,6 +189,17 @@ def answer(
         refresh = parse_refresh(query.get("refresh"))
     except ValueError as error:
         return _text(400, str(error))
+    if url.path == DASHBOARD_PATH:
+        families = telemetry.metric_families() if telemetry is not None else []
+        return Response(
+            status=200,
+            headers=(
+                ("Content-Type", "text/html; charset=utf-8"),
+                ("Content-Security-Policy", HTML_CSP),
+                *COMMON_HEADERS,
+            ),
+            body=render_dashboard(families, title=title, refresh_s=refresh).encode(),
+        )
     tree = snapshot()
     if as_json:
         return Response(
