@@ -191,11 +191,6 @@ async def open_stack(
     """A TLS host (in this process, the scripted mock) and a TLS BFF, for the block."""
     keys = keys or make_keys(tmp_path)
     config = host or host_config(tmp_path, tls=True, provider=mock_section(**(mock or {})))
-    # The host trusts the key the BFF's callers' tokens are signed with.
-    config = attrs.evolve(
-        config,
-        auth=attrs.evolve(config.auth, trusted_keys=[*config.auth.trusted_keys, str(keys.public)]),
-    )
     provider = WatchedProvider(ScriptedMockProvider(config.provider.mock.to_provider_config()))
     async with trio.open_nursery() as nursery:
         host_shutdown = trio.Event()
