@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -36,6 +37,8 @@ class HostProcess:
     ca_cert: Path | None = None
     #: A caller token the host trusts (None for the baseline servers, which check none).
     caller_token: str | None = None
+    #: The public key the host verifies caller tokens with (a BFF in front of it needs it).
+    caller_public_key: Path | None = None
 
     def cpu_s(self) -> float:
         """CPU time (user + system) the host process has used so far, in seconds."""
@@ -44,6 +47,28 @@ class HostProcess:
     def rss_mb(self) -> float:
         """Resident memory of the host process now, in MiB."""
         return rss_mb(self.pid)
+
+
+@contextmanager
+def otlp_sink(*, cpus: set[int] | None = None) -> Iterator[str]:
+    """An OTLP/HTTP sink (bench._otlp_sink) in its own process; yields its base URL."""
+    with tempfile.TemporaryDirectory(prefix="zl-bench-") as scratch:
+        port_file = Path(scratch) / "port"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench._otlp_sink", "--port-file", str(port_file)],
+            stdout=subprocess.DEVNULL,
+            preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
+        )
+        try:
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while not (port_file.exists() and port_file.stat().st_size):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the OTLP sink did not start")
+                time.sleep(0.05)
+            yield f"http://127.0.0.1:{int(port_file.read_text())}"
+        finally:
+            process.terminate()
+            process.wait(timeout=EXIT_TIMEOUT_S)
 
 
 @contextmanager
@@ -101,11 +126,14 @@ def baseline_process(
 
 
 @contextmanager
-def host_process(settings: dict[str, str], *, tls: bool = False) -> Iterator[HostProcess]:
+def host_process(
+    settings: dict[str, str], *, tls: bool = False, cpus: set[int] | None = None
+) -> Iterator[HostProcess]:
     """A loopback host configured by ``ZL_*`` settings; stopped with SIGTERM.
 
     Plaintext gRPC unless ``tls``: then the host serves TLS with development certificates
     made in a scratch folder, and ``HostProcess.ca_cert`` is the CA a client must trust.
+    ``cpus`` pins the host (every thread it will ever start) to those cores.
     """
     with tempfile.TemporaryDirectory(prefix="zl-bench-") as scratch:
         ready = Path(scratch) / "ready.json"
@@ -129,40 +157,55 @@ def host_process(settings: dict[str, str], *, tls: bool = False) -> Iterator[Hos
             **transport,
             **settings,
         )
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "supervisors",
-                "host",
-                "--ready-file",
-                str(ready),
-                "--log-level",
-                "WARNING",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            while not (ready.exists() and ready.stat().st_size):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    _, err = process.communicate(timeout=EXIT_TIMEOUT_S)
-                    raise RuntimeError(f"the host did not start: {err.decode()[-2000:]}")
-                time.sleep(0.05)
-            addresses = json.loads(ready.read_text())
+        with zl_process("host", env, ready, cpus=cpus) as (pid, addresses):
             yield HostProcess(
-                pid=process.pid,
+                pid=pid,
                 grpc_port=addresses["grpc_port"],
                 debug_url=addresses.get("debug_url"),
                 ca_cert=certs.ca_cert if certs is not None else None,
                 caller_token=token,
+                caller_public_key=Path(scratch) / "caller.pub",
             )
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=EXIT_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+
+
+@contextmanager
+def zl_process(
+    command: str, env: dict[str, str], ready: Path, *, cpus: set[int] | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``zl COMMAND`` (host, bff) with ``env``: its pid and ready file once it serves.
+
+    ``cpus`` pins it (every thread it will ever start) to those cores.
+
+    Stopped with SIGTERM at the end (killed if it has not drained within
+    ``EXIT_TIMEOUT_S``).
+
+    Raises:
+        RuntimeError: it exited, or did not write its ready file within ``READY_TIMEOUT_S``
+            (the message ends with what it wrote to stderr).
+    """
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "supervisors", command),
+            *("--ready-file", str(ready), "--log-level", "WARNING"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        # Before exec, so that the interpreter and all its threads start on those cores.
+        preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
+    )
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not (ready.exists() and ready.stat().st_size):
+            if process.poll() is not None or time.monotonic() > deadline:
+                _, err = process.communicate(timeout=EXIT_TIMEOUT_S)
+                raise RuntimeError(f"zl {command} did not start: {err.decode()[-2000:]}")
+            time.sleep(0.05)
+        yield process.pid, json.loads(ready.read_text())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=EXIT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -30,10 +30,7 @@ import contextlib
 import json
 import os
 import random
-import signal
 import ssl
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -49,7 +46,7 @@ import httpx
 from actors.relay import generate_signing_key, save_public_key
 from contracts.generated import agent_pb2
 
-from ._host_process import EXIT_TIMEOUT_S, READY_TIMEOUT_S, HostProcess, host_process
+from ._host_process import HostProcess, host_process, zl_process
 from ._proc import cpu_s
 from ._stats import emit, median, percentile, progress
 
@@ -92,61 +89,33 @@ def _pin(pid: int, core: int) -> None:
 
 @contextmanager
 def bff_process(host: HostProcess, scratch: Path, *, max_sessions: int) -> Iterator[BffProcess]:
-    """``zl bff`` in front of ``host`` (HTTPS with development certificates)."""
-    from supervisors.bff import mint_caller_token
+    """``zl bff`` in front of ``host`` (HTTPS with development certificates).
 
-    key = generate_signing_key()
-    public = scratch / "caller.pub"
-    save_public_key(key.public_key(), public)
+    It trusts the caller key the host trusts, and the load generator sends the host's token
+    (the BFF forwards it, and the host checks it again).
+    """
     ready = scratch / "bff-ready.json"
     assert host.ca_cert is not None
+    assert host.caller_public_key is not None
+    assert host.caller_token is not None
     env = dict(
         os.environ,
         ZL_HTTP__PORT="0",
         ZL_HTTP__DEV_CERTS_DIR=str(scratch / "bff-certs"),
         ZL_HOST__TARGET=f"localhost:{host.grpc_port}",
         ZL_HOST__CA=str(host.ca_cert),
-        ZL_AUTH__PUBLIC_KEYS=str(public),
+        ZL_AUTH__PUBLIC_KEYS=str(host.caller_public_key),
         ZL_SESSIONS__MAX_SESSIONS=str(max_sessions),
         ZL_SESSIONS__MAX_SESSIONS_PER_USER=str(max_sessions),
     )
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "supervisors",
-            "bff",
-            "--ready-file",
-            str(ready),
-            "--log-level",
-            "WARNING",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while not (ready.exists() and ready.stat().st_size):
-            if process.poll() is not None or time.monotonic() > deadline:
-                _, err = process.communicate(timeout=EXIT_TIMEOUT_S)
-                raise RuntimeError(f"the BFF did not start: {err.decode()[-2000:]}")
-            time.sleep(0.05)
-        addresses = json.loads(ready.read_text())
-        _pin(process.pid, BFF_CORE)
+    with zl_process("bff", env, ready) as (pid, addresses):
+        _pin(pid, BFF_CORE)
         yield BffProcess(
-            pid=process.pid,
+            pid=pid,
             url=addresses["url"],
             ca_cert=Path(addresses["ca_cert"]),
-            token=mint_caller_token(key, tenant="bench", user="u", devices=["*"], ttl_s=3000),
+            token=host.caller_token,
         )
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=EXIT_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # --- direct gRPC -------------------------------------------------------------------------
@@ -169,13 +138,15 @@ async def _direct_session(
     delay: float,
     offset: float,
     all_started: asyncio.Barrier,
+    token: str | None,
 ) -> None:
     await asyncio.sleep(delay)
+    metadata = None if token is None else (("authorization", f"Bearer {token}"),)
     call = channel.stream_stream(
         STREAM_CHAT,
         request_serializer=agent_pb2.ChatRequest.SerializeToString,
         response_deserializer=agent_pb2.ChatEvent.FromString,
-    )(timeout=300)
+    )(timeout=300, metadata=metadata)
     try:
         await call.write(
             agent_pb2.ChatRequest(start_session=agent_pb2.StartSession(tenant="bench", user="u"))
@@ -228,6 +199,7 @@ async def run_direct(host: HostProcess, spec: RunSpec) -> Samples:
                     RAMP_S * i / max(1, spec.concurrency),
                     rng.uniform(0, turn_s),
                     barrier,
+                    host.caller_token,
                 )
                 for i in range(spec.concurrency)
             )
@@ -380,10 +352,12 @@ def measure_disconnect_cancel(rounds: int) -> list[float]:
     """Milliseconds from a client dropping its SSE stream to the host cancelling the model."""
     import trio
 
+    from actors.policy import mint_caller_token
     from actors.provider import MockProviderConfig, ScriptedMockProvider
-    from supervisors.bff import AuthSection, BffConfig, HostSection, HttpSection, mint_caller_token
+    from supervisors.bff import AuthSection, BffConfig, HostSection, HttpSection
     from supervisors.bff import run_bff as serve_bff
     from supervisors.host import AuditSection, DebugSection, GrpcSection, HostConfig, run_host
+    from supervisors.host import AuthSection as HostAuthSection
 
     times: list[float] = []
     provider = _WatchedMock(
@@ -397,6 +371,7 @@ def measure_disconnect_cancel(rounds: int) -> list[float]:
         save_public_key(key.public_key(), scratch / "caller.pub")
         token = mint_caller_token(key, tenant="bench", user="u", devices=["*"], ttl_s=600)
         host_config = HostConfig(
+            auth=HostAuthSection(trusted_keys=[str(scratch / "caller.pub")]),
             grpc=GrpcSection(port=0, dev_certs_dir=str(scratch / "certs")),
             debug=DebugSection(enabled=False),
             audit=AuditSection(path=str(scratch / "audit.jsonl")),

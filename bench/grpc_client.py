@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -34,6 +35,12 @@ from ._stats import emit, median, percentile, progress
 
 STREAM_CHAT = "/zl.agent.v0.Agent/StreamChat"
 CLIENTS = ("project", "grpcio_thread", "grpcio_asyncio")
+#: The host's caller token reaches each client process in its environment, not its argv.
+TOKEN_VARIABLE = "BENCH_CALLER_TOKEN"
+
+
+def _metadata() -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {os.environ[TOKEN_VARIABLE]}"),)
 
 
 def _start() -> agent_pb2.ChatRequest:
@@ -57,7 +64,9 @@ async def _project(port: int, ca: str, sessions: int, turns: int, out: dict[str,
     async with open_grpc_channel(config) as channel:
 
         async def one() -> None:
-            stream = await channel.open_stream(STREAM_CHAT, agent_pb2.ChatEvent, timeout_s=300)
+            stream = await channel.open_stream(
+                STREAM_CHAT, agent_pb2.ChatEvent, metadata=_metadata(), timeout_s=300
+            )
             await stream.send(_start())
             await stream.receive()
             for turn in range(turns):
@@ -93,7 +102,7 @@ async def _grpcio_session(channel: Any, turns: int, on_event: Any, out: dict[str
         STREAM_CHAT,
         request_serializer=agent_pb2.ChatRequest.SerializeToString,
         response_deserializer=agent_pb2.ChatEvent.FromString,
-    )(timeout=300)
+    )(timeout=300, metadata=_metadata())
     await call.write(_start())
     await call.read()
     for turn in range(turns):
@@ -230,6 +239,7 @@ def main() -> None:
                     text=True,
                     check=True,
                     timeout=600,
+                    env=dict(os.environ, **{TOKEN_VARIABLE: str(host.caller_token)}),
                 )
                 results[kind].append(json.loads(done.stdout.strip().splitlines()[-1]))
     summary: dict[str, Any] = {"bench": "grpc_client", "sessions": sessions, "quick": args.quick}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import threading
 import time
@@ -26,7 +27,7 @@ import grpc.aio
 
 from contracts.generated import agent_pb2
 
-from ._host_process import HostProcess, baseline_process, host_process
+from ._host_process import HostProcess, baseline_process, host_process, otlp_sink
 from ._stats import emit, median, percentile, progress
 
 FIRST_TOKEN_DELAY_MS = 50.0
@@ -218,6 +219,76 @@ def run(spec: RunSpec, *, tls: bool = False) -> dict[str, Any]:
     }
 
 
+#: The host runs alone on this core; the load generator and the OTLP sink on the other.
+HOST_CPU = 0
+LOAD_CPU = 1
+WARM_UP = RunSpec(concurrency=20, tokens_per_s=50, answer_tokens=25, turns=2)
+
+
+def telemetry_cost(rounds: int, spec: RunSpec) -> dict[str, Any]:
+    """CPU per token of the host with telemetry off and on, alternating in the same run.
+
+    "on" exports spans and metrics by OTLP/HTTP protobuf to a sink process (as to a
+    Collector) and keeps the /metrics reader; "off" exports nothing and keeps no metrics
+    (trace context still propagates); "metrics_only" is the default configuration
+    (``exporter = "none"``: no spans, but /metrics kept). The audit is written in every
+    mode. The host is pinned to one core, the load generator and the sink to the other;
+    CPU time comes from /proc. Each round runs every mode back to back, in a rotating
+    order, and the increase is also given per round (robust to a machine whose load
+    drifts between rounds).
+    """
+    os.sched_setaffinity(0, {LOAD_CPU})
+    base = {
+        "ZL_PROVIDER__MOCK__FIRST_TOKEN_DELAY_MS": str(FIRST_TOKEN_DELAY_MS),
+        "ZL_PROVIDER__MOCK__TOKENS_PER_S": str(spec.tokens_per_s),
+        "ZL_PROVIDER__MOCK__ANSWER_TOKENS": str(spec.answer_tokens),
+        "ZL_SESSIONS__MAX_SESSIONS": str(max(2000, spec.concurrency * 2)),
+    }
+    names = ("off", "metrics_only", "on")
+    figures: dict[str, list[float]] = {name: [] for name in names}
+    ttft: dict[str, list[float]] = {name: [] for name in names}
+    with otlp_sink(cpus={LOAD_CPU}) as sink:
+        modes = {
+            "off": {"ZL_TELEMETRY__EXPORTER": "none", "ZL_TELEMETRY__PROMETHEUS": "false"},
+            "metrics_only": {"ZL_TELEMETRY__EXPORTER": "none", "ZL_TELEMETRY__PROMETHEUS": "true"},
+            "on": {
+                "ZL_TELEMETRY__EXPORTER": "otlp",
+                "ZL_TELEMETRY__OTLP_ENDPOINT": sink,
+                "ZL_TELEMETRY__METRIC_INTERVAL_S": "5",
+                "ZL_TELEMETRY__PROMETHEUS": "true",
+            },
+        }
+        for round_ in range(rounds):
+            order = names[round_ % 3 :] + names[: round_ % 3]
+            for mode in order:
+                with host_process({**base, **modes[mode]}, cpus={HOST_CPU}) as host:
+                    # A short load first: one-time costs (lazy imports, first connections,
+                    # caches) are not what a token costs.
+                    asyncio.run(run_load(host, WARM_UP))
+                    cpu_before = host.cpu_s()
+                    samples, _, _, _ = asyncio.run(run_load(host, spec))
+                    cpu = host.cpu_s() - cpu_before
+                if samples.errors or not samples.tokens:
+                    raise RuntimeError(f"telemetry {mode}: {samples.errors} errors")
+                figures[mode].append(cpu * 1e6 / samples.tokens)
+                ttft[mode].append(percentile(samples.ttft_ms, 95))
+                progress(f"  round {round_ + 1} {mode}: {figures[mode][-1]:.1f} µs/token")
+
+    def increase(base_mode: str) -> list[float]:
+        return [100 * (b - a) / a for a, b in zip(figures[base_mode], figures["on"], strict=True)]
+
+    result: dict[str, Any] = {"concurrency": spec.concurrency, "rounds": rounds}
+    for name in names:
+        result[f"host_cpu_us_per_token_{name}"] = [round(v, 2) for v in figures[name]]
+        result[f"host_cpu_us_per_token_{name}_median"] = round(median(figures[name]), 2)
+        result[f"ttft_ms_p95_{name}_median"] = round(median(ttft[name]), 2)
+    for base_mode in ("off", "metrics_only"):
+        paired = increase(base_mode)
+        result[f"on_vs_{base_mode}_pct_paired"] = [round(v, 2) for v in paired]
+        result[f"on_vs_{base_mode}_pct_median"] = round(median(paired), 2)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="shorter runs; under 60 s")
@@ -229,7 +300,24 @@ def main() -> None:
         action="store_true",
         help="host and baseline serve gRPC over TLS (development certificates)",
     )
+    parser.add_argument(
+        "--telemetry-cost",
+        type=int,
+        metavar="ROUNDS",
+        help="only compare the host's CPU per token with telemetry off and on at 100 "
+        "sessions, over ROUNDS alternating rounds (host pinned to core 0)",
+    )
     args = parser.parse_args()
+    if args.telemetry_cost:
+        spec = RunSpec(concurrency=100, tokens_per_s=50, answer_tokens=25, turns=5)
+        progress(f"telemetry cost: {args.telemetry_cost} rounds at 100 sessions ...")
+        result = telemetry_cost(args.telemetry_cost, spec)
+        progress(
+            f"  telemetry on adds {result['on_vs_off_pct_median']} % host CPU per token to "
+            f"off, {result['on_vs_metrics_only_pct_median']} % to the default (metrics only)"
+        )
+        emit({"bench": "ttft", "mode": "telemetry_cost", **result})
+        return
     if args.quick:
         specs = [
             RunSpec(concurrency=1, tokens_per_s=50, answer_tokens=10, turns=10),

@@ -284,10 +284,10 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
                     err=sys.stderr,
                     token=token,
                 )
-            _step(f"the receipts in the audit ({audit}): one allowed read, one denied")
+            _step(f"the receipts and turn records in the audit ({audit}): one allowed, one denied")
             from actors.audit import audit_main
 
-            audit_main(["tail", str(audit), "-n", "2"])
+            audit_main(["tail", str(audit), "-n", "4"])
             status = audit_main(["verify", str(audit)])
             debug_url = addresses.get("debug_url")
             if debug_url:

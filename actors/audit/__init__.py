@@ -17,9 +17,18 @@ from ._errors import AuditCorrupt as AuditCorrupt
 from ._errors import AuditError as AuditError
 from ._errors import AuditFileError as AuditFileError
 from ._errors import NotCanonical as NotCanonical
+from ._export import AuditExportConfig as AuditExportConfig
+from ._export import AuditExporter as AuditExporter
+from ._export import ExportCursor as ExportCursor
+from ._export import ExportStatus as ExportStatus
+from ._export import ExportStopped as ExportStopped
+from ._export import load_export_cursor as load_export_cursor
 from ._file import AuditFile as AuditFile
 from ._file import FsyncPolicy as FsyncPolicy
 from ._file import verify_audit as verify_audit
+from ._proof import ProofError as ProofError
+from ._proof import check_proof as check_proof
+from ._proof import make_proof as make_proof
 from ._records import CHECKPOINT_KIND as CHECKPOINT_KIND
 from ._records import OPENED_KIND as OPENED_KIND
 from ._records import RECEIPT_KIND as RECEIPT_KIND
@@ -31,8 +40,11 @@ from ._records import Timing as Timing
 from ._records import ToolReceipt as ToolReceipt
 from ._records import TurnSummary as TurnSummary
 from ._records import new_receipt_id as new_receipt_id
+from ._records import new_turn_id as new_turn_id
 from ._records import utc_now as utc_now
 from ._schema import record_problem as record_problem
+from ._signing import CheckpointSigner as CheckpointSigner
+from ._signing import load_public_keys as load_public_keys
 from ._writer import AUDIT_MAILBOX_CAPACITY as AUDIT_MAILBOX_CAPACITY
 from ._writer import AuditConfig as AuditConfig
 from ._writer import AuditWriter as AuditWriter
@@ -61,6 +73,8 @@ __all__ = [
     "AuditConfig",
     "AuditCorrupt",
     "AuditError",
+    "AuditExportConfig",
+    "AuditExporter",
     "AuditFile",
     "AuditFileError",
     "AuditMessage",
@@ -68,10 +82,15 @@ __all__ = [
     "Caps",
     "Chain",
     "Checkpoint",
+    "CheckpointSigner",
+    "ExportCursor",
+    "ExportStatus",
+    "ExportStopped",
     "FsyncPolicy",
     "NotCanonical",
     "Outcome",
     "Problem",
+    "ProofError",
     "Redactor",
     "Stopwatch",
     "Sync",
@@ -82,7 +101,12 @@ __all__ = [
     "audit_main",
     "canonical_digest",
     "canonical_json",
+    "check_proof",
+    "load_export_cursor",
+    "load_public_keys",
+    "make_proof",
     "new_receipt_id",
+    "new_turn_id",
     "no_redaction",
     "record_problem",
     "utc_now",

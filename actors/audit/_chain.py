@@ -12,9 +12,14 @@ breaks ``seq`` or ``prev``. Only cutting whole records off the end leaves a vali
 that is what checkpoints are for (an ``Anchor`` kept outside the file).
 
 Checkpoint records (kind ``audit.checkpoint``) carry ``records`` (their own ``seq``),
-``prev_checkpoint`` and how many records of each kind came since the previous checkpoint.
-The chain's state just before a checkpoint can be rebuilt from the checkpoint alone, so a
-writer resumes by reading the file back only as far as the last checkpoint.
+``prev_checkpoint``, how many records of each kind came since the previous checkpoint,
+``first_seq`` and ``merkle_root`` (RFC 6962, over the hashes of the records since the
+previous checkpoint: ``zl audit prove`` shows one record's path to it). A writer with a
+signing key adds ``key_id`` and an Ed25519 ``signature`` over the checkpoint (everything
+but the signature and the hash), so the chain head, the count and the time are signed:
+a forger who edits a record and re-computes every hash after it ("re-chains") cannot make
+the next signature verify. A writer resumes from the state right after the last
+checkpoint, reading the file back only as far as that.
 
 Pure logic: no I/O, no Trio.
 """
@@ -29,9 +34,11 @@ import attrs
 
 from actors.strict_json import StrictJsonError, loads
 
-from ._digest import GENESIS, canonical_digest, canonical_json
+from ._digest import DIGEST_PREFIX, GENESIS, canonical_digest, canonical_json
 from ._errors import NotCanonical
+from ._merkle import merkle_root
 from ._records import CHECKPOINT_KIND, valid_kind
+from ._signing import SIGNATURE_FIELDS, CheckpointSigner, PublicKeys, checkpoint_problem
 
 RECORD_VERSION = 1
 _FIELDS = frozenset({"v", "seq", "kind", "at", "prev", "payload", "hash"})
@@ -81,7 +88,7 @@ class Chain:
     one. The writer and the verifier share this class, so they cannot disagree.
     """
 
-    __slots__ = ("last_checkpoint", "next_seq", "prev", "since_checkpoint")
+    __slots__ = ("last_checkpoint", "next_seq", "prev", "segment", "since_checkpoint")
 
     def __init__(
         self,
@@ -90,11 +97,34 @@ class Chain:
         prev: str = GENESIS,
         last_checkpoint: int | None = None,
         since_checkpoint: Mapping[str, int] | None = None,
+        segment: list[bytes] | None = None,
     ) -> None:
         self.next_seq = next_seq
         self.prev = prev
         self.last_checkpoint = last_checkpoint
         self.since_checkpoint: Counter[str] = Counter(since_checkpoint or {})
+        #: The digests of the records since the last checkpoint (its Merkle tree's leaves).
+        self.segment: list[bytes] = list(segment or [])
+
+    def copy(self) -> Chain:
+        return Chain(
+            next_seq=self.next_seq,
+            prev=self.prev,
+            last_checkpoint=self.last_checkpoint,
+            since_checkpoint=self.since_checkpoint,
+            segment=self.segment,
+        )
+
+    @classmethod
+    def after_checkpoint(cls, record: Mapping[str, Any]) -> Chain:
+        """The state just after ``record``, a parsed checkpoint (a writer resumes here).
+
+        Raises:
+            BadRecord: it is not a checkpoint.
+        """
+        if record["kind"] != CHECKPOINT_KIND:
+            raise BadRecord(f"record {record['seq']} is not a checkpoint")
+        return cls(next_seq=record["seq"] + 1, prev=record["hash"], last_checkpoint=record["seq"])
 
     @classmethod
     def before_checkpoint(cls, record: Mapping[str, Any]) -> Chain:
@@ -124,15 +154,30 @@ class Chain:
         return None if self.next_seq == 0 else Anchor(seq=self.next_seq - 1, hash=self.prev)
 
     def checkpoint_payload(self) -> dict[str, Any]:
-        """What a checkpoint written now must carry."""
+        """What a checkpoint written now must carry (before its signature)."""
         return {
             "records": self.next_seq,
             "prev_checkpoint": self.last_checkpoint,
             "kinds": dict(sorted(self.since_checkpoint.items())),
+            "first_seq": self.next_seq - len(self.segment),
+            "merkle_root": DIGEST_PREFIX + merkle_root(self.segment).hex(),
         }
 
-    def seal(self, kind: str, payload: Mapping[str, Any], at: str) -> Sealed:
-        """Make the next record and advance the chain.
+    def _expected(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        expected = self.checkpoint_payload()
+        if "merkle_root" not in payload:  # written before checkpoints had a tree
+            del expected["first_seq"], expected["merkle_root"]
+        return expected
+
+    def seal(
+        self,
+        kind: str,
+        payload: Mapping[str, Any],
+        at: str,
+        *,
+        signer: CheckpointSigner | None = None,
+    ) -> Sealed:
+        """Make the next record and advance the chain; ``signer`` signs a checkpoint.
 
         Raises:
             ValueError: ``kind`` is not a dotted lower-case name.
@@ -148,6 +193,8 @@ class Chain:
             "prev": self.prev,
             "payload": payload,
         }
+        if signer is not None and kind == CHECKPOINT_KIND:
+            body["payload"] = signer.signed(body)
         digest = canonical_digest(body)
         body["hash"] = digest
         line = canonical_json(body) + b"\n"
@@ -165,8 +212,11 @@ class Chain:
             raise BadRecord(f"expected seq {self.next_seq}, found {seq}")
         if record["prev"] != self.prev:
             raise BadRecord(f"record {seq}: prev does not match the hash of the record before")
-        if record["kind"] == CHECKPOINT_KIND and record["payload"] != self.checkpoint_payload():
-            raise BadRecord(f"checkpoint {seq} does not match the records before it")
+        if record["kind"] == CHECKPOINT_KIND:
+            payload = record["payload"]
+            unsigned = {k: v for k, v in payload.items() if k not in SIGNATURE_FIELDS}
+            if unsigned != self._expected(payload):
+                raise BadRecord(f"checkpoint {seq} does not match the records before it")
         self._advance(record["kind"], seq, record["hash"])
 
     def _advance(self, kind: str, seq: int, digest: str) -> None:
@@ -175,8 +225,10 @@ class Chain:
         if kind == CHECKPOINT_KIND:
             self.last_checkpoint = seq
             self.since_checkpoint.clear()
+            self.segment.clear()
         else:
             self.since_checkpoint[kind] += 1
+            self.segment.append(bytes.fromhex(digest.removeprefix(DIGEST_PREFIX)))
 
 
 def parse_line(line: bytes) -> dict[str, Any]:
@@ -243,12 +295,19 @@ class Problem:
 
 @attrs.frozen(kw_only=True)
 class VerifyReport:
-    """What ``verify_lines`` found: records that checked out, kinds, head, first problem."""
+    """What ``verify_lines`` found: records that checked out, kinds, head, first problem.
+
+    With keys, ``signed_through`` is the seq of the last checkpoint whose signature
+    verified, and ``unsigned_tail`` the records after it that no signature covers yet.
+    """
 
     records: int
     kinds: Mapping[str, int]
     head: Anchor | None
     problem: Problem | None
+    checkpoints: int = 0
+    signed_through: int | None = None
+    unsigned_tail: int = 0
 
     @property
     def ok(self) -> bool:
@@ -260,6 +319,7 @@ def verify_lines(
     *,
     anchor: Anchor | None = None,
     check_record: Callable[[Mapping[str, Any]], str | None] | None = None,
+    keys: PublicKeys | None = None,
 ) -> VerifyReport:
     """Check a whole audit file, line by line, and report the first problem.
 
@@ -269,6 +329,8 @@ def verify_lines(
             it, which also catches records cut off the end after it.
         check_record: optional ``callable(record) -> str | None`` for payload checks
             (a schema); a returned string is the problem.
+        keys: the writers' public keys by key id; every checkpoint must then be signed by
+            one of them, and the report says how far the signatures reach.
 
     Returns:
         The report; ``report.ok`` is True when every line checked out.
@@ -277,10 +339,24 @@ def verify_lines(
     kinds: Counter[str] = Counter()
     number = 0
     anchor_seen = False
+    checkpoints = 0
+    signed_through: int | None = None
+
+    def report(problem: Problem | None, records: int) -> VerifyReport:
+        last = -1 if signed_through is None else signed_through
+        tail = 0 if keys is None or head is None else head.seq - last
+        return VerifyReport(
+            records=records,
+            kinds=kinds,
+            head=head,
+            problem=problem,
+            checkpoints=checkpoints,
+            signed_through=signed_through,
+            unsigned_tail=tail,
+        )
 
     def stop(line: int, seq: int | None, reason: str) -> VerifyReport:
-        problem = Problem(line=line, seq=seq, reason=reason)
-        return VerifyReport(records=sum(kinds.values()), kinds=kinds, head=head, problem=problem)
+        return report(Problem(line=line, seq=seq, reason=reason), sum(kinds.values()))
 
     head = chain.head
     for number, line in enumerate(lines, start=1):
@@ -290,6 +366,8 @@ def verify_lines(
             seq = record["seq"]
             chain.follow(record)
             reason = None if check_record is None else check_record(record)
+            if reason is None and keys is not None and record["kind"] == CHECKPOINT_KIND:
+                reason = checkpoint_problem(record, keys)
         except BadRecord as exc:
             reason = str(exc)
             seq = seq if seq is not None else _seq_of(line)
@@ -297,6 +375,10 @@ def verify_lines(
             return stop(number, seq, reason)
         head = chain.head
         kinds[record["kind"]] += 1
+        if record["kind"] == CHECKPOINT_KIND:
+            checkpoints += 1
+            if keys is not None:
+                signed_through = seq
         if anchor is not None and seq == anchor.seq:
             anchor_seen = True
             if record["hash"] != anchor.hash:
@@ -304,7 +386,7 @@ def verify_lines(
     if anchor is not None and not anchor_seen:
         reason = f"the file ends before the anchor's record {anchor.seq} (records cut off?)"
         return stop(number + 1, None, reason)
-    return VerifyReport(records=number, kinds=kinds, head=head, problem=None)
+    return report(None, number)
 
 
 def _seq_of(line: bytes) -> int | None:

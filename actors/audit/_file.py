@@ -20,6 +20,7 @@ from ._digest import sha256_digest
 from ._errors import AuditCorrupt, AuditFileError
 from ._records import CHECKPOINT_KIND, OPENED_KIND, utc_now
 from ._schema import record_problem
+from ._signing import CheckpointSigner, PublicKeys
 
 # Resuming reads the file backwards from this window, doubling it until the window holds
 # a checkpoint (or the whole file): a few checkpoint intervals of receipts at most.
@@ -67,9 +68,17 @@ Entry = tuple[str, Mapping[str, Any], str]
 class AuditFile:
     """An open audit file that owns its chain. Use ``AuditFile.open``; close with ``close``."""
 
-    def __init__(self, path: Path, fd: int, chain: Chain, fsync: FsyncPolicy) -> None:
+    def __init__(
+        self,
+        path: Path,
+        fd: int,
+        chain: Chain,
+        fsync: FsyncPolicy,
+        signer: CheckpointSigner | None = None,
+    ) -> None:
         self.path = path
         self.chain = chain
+        self.signer = signer
         self.fsync_policy = fsync
         self.fsyncs = 0  # how many fsyncs were made (figures and tests)
         self._fd: int | None = fd
@@ -79,7 +88,14 @@ class AuditFile:
         self._last_checkpoint_at = time.monotonic()
 
     @classmethod
-    def open(cls, path: str | Path, *, fsync: FsyncPolicy, writer: str) -> AuditFile:
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        fsync: FsyncPolicy,
+        writer: str,
+        signer: CheckpointSigner | None = None,
+    ) -> AuditFile:
         """Open (or create) ``path``, lock it, resume its chain and append ``audit.opened``.
 
         A last line without its newline is the trace of a write cut short by a crash; it
@@ -90,6 +106,7 @@ class AuditFile:
             path: the audit file.
             fsync: when to fsync.
             writer: who opens it (for the ``audit.opened`` record), e.g. ``pid:1234``.
+            signer: signs every checkpoint (None: checkpoints are not signed).
 
         Raises:
             AuditFileError: it cannot be opened or is locked by another writer.
@@ -107,7 +124,7 @@ class AuditFile:
                 raise AuditFileError(f"audit file {path} is held by another writer") from exc
             torn = _cut_torn_tail(fd)
             chain = _resume(fd, path)
-            audit = cls(path, fd, chain, fsync)
+            audit = cls(path, fd, chain, fsync, signer)
             resumed = chain.head
             opened = {
                 "writer": writer,
@@ -145,13 +162,10 @@ class AuditFile:
         """
         fd = self._usable_fd()
         # Seal on a copy first: a payload that cannot be sealed must leave the chain as it was.
-        trial = Chain(
-            next_seq=self.chain.next_seq,
-            prev=self.chain.prev,
-            last_checkpoint=self.chain.last_checkpoint,
-            since_checkpoint=self.chain.since_checkpoint,
-        )
-        sealed = [trial.seal(kind, payload, at) for kind, payload, at in entries]
+        trial = self.chain.copy()
+        sealed = [
+            trial.seal(kind, payload, at, signer=self.signer) for kind, payload, at in entries
+        ]
         data = b"".join(record.line for record in sealed)
         try:
             _write_all(fd, data)
@@ -286,8 +300,8 @@ def _resume(fd: int, path: Path) -> Chain:
             chain = Chain()
             tail = lines
         else:
-            chain = Chain.before_checkpoint(parse_line(lines[first]))
-            tail = lines[first:]
+            chain = Chain.after_checkpoint(parse_line(lines[first]))
+            tail = lines[first + 1 :]
         for line in tail:
             chain.follow(parse_line(line))
     except BadRecord as exc:
@@ -318,7 +332,11 @@ def iter_lines(path: str | Path) -> Iterator[bytes]:
 
 
 def verify_audit(
-    path: str | Path, *, anchor: Anchor | None = None, check_schema: bool = True
+    path: str | Path,
+    *,
+    anchor: Anchor | None = None,
+    check_schema: bool = True,
+    keys: PublicKeys | None = None,
 ) -> VerifyReport:
     """Check a whole audit file: every line, the chain, checkpoints, and (optionally) schemas.
 
@@ -326,6 +344,7 @@ def verify_audit(
         path: the file.
         anchor: an ``Anchor`` known from outside (a published checkpoint) the file must hold.
         check_schema: also validate each record against contracts/api/audit/v1.
+        keys: public keys by key id: every checkpoint must carry a signature by one.
 
     Returns:
         The report: ``ok``, ``records``, ``kinds``, ``head`` and the first ``problem``.
@@ -334,5 +353,8 @@ def verify_audit(
         OSError: the file cannot be read.
     """
     return verify_lines(
-        iter_lines(path), anchor=anchor, check_record=record_problem if check_schema else None
+        iter_lines(path),
+        anchor=anchor,
+        check_record=record_problem if check_schema else None,
+        keys=keys,
     )

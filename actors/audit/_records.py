@@ -11,6 +11,7 @@ import enum
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -234,9 +235,34 @@ class ToolReceipt:
         )
 
 
+def new_turn_id() -> str:
+    """A fresh audit id for a turn record (``turn_`` and 32 hex digits)."""
+    return "turn_" + uuid.uuid4().hex
+
+
+def _optional_non_empty(_: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None and not value:
+        raise ValueError(f"{attribute.name} must be None or not empty")
+
+
+def _non_negative_cost(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not value >= 0:
+        raise ValueError(f"{attribute.name} must be None or >= 0: {value!r}")
+
+
+def _ids(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class TurnSummary:
-    """The audit's record of one turn: who, how many tokens, how it ended, how long."""
+    """The audit's record of one turn: who, with which model, how many tokens, what it
+    cost, how it ended, how long, the receipts of its tool calls, the policy in force.
+
+    ``audit_id`` is the record's own id (``zl audit prove`` takes it); ``policy_id`` and
+    ``policy_revision`` name the tenant's bundle the turn's tools were offered under (None
+    when policy is off or the turn asked for no tools).
+    """
 
     session_id: str = attrs.field(validator=_non_empty)
     turn_id: str = attrs.field(validator=_non_empty)
@@ -249,10 +275,26 @@ class TurnSummary:
     timing: Timing
     error_code: str | None = attrs.field(default=None, validator=_catalog_code)
     traceparent: str | None = attrs.field(default=None, validator=_traceparent)
+    audit_id: str | None = attrs.field(factory=new_turn_id, validator=_optional_non_empty)
+    user: str | None = attrs.field(default=None, validator=_optional_non_empty)
+    device_id: str | None = attrs.field(default=None, validator=_optional_non_empty)
+    model: str | None = attrs.field(default=None, validator=_optional_non_empty)
+    cost_usd: float | None = attrs.field(default=None, validator=_non_negative_cost)
+    receipt_ids: tuple[str, ...] = attrs.field(default=(), converter=_ids)
+    policy_id: str | None = None
+    policy_revision: int | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """The summary as the JSON payload of a ``turn.summary`` record."""
         return {
+            "policy_id": self.policy_id,
+            "audit_id": self.audit_id,
+            "user": self.user,
+            "device_id": self.device_id,
+            "model": self.model,
+            "cost_usd": self.cost_usd,
+            "receipt_ids": list(self.receipt_ids),
+            "policy_revision": self.policy_revision,
             "session_id": self.session_id,
             "turn_id": self.turn_id,
             "tenant": self.tenant,

@@ -30,6 +30,7 @@ from ._digest import canonical_json
 from ._errors import AuditFileError, NotCanonical
 from ._file import AuditFile, Entry, FsyncPolicy, optional_positive
 from ._records import CHECKPOINT_KIND, RECEIPT_KIND, TURN_KIND, utc_now, valid_kind
+from ._signing import CheckpointSigner
 from .messages import (
     Appended,
     AppendReceipt,
@@ -69,6 +70,7 @@ class AuditConfig:
         checkpoint_every_s: also one this often if records came since the last (None: no).
         redact: applied to every payload before it is written.
         on_written: told of every record written (metrics); must not block or raise.
+        signer: signs every checkpoint (Ed25519); None leaves them unsigned.
     """
 
     path: Path = attrs.field(converter=Path)
@@ -81,6 +83,7 @@ class AuditConfig:
     )
     redact: Redactor = no_redaction
     on_written: Callable[[Appended], None] | None = None
+    signer: CheckpointSigner | None = None
 
 
 log = logging.getLogger("zl.audit")
@@ -116,7 +119,9 @@ class AuditWriter(Actor[AuditMessage]):
         """
         config = self._config
         self._file = await trio.to_thread.run_sync(
-            lambda: AuditFile.open(config.path, fsync=config.fsync, writer=f"pid:{os.getpid()}")
+            lambda: AuditFile.open(
+                config.path, fsync=config.fsync, writer=f"pid:{os.getpid()}", signer=config.signer
+            )
         )
         ctx.nursery.start_soon(self._flush_batches)
         periods = [p for p in (config.fsync.every_s, config.checkpoint_every_s) if p is not None]

@@ -17,7 +17,7 @@ import random
 import ssl
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import trio
@@ -25,7 +25,7 @@ from attrs.validators import gt
 from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
 
 from actors.errors import Overloaded, PolicyError, ToolError, WireError, internal_error
-from actors.mcp import CallTool, CancelCall, ListTools, McpClientMessage, call_tool
+from actors.mcp import CallTool, CancelCall, ListTools, McpClientMessage, call_meta, call_tool
 from actors.relay import (
     DEFAULT_MAX_FRAME_BYTES,
     BadFrame,
@@ -58,6 +58,9 @@ from ._local import (
 )
 from ._policy import DevicePolicy, DevicePolicyConfig
 from .messages import BridgeMessage, BridgeStatus, GetBridgeStatus, LinkState
+
+if TYPE_CHECKING:  # the lean bridge distribution ships without OpenTelemetry
+    from actors.telemetry import Telemetry
 
 log = logging.getLogger("zl.bridge")
 
@@ -167,6 +170,7 @@ class RelayLink(Actor[BridgeMessage]):
         mcp: ActorRef[McpClientMessage],
         rng: random.Random | None = None,
         on_stopped: Callable[[BridgeStopped], None] | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.config = config
         self.token = config.token
@@ -174,6 +178,7 @@ class RelayLink(Actor[BridgeMessage]):
         #: then exits with the message.
         self.on_stopped = on_stopped
         self.mcp = mcp
+        self.telemetry = telemetry
         self.rng = rng or random.Random()
         self.state: LinkState = "connecting"
         self.url = config.relay_url
@@ -291,6 +296,7 @@ class RelayLink(Actor[BridgeMessage]):
                 self.last_error = f"{type(exc).__name__}: {exc}"[:300]
             redirects = 0
             self.state = "reconnecting"
+            self._report()
             self.attempt += 1
             if self.attempt >= 2:
                 # Repeated failures: start again from the configured URL, as the
@@ -330,6 +336,7 @@ class RelayLink(Actor[BridgeMessage]):
             if not isinstance(first, DeviceHelloAck):
                 raise BadFrame(f"expected device.hello.ack, got {first.TYPE}")
             self.state = "connected"
+            self._report()
             self.attempt = 0
             self.connects += 1
             self.last_error = None
@@ -387,6 +394,7 @@ class RelayLink(Actor[BridgeMessage]):
                             continue
                         scope = trio.CancelScope()
                         self.calls[call_id] = scope
+                        self._report()
                         nursery.start_soon(self._call, ws, frame, scope, max_bytes)
                     case ToolCancel(call_id=call_id, reason=reason):
                         if call_id in self.calls:
@@ -401,6 +409,12 @@ class RelayLink(Actor[BridgeMessage]):
                             self.last_error = f"{code}: {message}"
                     case _:
                         log.debug("bridge: ignoring %s frame", frame.TYPE)
+
+    def _report(self) -> None:
+        if self.telemetry is not None:
+            self.telemetry.metrics.set_bridge_state(
+                connected=self.state == "connected", calls_in_flight=len(self.calls)
+            )
 
     def _refusal(self, call: ToolCall) -> WireError | None:
         """Why the signed policy does not let ``call`` run here, or None (see ``_policy``)."""
@@ -417,14 +431,58 @@ class RelayLink(Actor[BridgeMessage]):
     async def _call(
         self, ws: WebSocketConnection, call: ToolCall, scope: trio.CancelScope, frame_limit: int
     ) -> None:
+        """One call in its own span (a child of the relay's), which the MCP server's
+        span is a child of in turn."""
+        telemetry = self.telemetry
+        if telemetry is None:
+            await self._run_call(ws, call, scope, frame_limit, call.traceparent)
+            return
+        # Only a bridge that was given telemetry has (and loads) OpenTelemetry.
+        from actors.telemetry import (
+            ATTR_AUDIT,
+            ATTR_CALL,
+            ATTR_DEVICE,
+            ATTR_ERROR_CODE,
+            ATTR_OUTCOME,
+            ATTR_TENANT,
+            ATTR_TOOL,
+            traceparent_of,
+        )
+
+        attributes = {
+            ATTR_CALL: call.call_id,
+            ATTR_TENANT: call.tenant,
+            ATTR_DEVICE: call.device_id,
+            ATTR_TOOL: call.tool,
+        }
+        if call.audit_id is not None:
+            attributes[ATTR_AUDIT] = call.audit_id
+        with telemetry.hop_span(
+            "bridge tool.call", traceparent=call.traceparent, attributes=attributes
+        ) as span:
+            outcome = await self._run_call(ws, call, scope, frame_limit, traceparent_of(span))
+            span.set_attribute(ATTR_OUTCOME, "ok" if outcome == "ok" else "error")
+            if outcome != "ok":
+                span.set_attribute(ATTR_ERROR_CODE, outcome)
+            telemetry.metrics.record_bridge_call(outcome=outcome)
+
+    async def _run_call(
+        self,
+        ws: WebSocketConnection,
+        call: ToolCall,
+        scope: trio.CancelScope,
+        frame_limit: int,
+        traceparent: str | None,
+    ) -> str:
+        """Run ``call`` and send its result; the outcome (``ok`` or the error's code)."""
         caps = effective_caps(call, self.config.caps)
-        result: ToolResult
+        result: ToolResult | None = None
         try:
             with scope:
                 refusal = self._refusal(call)
                 if refusal is not None:
                     await self._send(ws, ToolResult(call_id=call.call_id, error=refusal))
-                    return
+                    return refusal.code
                 arguments = capped_arguments(
                     call.args, self.input_schemas.get(call.tool), caps.max_bytes
                 )
@@ -436,7 +494,8 @@ class RelayLink(Actor[BridgeMessage]):
                             tool=call.tool,
                             arguments=arguments,
                             timeout_s=caps.timeout_s,
-                            traceparent=call.traceparent,
+                            traceparent=traceparent,
+                            meta=call_meta(tenant=call.tenant, audit_id=call.audit_id),
                         ),
                     )
                     try:
@@ -467,3 +526,7 @@ class RelayLink(Actor[BridgeMessage]):
         finally:
             self.calls.pop(call.call_id, None)
             self.calls_done += 1
+            self._report()
+        if result is None:
+            return "tool.cancelled"
+        return "ok" if result.error is None else result.error.code

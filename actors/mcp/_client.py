@@ -524,6 +524,7 @@ class McpStdioClient(Actor[McpClientMessage]):
             self._config.client_info,
             {"name": request.tool, "arguments": dict(request.arguments)},
             traceparent=request.traceparent,
+            meta=request.meta,
         )
         try:
             line = encode_message(Request(id=request_id, method="tools/call", params=params))

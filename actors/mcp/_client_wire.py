@@ -54,13 +54,17 @@ def request_params(
     params: Mapping[str, Any] | None = None,
     *,
     traceparent: str | None = None,
+    meta: Mapping[str, str] | None = None,
 ) -> dict[str, Any] | None:
-    """``params`` with the era's envelope: modern ``_meta`` fields, the traceparent in both."""
+    """``params`` with the era's envelope: modern ``_meta`` fields, the traceparent and
+    ``meta`` (tenant, audit id) in both."""
     out = dict(params or {})
     if era is Era.MODERN:
-        out["_meta"] = modern_meta(client_info, traceparent)
-    elif traceparent is not None:
-        out["_meta"] = {TRACEPARENT_META_KEY: traceparent}
+        out["_meta"] = {**(meta or {}), **modern_meta(client_info, traceparent)}
+    elif traceparent is not None or meta:
+        out["_meta"] = dict(meta or {})
+        if traceparent is not None:
+            out["_meta"][TRACEPARENT_META_KEY] = traceparent
     return out or None
 
 

@@ -46,6 +46,20 @@ CLIENT_CAPABILITIES_META_KEY = "io.modelcontextprotocol/clientCapabilities"
 CLIENT_INFO_META_KEY = "io.modelcontextprotocol/clientInfo"
 SERVER_INFO_META_KEY = "io.modelcontextprotocol/serverInfo"
 TRACEPARENT_META_KEY = "traceparent"
+#: ``_meta`` keys that carry the call's tenant and audit id beside the trace context.
+TENANT_META_KEY = "dev.zerolatency/tenant"
+AUDIT_ID_META_KEY = "dev.zerolatency/audit_id"
+
+
+def call_meta(*, tenant: str | None, audit_id: str | None) -> dict[str, str]:
+    """The ``_meta`` entries that name a call's tenant and audit id (those that are set)."""
+    meta = {}
+    if tenant:
+        meta[TENANT_META_KEY] = tenant
+    if audit_id:
+        meta[AUDIT_ID_META_KEY] = audit_id
+    return meta
+
 
 LEGACY_METHODS = frozenset({"initialize", "ping", "tools/list", "tools/call"})
 # ping and the handshake are gone in 2026-07-28; server/discover is new and mandatory.

@@ -124,6 +124,7 @@ class CallTool(Request[ToolResult]):
             client's ``default_call_timeout_s``. On expiry the server gets
             ``notifications/cancelled`` and the asker ``ToolError("tool.timeout")``.
         traceparent: W3C trace context, passed to the server in ``params._meta``.
+        meta: more ``params._meta`` entries (the tenant and audit id, see ``call_meta``).
     """
 
     call_id: str
@@ -133,6 +134,7 @@ class CallTool(Request[ToolResult]):
         default=None, validator=attrs.validators.optional(attrs.validators.gt(0))
     )
     traceparent: str | None = None
+    meta: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
 
 
 @attrs.frozen(kw_only=True)

@@ -24,12 +24,15 @@ from ._bundle import sign_bundle as sign_bundle
 from ._bundle import unsigned_bundle as unsigned_bundle
 from ._bundle import unverified_claims as unverified_claims
 from ._bundle import verify_bundle as verify_bundle
+from ._cache import BundlePreparer as BundlePreparer
 from ._cache import PolicyCache as PolicyCache
 from ._cache import PolicyCacheConfig as PolicyCacheConfig
 from ._cache import policy_cache_keys as policy_cache_keys
+from ._caller import ANY_DEVICE as ANY_DEVICE
 from ._caller import AUTHORIZATION as AUTHORIZATION
 from ._caller import CALLER_TYP as CALLER_TYP
 from ._caller import DEFAULT_AUDIENCE as DEFAULT_AUDIENCE
+from ._caller import MAX_CALLER_TOKEN_CHARS as MAX_CALLER_TOKEN_CHARS
 from ._caller import CallerClaims as CallerClaims
 from ._caller import authorize_session as authorize_session
 from ._caller import bearer_token as bearer_token
@@ -71,6 +74,7 @@ from .messages import RefreshNow as RefreshNow
 
 __all__ = [
     "ANY",
+    "ANY_DEVICE",
     "AUTHORIZATION",
     "BUNDLE_TYP",
     "CALLER_TYP",
@@ -79,7 +83,9 @@ __all__ = [
     "DEFAULT_DENY",
     "DEFAULT_MAX_TTL_S",
     "MAX_BUNDLE_CHARS",
+    "MAX_CALLER_TOKEN_CHARS",
     "Accepted",
+    "BundlePreparer",
     "BundleRejected",
     "BundleSource",
     "CallRequest",

@@ -5,7 +5,9 @@ source with its last ETag, verifies it (``verify_bundle``: signature by ``kid`` 
 the trusted keys, tenant, TTL, validity window with a bounded skew, revision above the
 last accepted, recorded in ``state_dir``), records the revision on disk, and only then
 makes it current. A bundle that fails any check never replaces the current one; the
-rejection is logged with its reason and counted (``on_rejection``).
+rejection is logged with its reason and counted (``on_rejection``). What else a bundle
+configures on the host (its ``redaction`` section) is checked with it (``prepare``) and put
+in force at the moment it becomes current, so a bundle is never half applied.
 
 When it refreshes: after a good answer (a new bundle or 304) at ``refresh_s`` or half the
 bundle's remaining life, whichever is sooner, jittered down by up to a fifth so that hosts
@@ -58,6 +60,16 @@ MIN_REFRESH_S: Final = 0.05
 REFRESH_JITTER: Final = 0.2
 
 RejectionObserver = Callable[[str], None]
+#: What else a tenant's bundle configures on the host (its ``redaction`` section): called
+#: with a verified bundle before it is recorded, it checks its part and returns the call
+#: that puts that part in force, which the cache makes when the bundle becomes current.
+#: It raises ``BundleRejected`` for a part that cannot be used: the bundle is then refused
+#: like any other that fails a check, and nothing of it is in force.
+BundlePreparer = Callable[[str, PolicyBundle], Callable[[], None]]
+
+
+def _nothing_to_prepare(tenant: str, bundle: PolicyBundle) -> Callable[[], None]:
+    return lambda: None
 
 
 def _key_tuple(keys: Iterable[Ed25519PublicKey]) -> tuple[Ed25519PublicKey, ...]:
@@ -121,6 +133,7 @@ class PolicyCache(Actor[PolicyMessage]):
         config: source, keys and timing.
         on_rejection: told the reason of each rejected bundle or failed fetch (a metric).
         source: replaces the configured source (tests).
+        prepare: what else each bundle configures (``BundlePreparer``); nothing by default.
     """
 
     mailbox_capacity = 256
@@ -131,10 +144,12 @@ class PolicyCache(Actor[PolicyMessage]):
         *,
         on_rejection: RejectionObserver | None = None,
         source: BundleSource | None = None,
+        prepare: BundlePreparer = _nothing_to_prepare,
     ) -> None:
         self.config = config
         self.on_rejection = on_rejection
         self.source = source
+        self.prepare = prepare
         self.keys = keys_by_id(config.trusted_keys)
         self.tenants: dict[str, _Tenant] = {}
         self.rng = random.Random()
@@ -161,7 +176,7 @@ class PolicyCache(Actor[PolicyMessage]):
     def _restore(self, tenant: str, remembered: _state.Stored) -> None:
         entry = _Tenant(name=tenant, last=remembered.accepted)
         try:
-            entry.current = verify_bundle(
+            bundle = verify_bundle(
                 remembered.jws,
                 keys=self.keys,
                 tenant=tenant,
@@ -171,9 +186,13 @@ class PolicyCache(Actor[PolicyMessage]):
                 last=remembered.accepted,
                 check_time=False,
             )
+            apply = self.prepare(tenant, bundle)
         except BundleRejected as exc:
             # Its revision still holds as the floor (a key may have been rotated out).
             log.warning("policy: remembered bundle of %s no longer verifies: %s", tenant, exc)
+        else:
+            entry.current = bundle
+            apply()
         self.tenants[tenant] = entry
 
     async def handle(self, message: PolicyMessage, ctx: ActorContext[PolicyMessage]) -> Any:
@@ -257,6 +276,7 @@ class PolicyCache(Actor[PolicyMessage]):
                     clock_skew_s=self.config.clock_skew_s,
                     last=entry.last,
                 )
+                apply = self.prepare(entry.name, bundle)
             except BundleRejected as exc:
                 self._reject(entry, exc.reason, exc.message)
                 return None
@@ -274,6 +294,7 @@ class PolicyCache(Actor[PolicyMessage]):
                     entry.problem = str(exc)
                     return None
             entry.current, entry.last = bundle, bundle.accepted
+            apply()
             log.info(
                 "policy: %s: bundle %s revision %d accepted (kid %s, expires in %.0f s)",
                 entry.name,

@@ -3,7 +3,8 @@
 A caller token is a compact JWS/JWT, header ``{"alg": "EdDSA", "typ": "JWT", "kid": K}``
 (``K`` is ``actors.relay.key_id`` of the signing key, as for relay tokens), with claims
 ``iss``, ``aud`` (``zl-host`` by default), ``sub`` (the user), ``tenant``, ``devices``
-(device ids, or ``["*"]`` for every device of the tenant), ``iat``, ``exp`` and ``jti``.
+(device ids, or ``["*"]`` for every device of the tenant), ``iat``, ``exp`` and ``jti``
+(and, optionally, ``nbf``).
 The BFF (or an identity provider) signs it; the host verifies it on every ``StreamChat``
 (gRPC metadata ``authorization: Bearer <token>``) and then holds the session to it: the
 tenant, the user and the device the session names must be the token's.
@@ -32,6 +33,8 @@ DEFAULT_CLOCK_SKEW_S: Final = 30.0
 #: gRPC metadata values are bounded by the edge's header limits; a token is far smaller.
 MAX_CALLER_TOKEN_CHARS: Final = 8192
 MAX_DEVICES: Final = 256
+#: Longest text claim (``iss``, ``sub``, ``tenant``, ``jti``).
+MAX_CLAIM_CHARS: Final = 256
 ANY_DEVICE: Final = "*"
 AUTHORIZATION: Final = "authorization"
 _BEARER: Final = "bearer "
@@ -108,8 +111,11 @@ def mint_caller_token(
 
 def _text(claims: Mapping[str, object], name: str) -> str:
     value = claims.get(name)
-    if not isinstance(value, str) or not value or len(value) > 256:
+    if not isinstance(value, str) or not value or len(value) > MAX_CLAIM_CHARS:
         raise CallerUnauthenticated(f"caller token claim {name!r} is missing or not a text")
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+        # It ends up in logs, receipts and headers: no line breaks or escapes in it.
+        raise CallerUnauthenticated(f"caller token claim {name!r} holds control characters")
     return value
 
 
@@ -169,7 +175,10 @@ def verify_caller_token(
         raise CallerUnauthenticated(f"caller token lives longer than {max_ttl_s:g} s")
     if current >= expires_at + clock_skew_s:
         raise CallerUnauthenticated("caller token has expired")
-    if current < issued_at - clock_skew_s:
+    not_before = claims.get("nbf", issued_at)
+    if isinstance(not_before, bool) or not isinstance(not_before, int):
+        raise CallerUnauthenticated("caller token claim 'nbf' is not a time")
+    if current < max(issued_at, not_before) - clock_skew_s:
         raise CallerUnauthenticated("caller token is not valid yet")
     user, tenant = _text(claims, "sub"), _text(claims, "tenant")
     devices = claims.get("devices")

@@ -41,6 +41,8 @@ class RejectReason(enum.StrEnum):
     TTL_TOO_LONG = "ttl_too_long"
     ROLLBACK = "rollback"
     INVALID = "invalid"
+    #: Its ``redaction`` section cannot be used (a tenant pattern RE2 cannot compile).
+    REDACTION = "redaction"
     UNAVAILABLE = "unavailable"
 
 

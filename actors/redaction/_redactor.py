@@ -16,7 +16,7 @@ import json
 import os
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -206,12 +206,28 @@ class TenantRedaction:
             RedactionSettingsError: the section is invalid (the tenant keeps what it had);
                 or this would be one tenant more than ``MAX_TENANTS``.
         """
+        apply = self.prepare_update(tenant, section)
+        apply()
+        return self.settings_for(tenant)
+
+    def prepare_update(self, tenant: str, section: Mapping[str, Any] | None) -> Callable[[], None]:
+        """Check a bundle's section for ``tenant``; the call returned puts it in force.
+
+        The policy cache checks the section before it accepts the bundle, and applies it
+        once the bundle is recorded and current: a bundle is in force whole or not at all.
+
+        Raises:
+            RedactionSettingsError: as ``update_from_bundle`` (nothing has changed).
+        """
         if section is None:
-            self.forget(tenant)
-            return self.default
+            return lambda: self.forget(tenant)
         settings = RedactionSettings.from_bundle(section)
-        self.set_settings(tenant, settings)
-        return settings
+        with self._lock:
+            if tenant not in self._tenants and len(self._tenants) >= MAX_TENANTS:
+                raise RedactionSettingsError(
+                    f"redaction: settings for more than {MAX_TENANTS} tenants"
+                )
+        return lambda: self.set_settings(tenant, settings)
 
     def set_settings(self, tenant: str, settings: RedactionSettings) -> None:
         with self._lock:

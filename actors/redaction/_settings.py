@@ -1,7 +1,7 @@
 """Which classes run and which tenant patterns join them: ``RedactionSettings``.
 
 The policy bundle's ``redaction`` section (``contracts/api/policy/v1/redaction.schema.json``)
-arrives verified, as a plain mapping; ``RedactionSettings.from_bundle`` checks it against
+arrives verified, as a read-only mapping; ``RedactionSettings.from_bundle`` checks it against
 the schema, then compiles each tenant pattern with RE2, whose matching time is linear in
 the text whatever the pattern: ``(a+)+$`` costs what ``a+$`` costs. What RE2 cannot
 compile (back-references, look-around, possessive or atomic groups, repetition counts over
@@ -92,6 +92,7 @@ class RedactionSettings:
                 not exist, names a pattern twice or after a built-in class, or holds a
                 pattern RE2 cannot compile. The message names the place.
         """
+        section = _plain(section)
         error = jsonschema.exceptions.best_match(_validator().iter_errors(section))
         if error is not None:
             where = "".join(
@@ -137,6 +138,19 @@ def load_settings_file(path: Path) -> RedactionSettings:
         return RedactionSettings.from_bundle(section)
     except RedactionSettingsError as exc:
         raise RedactionSettingsError(f"{path}: {exc}") from None
+
+
+def _plain(value: Any) -> Any:
+    """JSON as the schema checks read it: dicts and lists.
+
+    A verified bundle's section comes frozen (read-only mappings, tuples for lists), which
+    jsonschema's type checks would take for neither objects nor arrays.
+    """
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
 
 
 def _patterns(entries: Iterable[Mapping[str, str]]) -> tuple[TenantPattern, ...]:

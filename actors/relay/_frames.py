@@ -114,6 +114,8 @@ class ToolCall:
     caps: Caps
     traceparent: str | None = None
     policy: str | None = None
+    #: The id of the receipt the host will write for this call (spans of every hop carry it).
+    audit_id: str | None = None
 
 
 def _exactly_one_outcome(instance: ToolResult, _: attrs.Attribute[Any], __: object) -> None:

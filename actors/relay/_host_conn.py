@@ -11,9 +11,22 @@ import logging
 from collections.abc import Sequence
 from typing import Final
 
+import attrs
 import trio
+from opentelemetry.trace import Span, Status, StatusCode
 
 from actors.errors import WireError
+from actors.telemetry import (
+    ATTR_AUDIT,
+    ATTR_CALL,
+    ATTR_DEVICE,
+    ATTR_ERROR_CODE,
+    ATTR_OUTCOME,
+    ATTR_TENANT,
+    ATTR_TOOL,
+    Telemetry,
+    traceparent_of,
+)
 from zl_actors import Actor, ActorContext, ActorRef, ActorStopped, AskTimeout, MailboxFull
 
 from ._device_conn import expire_at, read_frames
@@ -61,6 +74,15 @@ log = logging.getLogger("zl.relay.host")
 HOST_MAILBOX_CAPACITY: Final = 4096
 CATALOG_TIMEOUT_S: Final = 5.0
 _LINK: Final = "the host link"
+ATTR_SHARD: Final = "zl.relay.shard"
+
+
+@attrs.define
+class RelayStats:
+    """Figures one shard's connections keep up to date (sampled into gauges)."""
+
+    #: Calls accepted from hosts and not yet answered.
+    calls_in_flight: int = 0
 
 
 class HostConnection(Actor[HostMessage]):
@@ -87,7 +109,13 @@ class HostConnection(Actor[HostMessage]):
         local_shard_id: str,
         limits: RelayLimits,
         done: trio.Event,
+        telemetry: Telemetry | None = None,
+        stats: RelayStats | None = None,
     ) -> None:
+        self.telemetry = telemetry
+        self.stats = stats if stats is not None else RelayStats()
+        #: The span of each call in flight (ended when its result goes back to the host).
+        self.spans: dict[str, Span] = {}
         self.ws = ws
         self.claims = claims
         self.router = router
@@ -149,8 +177,11 @@ class HostConnection(Actor[HostMessage]):
     async def handle(self, message: HostMessage, ctx: ActorContext[HostMessage]) -> None:
         match message:
             case CallEnded(frame=frame):
-                if isinstance(frame, ToolResult) and self.calls.pop(frame.call_id, None) is None:
-                    return  # the host already gave up on it (cancel raced the result)
+                if isinstance(frame, ToolResult):
+                    if self.calls.pop(frame.call_id, None) is None:
+                        return  # the host already gave up on it (cancel raced the result)
+                    self.stats.calls_in_flight -= 1
+                    self._end_span(frame.call_id, frame)
                 await self._send(frame, ctx)
             case PeerGone(reason=reason):
                 self.gone = True
@@ -188,13 +219,50 @@ class HostConnection(Actor[HostMessage]):
             )
         return redirect
 
+    def _start_span(self, frame: ToolCall) -> ToolCall:
+        """The call's span on this shard (a child of the host's); the frame goes on naming it."""
+        if self.telemetry is None:
+            return frame
+        attributes = {
+            ATTR_CALL: frame.call_id,
+            ATTR_TENANT: frame.tenant,
+            ATTR_DEVICE: frame.device_id,
+            ATTR_TOOL: frame.tool,
+            ATTR_SHARD: self.local_shard_id,
+        }
+        if frame.audit_id is not None:
+            attributes[ATTR_AUDIT] = frame.audit_id
+        span = self.telemetry.start_hop_span(
+            "relay tool.call", traceparent=frame.traceparent, attributes=attributes
+        )
+        self.spans[frame.call_id] = span
+        return attrs.evolve(frame, traceparent=traceparent_of(span) or frame.traceparent)
+
+    def _end_span(self, call_id: str, result: ToolResult | None, reason: str = "") -> None:
+        span = self.spans.pop(call_id, None)
+        if span is None:
+            return
+        if result is not None and result.error is None:
+            span.set_attribute(ATTR_OUTCOME, "ok")
+        else:
+            code = result.error.code if result is not None and result.error else "cancelled"
+            span.set_attribute(ATTR_OUTCOME, "error")
+            span.set_attribute(ATTR_ERROR_CODE, code)
+            span.set_status(Status(StatusCode.ERROR, reason or code))
+        span.end()
+
     async def _from_host(self, frame: Frame, ctx: ActorContext[HostMessage]) -> None:
         match frame:
             case ToolCall(call_id=call_id, tenant=tenant, device_id=device_id):
+                if call_id not in self.calls:
+                    frame = self._start_span(frame)
                 refusal = self._refusal(tenant)
                 if isinstance(refusal, ErrorFrame):
-                    await self._send(ToolResult(call_id=call_id, error=refusal.to_wire()), ctx)
+                    error = ToolResult(call_id=call_id, error=refusal.to_wire())
+                    self._end_span(call_id, error)
+                    await self._send(error, ctx)
                 elif refusal is not None:
+                    self._end_span(call_id, None, "redirected")
                     await self._send(refusal, ctx)
                 elif call_id in self.calls:
                     await self._send(
@@ -204,17 +272,17 @@ class HostConnection(Actor[HostMessage]):
                         ctx,
                     )
                 elif len(self.calls) >= self.limits.max_host_in_flight:
-                    await self._send(
-                        error_result(
-                            call_id,
-                            "relay.overloaded",
-                            "too many calls on this connection",
-                            retryable=True,
-                        ),
-                        ctx,
+                    overloaded = error_result(
+                        call_id,
+                        "relay.overloaded",
+                        "too many calls on this connection",
+                        retryable=True,
                     )
+                    self._end_span(call_id, overloaded)
+                    await self._send(overloaded, ctx)
                 else:
                     self.calls[call_id] = (tenant, device_id)
+                    self.stats.calls_in_flight += 1
                     await self.router.tell(RouteCall(frame=frame, reply_to=ctx.self_ref))
             case ToolCancel(call_id=call_id, reason=reason):
                 target = self.calls.get(call_id)
@@ -278,6 +346,8 @@ class HostConnection(Actor[HostMessage]):
                         reason="host disconnected",
                     )
                 )
+            self._end_span(call_id, None, "host disconnected")
+        self.stats.calls_in_flight -= len(self.calls)
         self.calls.clear()
         log.info(
             "host %s disconnected from shard %s: %s",

@@ -544,6 +544,7 @@ def token_main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     if args.out:
         try:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             _atomic_write(Path(args.out), token.encode("ascii") + b"\n", 0o600)
         except OSError as exc:
             print(f"zl token: cannot write {args.out}: {exc.strerror}", file=sys.stderr)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import attrs
 
+from actors.audit import AuditMessage, new_turn_id
 from actors.errors import GuardrailBreached, InvalidRequest, WireError, ZlError, internal_error
 from actors.provider import ChatMessage, LlmProvider, Usage
 from actors.redaction import Redacted, Redactor, TenantRedaction
@@ -71,9 +72,16 @@ class SessionDeps:
     tool_runner_factory: ToolRunnerFactory | None = None
     #: Spans for turns, the time-to-first-token histogram and token counters (None: off).
     telemetry: Telemetry | None = None
+    #: Where each turn's ``turn.summary`` record goes, before its final event (None: nowhere).
+    audit: ActorRef[AuditMessage] | None = None
+    #: ``gen_ai.provider.name`` on the model request's span (empty: the provider's own name).
+    provider_name: str = ""
     #: Where each session's redactor comes from (the tenant's settings from its policy
     #: bundle; every built-in class by default): what the model sees is redacted.
     redaction: TenantRedaction = attrs.Factory(TenantRedaction)
+    #: Awaited with the tenant before a session takes its redactor: the host loads the
+    #: tenant's policy bundle there, which carries its redaction settings (None: nothing).
+    load_tenant: Callable[[str], Awaitable[None]] | None = None
     #: The device of a session that names none ("local": the host's own MCP server).
     default_device: str = ""
 
@@ -83,8 +91,17 @@ class Session(Actor[SessionInbound]):
 
     mailbox_capacity = SESSION_MAILBOX
 
-    def __init__(self, *, session_id: str, deps: SessionDeps, outbox: Outbox) -> None:
+    def __init__(
+        self,
+        *,
+        session_id: str,
+        deps: SessionDeps,
+        outbox: Outbox,
+        traceparent: str | None = None,
+    ) -> None:
         self.session_id = session_id
+        #: The caller's trace context (gRPC metadata): every turn's span is its child.
+        self.traceparent = traceparent
         self.deps = deps
         self.outbox = outbox
         self.context: SessionContext | None = None
@@ -156,6 +173,8 @@ class Session(Actor[SessionInbound]):
             limits=limits,
         )
         self.budget = TokenBudget(limits.token_budget)
+        if self.deps.load_tenant is not None:
+            await self.deps.load_tenant(start.tenant)
         self.redactor = self.deps.redaction.session_redactor(start.tenant)
         factory = self.deps.tool_runner_factory
         self.tool_runner = factory(self.context, self.outbox) if factory is not None else None
@@ -230,6 +249,10 @@ class Session(Actor[SessionInbound]):
             turn_id=turn_id,
             session_id=self.session_id,
             tenant=context.tenant,
+            user=context.user,
+            device_id=context.device_id,
+            audit_id=new_turn_id(),
+            traceparent=self.traceparent,
             model=context.model,
             history=tuple(self.history),
             limits=context.limits,
@@ -250,6 +273,8 @@ class Session(Actor[SessionInbound]):
                     progress=progress,
                     tool_runner=runner,
                     telemetry=self.deps.telemetry,
+                    audit=self.deps.audit,
+                    provider_name=self.deps.provider_name,
                     redactor=self.redactor,
                 ),
                 restart=Restart.TEMPORARY,

@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 import trio
 
+from actors.audit import AppendTurn, AuditMessage, Stopwatch, TurnSummary
 from actors.errors import (
     GuardrailBreached,
     ProviderError,
@@ -37,8 +38,8 @@ from actors.provider import (
     Usage,
 )
 from actors.redaction import Redactor
-from actors.telemetry import Telemetry
-from zl_actors import ActorContext, ActorRef, TaskActor
+from actors.telemetry import Phase, ProviderCallScope, Telemetry, traceparent_of
+from zl_actors import ActorContext, ActorError, ActorRef, TaskActor
 
 from ._outbox import ClientGone, Outbox
 from ._redaction import redact_off_loop
@@ -56,6 +57,8 @@ log = logging.getLogger("zl.session")
 
 # The model may ask for at most this many tool calls per turn (the seed's max_tool_depth).
 MAX_TOOL_DEPTH = 1
+# Writing the turn's audit record survives the turn's cancellation, within this.
+AUDIT_TIMEOUT_S = 5.0
 
 
 @attrs.define(kw_only=True)
@@ -69,6 +72,8 @@ class TurnProgress:
     cost_usd: float | None = None
     # Whether a provider round is in progress (its usage is not reported yet).
     streaming: bool = False
+    #: The receipt ids of the tool calls this turn started (its audit record lists them).
+    receipt_ids: list[str] = attrs.Factory(list)
 
     def usage(self) -> Usage:
         return Usage(
@@ -88,6 +93,7 @@ class _RoundSink:
     before: int
     finished: Finished | None = None
     call: ToolCallRequest | None = None
+    span: ProviderCallScope | None = None
 
     async def send(self, value: ProviderEvent) -> None:
         await self.turn.on_provider_event(value, self)
@@ -107,6 +113,12 @@ class TurnPlan:
     history: tuple[ChatMessage, ...]
     limits: SessionLimits
     budget_remaining: int
+    user: str = ""
+    device_id: str = ""
+    #: The id of this turn's audit record (and ``zl.audit.id`` on its span).
+    audit_id: str = ""
+    #: The caller's trace context: the turn's span is its child.
+    traceparent: str | None = None
 
 
 def first_leaf(group: BaseException) -> BaseException:
@@ -128,11 +140,18 @@ class Turn(TaskActor):
         progress: TurnProgress,
         tool_runner: ToolRunner | None,
         telemetry: Telemetry | None = None,
+        audit: ActorRef[AuditMessage] | None = None,
+        provider_name: str = "",
         redactor: Redactor | None = None,
     ) -> None:
         self.telemetry = telemetry
         #: Redacts tool results before the model reads them (None: they go as they are).
         self.redactor = redactor
+        self.audit = audit
+        self.provider_name = provider_name or provider.name
+        self.audited = False
+        self.watch = Stopwatch()
+        self.traceparent: str | None = None
         self.started = time.monotonic()
         self.plan = plan
         self.provider = provider
@@ -145,19 +164,68 @@ class Turn(TaskActor):
         plan = self.plan
         telemetry = self.telemetry
         self.started = time.monotonic()
-        if telemetry is None:
-            await self._run(ctx)
-            return
-        if not telemetry.recording:
-            # No span to keep: the turn's own span would only parent its tool calls.
-            await self._run(ctx)
+        try:
+            if telemetry is None:
+                await self._run(ctx)
+                return
+            if not telemetry.recording and plan.traceparent is None:
+                # No span to keep: the turn's own span would only parent its tool calls.
+                await self._run(ctx)
+                self._count_tokens(telemetry)
+                return
+            with telemetry.turn_span(
+                session_id=plan.session_id,
+                turn_id=plan.turn_id,
+                tenant=plan.tenant,
+                traceparent=plan.traceparent,
+                audit_id=plan.audit_id or None,
+                device_id=plan.device_id or None,
+            ) as span:
+                self.traceparent = traceparent_of(span)
+                await self._run(ctx)
             self._count_tokens(telemetry)
+        finally:
+            if not self.audited:
+                # Cancelled (the client cancelled or left): the record is still written,
+                # before the session sends the turn's final event.
+                with trio.move_on_after(AUDIT_TIMEOUT_S, shield=True):
+                    await self._audit("cancelled", None)
+
+    async def _audit(self, finish_reason: str, error_code: str | None) -> None:
+        """Write this turn's ``turn.summary`` record (once), before its final event."""
+        if self.audited:
             return
-        with telemetry.turn_span(
-            session_id=plan.session_id, turn_id=plan.turn_id, tenant=plan.tenant
-        ):
-            await self._run(ctx)
-        self._count_tokens(telemetry)
+        self.audited = True
+        if self.audit is None:
+            return
+        plan, progress = self.plan, self.progress
+        usage = progress.usage()
+        policy = self.tool_runner.policy_in_force if self.tool_runner is not None else None
+        summary = TurnSummary(
+            session_id=plan.session_id,
+            turn_id=plan.turn_id,
+            tenant=plan.tenant,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            usage_estimated=usage.estimated,
+            finish_reason=finish_reason,
+            tool_calls=len(progress.receipt_ids),
+            timing=self.watch.stop(),
+            error_code=error_code,
+            traceparent=self.traceparent,
+            audit_id=plan.audit_id or None,
+            user=plan.user or None,
+            device_id=plan.device_id or None,
+            model=plan.model,
+            cost_usd=usage.cost_usd,
+            receipt_ids=progress.receipt_ids,
+            policy_id=policy[0] if policy is not None else None,
+            policy_revision=policy[1] if policy is not None else None,
+        )
+        try:
+            await self.audit.ask(AppendTurn(summary=summary), timeout=AUDIT_TIMEOUT_S)
+        except (ActorError, ValueError):
+            log.exception("turn %s: its audit record could not be written", plan.turn_id)
 
     def _count_tokens(self, telemetry: Telemetry) -> None:
         usage = self.progress.usage()
@@ -177,7 +245,7 @@ class Turn(TaskActor):
                     )
                 )
         except ClientGone:
-            pass
+            await self._audit("client_gone", None)
         except ZlError as exc:
             await self._fail(exc)
         except Exception as exc:
@@ -192,6 +260,7 @@ class Turn(TaskActor):
         await self._fail_wire(exc.to_wire())
 
     async def _fail_wire(self, error: Any) -> None:
+        await self._audit("error", error.code)
         with contextlib.suppress(ClientGone):
             await self.outbox.emit(ErrorEvent(turn_id=self.plan.turn_id, error=error))
 
@@ -208,7 +277,9 @@ class Turn(TaskActor):
                 tools=tools,
                 max_output_tokens=max(0, plan.budget_remaining - self.progress.output_tokens),
             )
-            finished, call = await self._stream_once(request)
+            phase = Phase.PLAN if tool_calls == 0 else Phase.RESPOND
+            with self._phase(phase):
+                finished, call = await self._stream_once(request)
             if finished.finish_reason == "length" and (
                 self.progress.output_tokens >= plan.budget_remaining
             ):
@@ -219,6 +290,8 @@ class Turn(TaskActor):
                     "tokens of this answer",
                 )
             if call is None:
+                # The audit record first: the client sees assistant.done only once it is written.
+                await self._audit(finished.finish_reason, None)
                 await self.outbox.emit(
                     AssistantDoneEvent(
                         turn_id=plan.turn_id,
@@ -233,7 +306,10 @@ class Turn(TaskActor):
                     "tool.depth_exceeded",
                     f"the model asked for more than {MAX_TOOL_DEPTH} tool call(s) in one turn",
                 )
-            result_json = await self.tool_runner.run(call, turn_id=plan.turn_id, turn=ctx)
+            with self._phase(Phase.ACT):
+                result_json = await self.tool_runner.run(
+                    call, turn_id=plan.turn_id, turn=ctx, receipts=self.progress.receipt_ids
+                )
             for_model = await self._redact_result(result_json)
             history.append(ChatMessage(role="assistant", content=None, tool_calls=(call,)))
             history.append(ChatMessage(role="tool", content=for_model, tool_call_id=call.call_id))
@@ -246,6 +322,10 @@ class Turn(TaskActor):
         if redacted.spans and self.telemetry is not None:
             self.telemetry.metrics.add_redactions(redacted.counts, site="model")
         return redacted.text
+
+    def _phase(self, phase: Phase) -> contextlib.AbstractContextManager[Any]:
+        telemetry = self.telemetry
+        return contextlib.nullcontext() if telemetry is None else telemetry.phase_span(phase)
 
     async def _offered_tools(self) -> tuple[ToolSpec, ...]:
         if self.tool_runner is None:
@@ -271,8 +351,26 @@ class Turn(TaskActor):
         progress = self.progress
         round_ = _RoundSink(turn=self, before=progress.output_tokens)
         progress.streaming = True
+        telemetry = self.telemetry
         try:
-            await self.provider.stream(request, round_)
+            if telemetry is None:
+                await self.provider.stream(request, round_)
+            else:
+                with telemetry.provider_span(
+                    provider=self.provider_name,
+                    model=request.model,
+                    max_tokens=request.max_output_tokens,
+                ) as round_.span:
+                    await self.provider.stream(request, round_)
+                    if round_.finished is not None:
+                        round_.span.finish(
+                            input_tokens=round_.finished.usage.input_tokens,
+                            output_tokens=max(
+                                progress.output_tokens - round_.before,
+                                round_.finished.usage.output_tokens,
+                            ),
+                            finish_reason=round_.finished.finish_reason,
+                        )
         except* ZlError as group:
             # A provider that relays through a task of its own (the fallback chain) hands
             # our guardrail, or its typed error, back wrapped in a group: unwrap it.
@@ -305,6 +403,8 @@ class Turn(TaskActor):
             GuardrailBreached: ``budget.exhausted`` (the provider lets it through and stops).
             ClientGone: the client is gone.
         """
+        if round_.span is not None:
+            round_.span.first_chunk()
         if isinstance(event, TextDelta):
             self._check_budget()
             self._count(event)
@@ -319,6 +419,8 @@ class Turn(TaskActor):
             trio.WouldBlock: it would have to wait; nothing was sent or counted.
             GuardrailBreached, ClientGone: as ``on_provider_event``.
         """
+        if round_.span is not None:
+            round_.span.first_chunk()
         if isinstance(event, TextDelta):
             self._check_budget()
             delta = AssistantDeltaEvent(turn_id=self.plan.turn_id, text=event.text)

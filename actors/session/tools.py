@@ -20,10 +20,23 @@ class ToolRunner(Protocol):
         """The tools the model may call in this session now."""
         ...
 
-    async def run(self, call: ToolCallRequest, *, turn_id: str, turn: ActorContext[Any]) -> str:
+    @property
+    def policy_in_force(self) -> tuple[str, int] | None:
+        """The policy id and revision the last ``offered_tools`` decided under (None: none)."""
+        ...
+
+    async def run(
+        self,
+        call: ToolCallRequest,
+        *,
+        turn_id: str,
+        turn: ActorContext[Any],
+        receipts: list[str] | None = None,
+    ) -> str:
         """Run ``call`` as a child of the ``turn`` actor; the JSON text of its result or error.
 
-        On cancellation (the turn is cancelled) the call is cancelled down the line and
-        its receipt is still written.
+        The id of the receipt the call will have is appended to ``receipts`` as the call
+        starts (the turn's audit record lists them). On cancellation (the turn is
+        cancelled) the call is cancelled down the line and its receipt is still written.
         """
         ...

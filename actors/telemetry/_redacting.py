@@ -18,6 +18,10 @@ from opentelemetry.trace import Link, Status
 from actors.redaction import Redactor
 
 Counter = Callable[[Mapping[str, int]], None]
+#: Redacted values kept for reuse, and the longest value kept (longer ones are rare and
+#: would make the cache's memory depend on what spans carry).
+SEEN_CAPACITY = 4096
+SEEN_MAX_CHARS = 256
 
 
 class RedactingSpanExporter(SpanExporter):
@@ -35,6 +39,10 @@ class RedactingSpanExporter(SpanExporter):
         self.inner = inner
         self.redactor = redactor
         self.on_redacted = on_redacted
+        # Span names and most attribute values repeat (tools, models, tenants, outcomes): a
+        # value already redacted is not scanned again. Bounded: emptied when full. Only
+        # the exporter's thread uses it.
+        self._seen: dict[str, tuple[str, tuple[tuple[str, int], ...]]] = {}
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         counts: dict[str, int] = {}
@@ -50,10 +58,17 @@ class RedactingSpanExporter(SpanExporter):
         return self.inner.force_flush(timeout_millis)
 
     def _text(self, text: str, counts: dict[str, int]) -> str:
-        redacted = self.redactor.redact(text)
-        for kind, n in redacted.counts.items():
+        seen = self._seen.get(text)
+        if seen is None:
+            redacted = self.redactor.redact(text)
+            seen = (redacted.text, tuple(redacted.counts.items()))
+            if len(text) <= SEEN_MAX_CHARS:
+                if len(self._seen) >= SEEN_CAPACITY:
+                    self._seen.clear()
+                self._seen[text] = seen
+        for kind, n in seen[1]:
             counts[kind] = counts.get(kind, 0) + n
-        return redacted.text
+        return seen[0]
 
     def _value(self, value: Any, counts: dict[str, int]) -> Any:
         if isinstance(value, str):

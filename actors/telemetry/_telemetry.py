@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import enum
 import importlib
+import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 
 import attrs
 import trio
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
     MetricExporter,
@@ -27,7 +30,7 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -36,21 +39,28 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 
 from actors.redaction import Redactor
 
 from ._errors import TelemetryConfigError
+from ._export import DEFAULT_MAX_QUEUE_SPANS, BoundedSpanProcessor, CountingMetricExporter
 from ._metrics import Metrics, Phase
+from ._prometheus import Family, PrometheusReader, render
 from ._redacting import RedactingSpanExporter
 from ._traceparent import context_with_traceparent, traceparent_of
 
 INSTRUMENTATION_NAME = "zero_latency"
 DEFAULT_METRIC_INTERVAL_S = 10.0
+# One OTLP request (with the exporter's own retries) may take this long before its batch
+# is dropped and counted; it runs in the exporter's thread, never in a request's task.
+DEFAULT_OTLP_TIMEOUT_S = 5.0
 # How long shutdown may take to flush what is buffered before it gives up.
 SHUTDOWN_TIMEOUT_S = 5.0
 
-# The OTLP exporters are optional packages; these are the modules and classes tried.
-_OTLP_SPAN = ("opentelemetry.exporter.otlp.proto.http.trace_exporter", "OTLPSpanExporter")
+# The OTLP metric exporter comes from this package (spans are encoded here, see _otlp).
+# OTLP/HTTP's well-known local address, when neither the config nor OTEL_* names one.
+DEFAULT_OTLP_URL = "http://localhost:4318"
 _OTLP_METRIC = ("opentelemetry.exporter.otlp.proto.http.metric_exporter", "OTLPMetricExporter")
 _OTLP_PACKAGE = "opentelemetry-exporter-otlp-proto-http"
 
@@ -64,7 +74,21 @@ ATTR_CALL = "zl.tool.call_id"
 ATTR_DEVICE = "zl.device.id"
 ATTR_OUTCOME = "zl.tool.outcome"
 ATTR_ERROR_CODE = "zl.error.code"
-ATTR_PHASE = "zl.phase"
+ATTR_AUDIT = "zl.audit.id"
+ATTR_POLICY_DECISION = "zl.policy.decision"
+ATTR_POLICY_REVISION = "zl.policy.revision"
+ATTR_POLICY_RULE = "zl.policy.rule_id"
+# OpenTelemetry GenAI semantic conventions (the provider request's span).
+GEN_AI_OPERATION = "gen_ai.operation.name"
+GEN_AI_PROVIDER = "gen_ai.provider.name"
+GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
+GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
+GEN_AI_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+GEN_AI_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+GEN_AI_FINISH_REASONS = "gen_ai.response.finish_reasons"
+GEN_AI_MAX_TOKENS = "gen_ai.request.max_tokens"
+# Not (yet) a span attribute of the conventions, which define it as a metric only.
+ATTR_TIME_TO_FIRST_CHUNK = "zl.gen_ai.time_to_first_chunk_ms"
 
 
 class Exporter(enum.StrEnum):
@@ -85,6 +109,9 @@ class TelemetryConfig:
         exporter: where spans and metrics go.
         otlp_endpoint: the OTLP/HTTP base URL (None: the exporter's default or ``OTEL_*``).
         metric_interval_s: how often metrics are exported.
+        prometheus: also keep a pull reader for a ``/metrics`` scrape endpoint.
+        otlp_timeout_s: one OTLP request, retries included, before its batch is dropped.
+        max_queue_spans: spans waiting for export; past it they are dropped and counted.
     """
 
     service_name: str = "zl-host"
@@ -94,6 +121,55 @@ class TelemetryConfig:
     metric_interval_s: float = attrs.field(
         default=DEFAULT_METRIC_INTERVAL_S, validator=attrs.validators.gt(0)
     )
+    prometheus: bool = False
+    otlp_timeout_s: float = attrs.field(
+        default=DEFAULT_OTLP_TIMEOUT_S, validator=attrs.validators.gt(0)
+    )
+    max_queue_spans: int = attrs.field(
+        default=DEFAULT_MAX_QUEUE_SPANS, validator=attrs.validators.ge(1)
+    )
+
+
+class ProviderCallScope:
+    """A model request's span (GenAI conventions): mark its first chunk, then its result."""
+
+    __slots__ = ("_metrics", "_model", "_provider", "_started", "first_chunk_s", "span")
+
+    def __init__(self, span: Span, metrics: Metrics, *, provider: str, model: str) -> None:
+        self.span = span
+        self._metrics = metrics
+        self._provider = provider
+        self._model = model
+        self._started = time.monotonic()
+        self.first_chunk_s: float | None = None
+
+    def first_chunk(self) -> None:
+        """The first chunk of the answer arrived (only the first call counts)."""
+        if self.first_chunk_s is not None:
+            return
+        self.first_chunk_s = time.monotonic() - self._started
+        self.span.set_attribute(ATTR_TIME_TO_FIRST_CHUNK, round(self.first_chunk_s * 1000, 3))
+        self._metrics.record_time_to_first_chunk(
+            self.first_chunk_s, provider=self._provider, model=self._model
+        )
+
+    def finish(
+        self,
+        *,
+        input_tokens: int,
+        output_tokens: int,
+        finish_reason: str,
+        response_model: str | None = None,
+    ) -> None:
+        """The request ended with this usage and finish reason."""
+        self.span.set_attributes(
+            {
+                GEN_AI_INPUT_TOKENS: input_tokens,
+                GEN_AI_OUTPUT_TOKENS: output_tokens,
+                GEN_AI_FINISH_REASONS: (finish_reason,),
+                GEN_AI_RESPONSE_MODEL: response_model or self._model,
+            }
+        )
 
 
 class ToolCallScope:
@@ -131,13 +207,32 @@ class Telemetry:
         meter_provider: MeterProvider,
         *,
         recording: bool = True,
+        metrics: Metrics | None = None,
+        prometheus: PrometheusReader | None = None,
+        resource: dict[str, str] | None = None,
     ) -> None:
         #: Whether spans are recorded and exported (False: only trace context propagates).
         self.recording = recording
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
+        self._prometheus = prometheus
+        self._resource = dict(resource or {})
         self.tracer = tracer_provider.get_tracer(INSTRUMENTATION_NAME)
-        self.metrics = Metrics(meter_provider.get_meter(INSTRUMENTATION_NAME))
+        self.metrics = metrics or Metrics(meter_provider.get_meter(INSTRUMENTATION_NAME))
+
+    @property
+    def scrapable(self) -> bool:
+        """Whether ``/metrics`` can be served (``TelemetryConfig.prometheus``)."""
+        return self._prometheus is not None
+
+    def metric_families(self) -> list[Family]:
+        """The current value of every metric (for the dashboard); empty if not scrapable."""
+        self.metrics.flush()
+        return [] if self._prometheus is None else self._prometheus.collect_families()
+
+    def prometheus_text(self) -> str:
+        """Every metric in the Prometheus text format (``/metrics``)."""
+        return render(self.metric_families(), resource=self._resource)
 
     @classmethod
     def from_config(
@@ -166,47 +261,100 @@ class Telemetry:
             attributes["service.version"] = config.service_version
         resource = Resource.create(attributes)
         exporting = config.exporter is not Exporter.NONE or span_exporter is not None
+        readers = list(metric_readers)
+        prometheus = PrometheusReader() if config.prometheus else None
+        if prometheus is not None:
+            readers.append(prometheus)
+        # Drops are counted on the metrics made below (the exporters exist before them).
+        counted: list[Metrics] = []
+
+        def dropped(count: int, reason: str, signal: str = "spans") -> None:
+            for metrics in counted:
+                metrics.add_dropped(count, signal=signal, reason=reason)
+
+        redactor = redactor if redactor is not None else Redactor()
+        redacting: list[RedactingSpanExporter] = []
+        processor: SpanProcessor | None = None
+        if config.exporter is not Exporter.NONE:
+            raw_spans, metric_exporter = _exporters(config)
+            # What leaves the process carries no secret: every span goes through the redactor.
+            redacting.append(RedactingSpanExporter(raw_spans, redactor))
+            spans = redacting[-1]
+            if config.exporter is Exporter.CONSOLE:
+                processor = BatchSpanProcessor(spans)
+            else:
+                processor = BoundedSpanProcessor(
+                    spans, on_drop=dropped, max_queue=config.max_queue_spans
+                )
+                metric_exporter = CountingMetricExporter(
+                    metric_exporter, on_drop=lambda count, reason: dropped(count, reason, "metrics")
+                )
+            readers.append(
+                PeriodicExportingMetricReader(metric_exporter, config.metric_interval_s * 1000)
+            )
+        # No exemplars: they would cost every measurement made inside a sampled span.
+        meter_provider = MeterProvider(
+            resource=resource, metric_readers=readers, exemplar_filter=AlwaysOffExemplarFilter()
+        )
+        metrics = Metrics(meter_provider.get_meter(INSTRUMENTATION_NAME))
+        counted.append(metrics)
+        if isinstance(processor, BoundedSpanProcessor):
+            # Present from the start at zero, so a dashboard shows "none dropped", not "no data".
+            for signal, reason in (("spans", "queue_full"), ("spans", "export_failed")):
+                metrics.add_dropped(0, signal=signal, reason=reason)
         # Exporting nowhere, spans are not recorded (ALWAYS_OFF): they still carry a trace
         # context for ``traceparent``, at a fraction of the cost of a recording span.
         tracer_provider = TracerProvider(
             resource=resource, sampler=None if exporting else ALWAYS_OFF
         )
-        readers = list(metric_readers)
-        interval_ms = config.metric_interval_s * 1000
-        redactor = redactor if redactor is not None else Redactor()
-        redacting: list[RedactingSpanExporter] = []
-        if config.exporter is not Exporter.NONE:
-            spans, metrics = _exporters(config)
-            redacting.append(RedactingSpanExporter(spans, redactor))
-            tracer_provider.add_span_processor(BatchSpanProcessor(redacting[-1]))
-            readers.append(PeriodicExportingMetricReader(metrics, interval_ms))
+        if processor is not None:
+            tracer_provider.add_span_processor(processor)
         if span_exporter is not None:
             redacting.append(RedactingSpanExporter(span_exporter, redactor))
             tracer_provider.add_span_processor(SimpleSpanProcessor(redacting[-1]))
-        meter_provider = MeterProvider(resource=resource, metric_readers=readers)
-        telemetry = cls(tracer_provider, meter_provider, recording=exporting)
         for exporter in redacting:
-            exporter.on_redacted = lambda counts: telemetry.metrics.add_redactions(
-                counts, site="span"
-            )
-        return telemetry
+            exporter.on_redacted = lambda counts: metrics.add_redactions(counts, site="span")
+        return cls(
+            tracer_provider,
+            meter_provider,
+            recording=exporting,
+            metrics=metrics,
+            prometheus=prometheus,
+            resource=attributes,
+        )
 
     def shutdown(self, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> None:
         """Flush and stop exporters (blocking: call it from a worker thread under Trio)."""
+        self.metrics.flush()
         self._tracer_provider.shutdown()
         self._meter_provider.shutdown(timeout_millis=timeout_s * 1000)
 
     async def aclose(self) -> None:
         """``shutdown`` in a worker thread; cancellation waits for it (it is bounded)."""
+        self.metrics.flush()  # here, in the thread that tallies
         await trio.to_thread.run_sync(self.shutdown)
 
     @contextmanager
     def turn_span(
-        self, *, session_id: str, turn_id: str, tenant: str, traceparent: str | None = None
+        self,
+        *,
+        session_id: str,
+        turn_id: str,
+        tenant: str,
+        traceparent: str | None = None,
+        audit_id: str | None = None,
+        device_id: str | None = None,
     ) -> Iterator[Span]:
-        """The span of one turn; a child of the caller's span when ``traceparent`` is given."""
+        """The span of one turn; a child of the caller's span when ``traceparent`` is given.
+
+        Tenant and audit id are span attributes (never metric attributes: they are unbounded).
+        """
         context = context_with_traceparent(traceparent) if traceparent else None
         attributes = {ATTR_SESSION: session_id, ATTR_TURN: turn_id, ATTR_TENANT: tenant}
+        # (The model is on the model request's span: gen_ai.request.model.)
+        for key, value in ((ATTR_AUDIT, audit_id), (ATTR_DEVICE, device_id)):
+            if value:
+                attributes[key] = value
         with self._span("turn", SpanKind.SERVER, attributes, context) as span:
             yield span
 
@@ -215,7 +363,7 @@ class Telemetry:
         """The span of one phase of the current turn; its length goes to the phase histogram."""
         started = time.monotonic()
         try:
-            with self._span(phase.value, SpanKind.INTERNAL, {ATTR_PHASE: phase.value}) as span:
+            with self._span(phase.value, SpanKind.INTERNAL, {}) as span:
                 yield span
         finally:
             self.metrics.record_phase(phase, (time.monotonic() - started) * 1000)
@@ -234,7 +382,14 @@ class Telemetry:
 
     @contextmanager
     def tool_call_span(
-        self, *, tool: str, tool_version: str, call_id: str, device_id: str | None = None
+        self,
+        *,
+        tool: str,
+        tool_version: str,
+        call_id: str,
+        device_id: str | None = None,
+        tenant: str | None = None,
+        audit_id: str | None = None,
     ) -> Iterator[ToolCallScope]:
         """The span of one tool call; on exit its time and outcome go to the tool metrics.
 
@@ -242,8 +397,9 @@ class Telemetry:
         ``ok``, or ``cancelled`` when the block was cancelled, or ``error`` when it raised.
         """
         attributes = {ATTR_TOOL: tool, ATTR_TOOL_VERSION: tool_version, ATTR_CALL: call_id}
-        if device_id is not None:
-            attributes[ATTR_DEVICE] = device_id
+        for key, value in ((ATTR_DEVICE, device_id), (ATTR_TENANT, tenant), (ATTR_AUDIT, audit_id)):
+            if value is not None:
+                attributes[key] = value
         started = time.monotonic()
         with self._span("tool_call", SpanKind.CLIENT, attributes) as span:
             scope = ToolCallScope(span)
@@ -266,30 +422,83 @@ class Telemetry:
                 self.metrics.record_tool_call(elapsed_ms, tool=tool, outcome=outcome)
 
     @contextmanager
+    def provider_span(
+        self, *, provider: str, model: str, max_tokens: int | None = None
+    ) -> Iterator[ProviderCallScope]:
+        """The span of one model request, named and tagged by the GenAI conventions
+        (``chat {model}``, CLIENT); ``scope.first_chunk()`` also feeds the TTFC histogram."""
+        attributes: dict[str, AttributeValue] = {
+            GEN_AI_OPERATION: "chat",
+            GEN_AI_PROVIDER: provider,
+            GEN_AI_REQUEST_MODEL: model,
+        }
+        if max_tokens is not None:
+            attributes[GEN_AI_MAX_TOKENS] = max_tokens
+        with self._span(f"chat {model}", SpanKind.CLIENT, attributes) as span:
+            yield ProviderCallScope(span, self.metrics, provider=provider, model=model)
+
+    @contextmanager
+    def policy_span(self, *, tool: str, tenant: str) -> Iterator[Span]:
+        """The span of one policy decision; the caller sets the decision attributes."""
+        with self._span(
+            "policy.decide", SpanKind.INTERNAL, {ATTR_TOOL: tool, ATTR_TENANT: tenant}
+        ) as span:
+            yield span
+
+    @contextmanager
+    def hop_span(
+        self,
+        name: str,
+        *,
+        traceparent: str | None,
+        kind: SpanKind = SpanKind.SERVER,
+        attributes: Mapping[str, AttributeValue] | None = None,
+    ) -> Iterator[Span]:
+        """A span of work that came from another process, a child of ``traceparent``
+        (relay, bridge and MCP server: each adds its own span to the caller's trace)."""
+        context = context_with_traceparent(traceparent) if traceparent else Context()
+        with self._span(name, kind, dict(attributes or {}), context) as span:
+            yield span
+
+    def start_hop_span(
+        self,
+        name: str,
+        *,
+        traceparent: str | None,
+        kind: SpanKind = SpanKind.SERVER,
+        attributes: Mapping[str, AttributeValue] | None = None,
+    ) -> Span:
+        """``hop_span`` for work that ends in another message handler: the caller calls
+        ``span.end()`` (an actor that routes a call and hears its result later)."""
+        context = context_with_traceparent(traceparent) if traceparent else Context()
+        return self.tracer.start_span(
+            name, context=context, kind=kind, attributes=dict(attributes or {})
+        )
+
+    @contextmanager
     def _span(
         self,
         name: str,
         kind: SpanKind,
-        attributes: dict[str, str],
+        attributes: dict[str, str] | dict[str, AttributeValue],
         context: Context | None = None,
     ) -> Iterator[Span]:
-        with self.tracer.start_as_current_span(
-            name,
-            context=context,
-            kind=kind,
-            attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            try:
-                yield span
-            except trio.Cancelled:
-                span.set_attribute("zl.cancelled", True)
-                raise
-            except Exception as exc:
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                raise
+        # start_span and attach by hand: the SDK's start_as_current_span adds two more
+        # generator context managers per span, on the hot path of every turn.
+        span = self.tracer.start_span(name, context=context, kind=kind, attributes=attributes)
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            yield span
+        except trio.Cancelled:
+            span.set_attribute("zl.cancelled", True)
+            raise
+        except Exception as exc:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
+        finally:
+            otel_context.detach(token)
+            span.end()
 
 
 def _exporters(config: TelemetryConfig) -> tuple[SpanExporter, MetricExporter]:
@@ -297,14 +506,20 @@ def _exporters(config: TelemetryConfig) -> tuple[SpanExporter, MetricExporter]:
         # The SDK's default stream is the sys.stdout of import time; use today's.
         return ConsoleSpanExporter(out=sys.stdout), ConsoleMetricExporter(out=sys.stdout)
     try:
-        span_class = getattr(importlib.import_module(_OTLP_SPAN[0]), _OTLP_SPAN[1])
         metric_class = getattr(importlib.import_module(_OTLP_METRIC[0]), _OTLP_METRIC[1])
     except ImportError as exc:
         raise TelemetryConfigError(
             f"telemetry exporter 'otlp' needs the package {_OTLP_PACKAGE}, which is not "
             "installed; install it or set the exporter to 'console' or 'none'"
         ) from exc
-    if config.otlp_endpoint is None:
-        return span_class(), metric_class()
-    base = config.otlp_endpoint.rstrip("/")
-    return span_class(endpoint=f"{base}/v1/traces"), metric_class(endpoint=f"{base}/v1/metrics")
+    # Imported here: only a process that exports needs an HTTP client.
+    from ._otlp import OtlpSpanExporter
+
+    base = (
+        config.otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or DEFAULT_OTLP_URL
+    ).rstrip("/")
+    timeout = config.otlp_timeout_s
+    return (
+        OtlpSpanExporter(f"{base}/v1/traces", timeout_s=timeout),
+        metric_class(endpoint=f"{base}/v1/metrics", timeout=timeout),
+    )

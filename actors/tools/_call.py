@@ -34,6 +34,7 @@ from actors.audit import (
     Stopwatch,
     ToolReceipt,
     canonical_digest,
+    new_receipt_id,
 )
 from actors.audit import Caps as ReceiptCaps
 from actors.errors import PolicyError, ToolError, WireError, ZlError, internal_error
@@ -42,7 +43,14 @@ from actors.policy import Caps as PolicyCaps
 from actors.provider import ToolCallRequest, ToolSpec
 from actors.session import ClientGone, Outbox, SessionContext
 from actors.session.messages import ToolCallDeltaEvent, ToolCallStartedEvent
-from actors.telemetry import Telemetry, ToolCallScope
+from actors.telemetry import (
+    ATTR_ERROR_CODE,
+    ATTR_POLICY_DECISION,
+    ATTR_POLICY_REVISION,
+    ATTR_POLICY_RULE,
+    Telemetry,
+    ToolCallScope,
+)
 from contracts import error_catalog
 from zl_actors import ActorContext, ActorError, ActorRef, ActorSpec, Restart, TaskActor
 
@@ -93,6 +101,8 @@ class _CallPlan:
     session: SessionContext
     turn_id: str
     caps: Caps
+    #: The receipt's id, known from the start: it travels down the line as the audit id.
+    receipt_id: str = attrs.field(factory=new_receipt_id)
     #: The tenant's policy when the call was made (None: policy is off).
     policy: PolicyView | None = None
 
@@ -150,6 +160,8 @@ class ToolCall(TaskActor):
             tool_version=plan.offered.descriptor.version if plan.offered else UNVERSIONED,
             call_id=self.audit_call_id,
             device_id=plan.session.device_id or None,
+            tenant=plan.session.tenant,
+            audit_id=plan.receipt_id,
         ) as scope:
             self.scope = scope
             await self._run()
@@ -173,7 +185,7 @@ class ToolCall(TaskActor):
         try:
             try:
                 args = parse_arguments(call.arguments_json)
-                self._decide(args, version)
+                self._decided(args, version)
                 contract = self._contract()
                 self.caps = self.config.caps_for(
                     contract, self.decision.caps if self.decision is not None else None
@@ -247,6 +259,28 @@ class ToolCall(TaskActor):
             )
             raise ToolError("tool.denied", f"{self.decision.reason} (rule {self.decision.rule_id})")
 
+    def _decided(self, args: dict[str, Any], version: str) -> None:
+        """``_decide`` in its own span (``policy.decide``): decision, rule and revision."""
+        telemetry = self.telemetry
+        if telemetry is None:
+            self._decide(args, version)
+            return
+        plan = self.plan
+        with telemetry.policy_span(tool=plan.call.name, tenant=plan.session.tenant) as span:
+            try:
+                self._decide(args, version)
+            except (ToolError, PolicyError) as exc:
+                span.set_attribute(ATTR_POLICY_DECISION, "deny")
+                span.set_attribute(ATTR_ERROR_CODE, exc.code)
+                raise
+            finally:
+                decision = self.decision
+                if decision is not None and decision.rule_id:
+                    span.set_attribute(ATTR_POLICY_RULE, decision.rule_id)
+                if self.bundle is not None:
+                    span.set_attribute(ATTR_POLICY_REVISION, str(self.bundle.revision))
+            span.set_attribute(ATTR_POLICY_DECISION, "allow")
+
     def _contract(self) -> ToolContract:
         offered = self.plan.offered
         if offered is None:
@@ -270,6 +304,7 @@ class ToolCall(TaskActor):
                 max_bytes=self.caps.max_bytes,
                 # The tool call's span is the parent of whatever the device does.
                 traceparent=self.scope.traceparent if self.scope is not None else None,
+                audit_id=plan.receipt_id,
                 policy=self.bundle.jws if self.decision is not None and self.bundle else None,
             )
         )
@@ -305,6 +340,7 @@ class ToolCall(TaskActor):
         else:
             effect = "deny" if self.policy_denied else None
         fields: dict[str, Any] = {
+            "receipt_id": plan.receipt_id,
             "tool": plan.call.name or "?",
             "tool_version": version,
             "call_id": self.audit_call_id,
@@ -321,6 +357,7 @@ class ToolCall(TaskActor):
             ),
             "timing": watch.stop(),
             "truncated": truncated,
+            "traceparent": self.scope.traceparent if self.scope is not None else None,
         }
         try:
             receipt = ToolReceipt(
@@ -479,6 +516,12 @@ class SessionTools:
             for tool in offered
         )
 
+    @property
+    def policy_in_force(self) -> tuple[str, int] | None:
+        """The policy id and revision the last ``offered_tools`` decided under (None: none)."""
+        bundle = self._view.bundle if self._view is not None else None
+        return None if bundle is None else (bundle.policy_id, bundle.revision)
+
     def _allowed(
         self, offered: tuple[OfferedTool, ...], view: PolicyView
     ) -> tuple[OfferedTool, ...]:
@@ -499,7 +542,14 @@ class SessionTools:
             )
         )
 
-    async def run(self, call: ToolCallRequest, *, turn_id: str, turn: ActorContext[Any]) -> str:
+    async def run(
+        self,
+        call: ToolCallRequest,
+        *,
+        turn_id: str,
+        turn: ActorContext[Any],
+        receipts: list[str] | None = None,
+    ) -> str:
         offered = self._offered.get(call.name)
         caps = (
             self.config.caps_for(offered.contract)
@@ -520,6 +570,8 @@ class SessionTools:
             caps=caps,
             policy=view,
         )
+        if receipts is not None:
+            receipts.append(plan.receipt_id)
         send, receive = trio.open_memory_channel[str](1)
         # run_child: a call that dies is seen here at once (ActorCrashed), never waited on.
         await turn.run_child(

@@ -530,6 +530,7 @@ class RelayToolLink:
             deadline_ms=deadline_ms,
             caps=Caps(timeout_ms=deadline_ms, max_bytes=call.max_bytes),
             traceparent=call.traceparent,
+            audit_id=call.audit_id,
             policy=call.policy,
         )
         give_up_at = trio.current_time() + call.timeout_s + ASK_GRACE_S

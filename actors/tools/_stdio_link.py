@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from actors.errors import ToolError
-from actors.mcp import CallTool, ListTools, McpClientMessage, call_tool
+from actors.mcp import CallTool, ListTools, McpClientMessage, call_meta, call_tool
 from zl_actors import ActorError, ActorRef
 
 from ._contracts import tool_contracts
@@ -78,6 +78,7 @@ class StdioToolLink:
                 arguments=call.arguments,
                 timeout_s=call.timeout_s,
                 traceparent=call.traceparent,
+                meta=call_meta(tenant=call.tenant, audit_id=call.audit_id),
             ),
         )
         structured = dict(result.structured_content) if result.structured_content else None

@@ -38,6 +38,8 @@ class ToolInvocation:
     timeout_s: float
     max_bytes: int
     traceparent: str | None = None
+    #: The id of the receipt this call will have: it travels with the trace context.
+    audit_id: str | None = None
     #: The signed policy bundle the call was decided under (the device enforces it again).
     policy: str | None = None
 

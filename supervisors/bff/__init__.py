@@ -8,11 +8,8 @@ one ``StreamChat`` stream to the host (``docs/bff.md``).
 
 from ._auth import Caller as Caller
 from ._auth import CallerVerifier as CallerVerifier
-from ._auth import Forbidden as Forbidden
-from ._auth import Unauthenticated as Unauthenticated
 from ._auth import jwks_of as jwks_of
 from ._auth import keys_from_jwks as keys_from_jwks
-from ._auth import mint_caller_token as mint_caller_token
 from ._bff import BffAddresses as BffAddresses
 from ._bff import run_bff as run_bff
 from ._cli import bff_main as bff_main
@@ -29,15 +26,12 @@ __all__ = [
     "BffConfig",
     "Caller",
     "CallerVerifier",
-    "Forbidden",
     "HostSection",
     "HttpSection",
     "SessionsSection",
-    "Unauthenticated",
     "bff_main",
     "jwks_of",
     "keys_from_jwks",
-    "mint_caller_token",
     "openapi_document",
     "run_bff",
 ]

@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from actors.policy import CallerRejected
 from actors.strict_json import StrictJsonError
 from actors.strict_json import loads as strict_loads
 from actors.telemetry import new_traceparent, parse_traceparent
@@ -42,7 +43,7 @@ from zl_actors import (
     TooManyChildren,
 )
 
-from ._auth import Caller, CallerAuthError, CallerVerifier
+from ._auth import Caller, CallerVerifier
 from ._config import BffConfig
 from ._events import SSE_HEARTBEAT, TERMINAL_KINDS, kind_of, sse_event
 from ._openapi import check_body, load_validators
@@ -112,8 +113,8 @@ class BffState:
 def authenticate(state: BffState, request: Request) -> Caller:
     try:
         return state.verifier.verify_header(request.headers.get("authorization"))
-    except CallerAuthError as exc:
-        raise Problem(exc.code, str(exc)) from None
+    except CallerRejected as exc:
+        raise Problem(exc.code, exc.message) from None
 
 
 async def read_json(request: Request, schema: str, max_bytes: int) -> Any:

@@ -1,20 +1,17 @@
-"""Caller tokens: verify the bearer JWT of every request, and say who is asking.
+"""Caller tokens at the BFF: where its keys come from, and the tokens it has verified.
 
-A caller token is a compact JWS, header ``{"alg": "EdDSA", "typ": "JWT", "kid": K}`` with
-``K = actors.relay.key_id(public_key)``; claims ``iss``, ``aud`` (``zl-host`` by default),
-``sub`` (the user), ``tenant``, ``devices`` (device ids, or ``["*"]`` for any device of the
-tenant), ``iat``, ``exp`` (``exp - iat`` at most ``max_ttl_s``) and ``jti``. The BFF checks it
-here and forwards the same token to the host, which checks it again.
+The token and its checks are the policy domain's (``actors.policy``: the format in
+``verify_caller_token``, ``mint_caller_token``), the very code the host runs on every
+``StreamChat``; the BFF checks each request's token with it and forwards the same token to
+the host, which checks it again. What this module adds is the BFF's side of the keys:
 
-Keys come from PEM files and/or a JWKS file (OKP keys, ``crv: Ed25519``); the JWKS file is
-read again when its modification time changes, so keys rotate without a restart.
+- Keys come from PEM files and/or a JWKS file (OKP keys, ``crv: Ed25519``); the JWKS file is
+  read again when its modification time changes, so keys rotate without a restart.
+- A verified token is remembered (``VERIFIED_CACHE_SIZE``, least recently used first out),
+  so a client's next request costs no signature check; its expiry, and whether its key is
+  still trusted, are checked again on every use.
 
-::
-
-    CallerAuthError           (Exception)
-     ├── Unauthenticated      no token, malformed, unknown kid, bad signature, wrong audience
-     │                        or issuer, expired, not yet valid, too long-lived, bad claims
-     └── Forbidden            a verified caller asks for a device its token does not cover
+Refusals are ``actors.policy.CallerUnauthenticated`` (code ``unauthenticated``).
 """
 
 from __future__ import annotations
@@ -27,58 +24,56 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import attrs
-import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from actors.policy import (
+    ANY_DEVICE,
+    MAX_CALLER_TOKEN_CHARS,
+    CallerClaims,
+    CallerUnauthenticated,
+    JwsError,
+    read_header,
+    verify_caller_token,
+)
 from actors.relay import KeyFileError, key_id, load_public_key
 from actors.strict_json import StrictJsonError, loads
 
 ALGORITHM: Final = "EdDSA"
-#: Longer header values are refused unparsed.
-MAX_TOKEN_CHARS: Final = 8192
 #: A JWKS file larger than this is refused.
 MAX_JWKS_BYTES: Final = 256 * 1024
-#: How many devices one token may list.
-MAX_DEVICES: Final = 256
-#: Longest id (tenant, user, device) accepted from a token.
-MAX_ID_CHARS: Final = 256
-ANY_DEVICE: Final = "*"
 #: Verified tokens remembered (least recently used first out).
 VERIFIED_CACHE_SIZE: Final = 4096
 #: How often a configured JWKS file is looked at for changes (its mtime), at most.
 JWKS_CHECK_S: Final = 1.0
 
 
-class CallerAuthError(Exception):
-    """Base of the caller-token errors; ``code`` is the error catalog's code."""
-
-    code = "unauthenticated"
-
-
-class Unauthenticated(CallerAuthError):
-    code = "unauthenticated"
-
-
-class Forbidden(CallerAuthError):
-    code = "forbidden"
-
-
 @attrs.frozen(kw_only=True)
 class Caller:
     """What a verified token proves, and the token itself (forwarded to the host)."""
 
-    tenant: str
-    user: str
-    devices: frozenset[str]
-    issuer: str
-    expires_at: float
-    token_id: str
+    claims: CallerClaims
     token: str = attrs.field(repr=False)
     #: The kid of the key that verified the token.
-    key_id: str = ""
+    key_id: str
+
+    @property
+    def tenant(self) -> str:
+        return self.claims.tenant
+
+    @property
+    def user(self) -> str:
+        return self.claims.user
+
+    @property
+    def devices(self) -> frozenset[str]:
+        return self.claims.devices
+
+    @property
+    def expires_at(self) -> float:
+        return self.claims.expires_at
 
     @property
     def owner(self) -> tuple[str, str]:
@@ -86,7 +81,7 @@ class Caller:
 
     def may_use(self, device_id: str) -> bool:
         """Whether the token covers ``device_id`` (an empty id asks for no device)."""
-        return not device_id or ANY_DEVICE in self.devices or device_id in self.devices
+        return not device_id or self.claims.covers_device(device_id)
 
     def default_device(self) -> str:
         """The one device the token names, or "" when it names none, several or any."""
@@ -162,11 +157,9 @@ class CallerVerifier:
         self._jwks: dict[str, Ed25519PublicKey] = {}
         self._jwks_mtime: int | None = None
         self.audience = audience
-        self.issuers = frozenset(issuers)
+        self.issuers = tuple(issuers)
         self.max_ttl_s = max_ttl_s
         self.leeway_s = leeway_s
-        # Verified tokens, so that a client's next request costs no signature check: a
-        # token's claims cannot change, and expiry is checked again on every use.
         self._verified: collections.OrderedDict[str, Caller] = collections.OrderedDict()
         self._jwks_checked = time.monotonic()
         self._reload_jwks()
@@ -191,7 +184,7 @@ class CallerVerifier:
 
     def _key(self, kid: object) -> Ed25519PublicKey:
         if not isinstance(kid, str):
-            raise Unauthenticated("token header has no kid")
+            raise CallerUnauthenticated("caller token header has no kid")
         key = self._static.get(kid) or self._jwks.get(kid)
         if key is None and self._jwks_path is not None:
             # A JWKS being rewritten (or broken) must not fail tokens the old keys verify.
@@ -199,30 +192,34 @@ class CallerVerifier:
                 self._reload_jwks()
             key = self._jwks.get(kid)
         if key is None:
-            raise Unauthenticated("token is signed by an unknown key")
+            raise CallerUnauthenticated("caller token is signed by an unknown key")
         return key
 
     def verify_header(self, authorization: str | None, now: float | None = None) -> Caller:
         """Verify an ``Authorization: Bearer <token>`` header value.
 
         Raises:
-            Unauthenticated: see the module docstring.
+            CallerUnauthenticated: no header, not a bearer token, or a token that fails
+                ``verify``.
         """
         if not authorization:
-            raise Unauthenticated("no bearer token (Authorization: Bearer <token>)")
+            raise CallerUnauthenticated("no bearer token (Authorization: Bearer <token>)")
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+            raise CallerUnauthenticated("the Authorization header must be 'Bearer <token>'")
         return self.verify(token.strip(), now)
 
     def verify(self, token: str, now: float | None = None) -> Caller:
         """Verify a compact token and return the caller it proves.
 
         Raises:
-            Unauthenticated: see the module docstring.
+            CallerUnauthenticated: an unknown key, or any check of
+                ``actors.policy.verify_caller_token``.
         """
-        if len(token) > MAX_TOKEN_CHARS:
-            raise Unauthenticated(f"token longer than {MAX_TOKEN_CHARS} characters")
+        if len(token) > MAX_CALLER_TOKEN_CHARS:
+            raise CallerUnauthenticated(
+                f"caller token longer than {MAX_CALLER_TOKEN_CHARS} characters"
+            )
         current = time.time() if now is None else now
         known = self._verified.get(token)
         if known is not None:
@@ -248,84 +245,23 @@ class CallerVerifier:
             self._reload_jwks()
 
     def _verify_signed(self, token: str, now: float) -> Caller:
+        # The kid picks the key here (a JWKS may have to be re-read for it); every check
+        # of the token itself, the header's included, is the shared verifier's.
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.InvalidTokenError:
-            raise Unauthenticated("token is malformed") from None
-        if header.get("alg") != ALGORITHM:
-            raise Unauthenticated(f"token algorithm must be {ALGORITHM}")
-        kid = header.get("kid")
+            kid = read_header(token, max_chars=MAX_CALLER_TOKEN_CHARS).get("kid")
+        except JwsError as exc:
+            raise CallerUnauthenticated(f"caller token refused: {exc.message}") from None
         key = self._key(kid)
-        options: jwt.types.Options = {
-            "verify_exp": False,
-            "verify_nbf": False,
-            "verify_iat": False,
-            "require": ["exp", "iat", "aud", "sub", "jti", "iss"],
-        }
-        try:
-            payload: dict[str, Any] = jwt.decode(
-                token, key, algorithms=[ALGORITHM], audience=self.audience, options=options
-            )
-        except jwt.InvalidSignatureError:
-            raise Unauthenticated("token signature does not verify") from None
-        except jwt.InvalidAudienceError:
-            raise Unauthenticated("token is for another audience") from None
-        except jwt.MissingRequiredClaimError as exc:
-            raise Unauthenticated(f"token lacks the {exc.claim!r} claim") from None
-        except jwt.InvalidTokenError:
-            raise Unauthenticated("token is malformed") from None
-        return self._caller(payload, token, now, key_id=str(kid))
-
-    def _caller(self, payload: dict[str, Any], token: str, now: float, *, key_id: str) -> Caller:
-        issued = _number(payload, "iat")
-        expires = _number(payload, "exp")
-        if expires <= now - self.leeway_s:
-            raise Unauthenticated("token has expired")
-        if issued > now + self.leeway_s:
-            raise Unauthenticated("token is issued in the future")
-        not_before = payload.get("nbf", issued)
-        if isinstance(not_before, bool) or not isinstance(not_before, int | float):
-            raise Unauthenticated("token claim 'nbf' is not a number")
-        if not_before > now + self.leeway_s:
-            raise Unauthenticated("token is not valid yet")
-        if expires - issued > self.max_ttl_s:
-            raise Unauthenticated(f"token lives longer than {self.max_ttl_s:g} s (exp - iat)")
-        issuer = _text(payload, "iss")
-        if self.issuers and issuer not in self.issuers:
-            raise Unauthenticated(f"token issuer {issuer[:40]!r} is not accepted")
-        devices = payload.get("devices", [])
-        if (
-            not isinstance(devices, list)
-            or len(devices) > MAX_DEVICES
-            or not all(isinstance(d, str) and 0 < len(d) <= MAX_ID_CHARS for d in devices)
-        ):
-            raise Unauthenticated(f"token claim 'devices' must list at most {MAX_DEVICES} ids")
-        return Caller(
-            tenant=_text(payload, "tenant"),
-            user=_text(payload, "sub"),
-            devices=frozenset(devices),
-            issuer=issuer,
-            expires_at=expires,
-            token_id=_text(payload, "jti"),
-            token=token,
-            key_id=key_id,
+        claims = verify_caller_token(
+            token,
+            {str(kid): key},
+            audience=self.audience,
+            max_ttl_s=self.max_ttl_s,
+            clock_skew_s=self.leeway_s,
+            issuers=self.issuers,
+            now=now,
         )
-
-
-def _number(payload: dict[str, Any], name: str) -> float:
-    value = payload.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise Unauthenticated(f"token claim {name!r} is not a number")
-    return float(value)
-
-
-def _text(payload: dict[str, Any], name: str) -> str:
-    value = payload.get(name)
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_CHARS:
-        raise Unauthenticated(f"token claim {name!r} must be a string of 1 to {MAX_ID_CHARS}")
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
-        raise Unauthenticated(f"token claim {name!r} holds control characters")
-    return value
+        return Caller(claims=claims, token=token, key_id=str(kid))
 
 
 def jwks_of(keys: Sequence[Ed25519PublicKey]) -> str:
@@ -346,37 +282,3 @@ def jwks_of(keys: Sequence[Ed25519PublicKey]) -> str:
             }
         )
     return json.dumps({"keys": entries}, indent=2)
-
-
-def mint_caller_token(
-    key: Any,
-    *,
-    tenant: str,
-    user: str,
-    devices: Sequence[str],
-    ttl_s: float,
-    audience: str = "zl-host",
-    issuer: str = "zl-dev",
-    now: float | None = None,
-) -> str:
-    """A caller token signed with ``key`` (an Ed25519 private key): for development and demos.
-
-    Raises:
-        ValueError: ``ttl_s`` is not positive.
-    """
-    if not ttl_s > 0:
-        raise ValueError(f"ttl_s must be positive, got {ttl_s!r}")
-    issued = int(time.time() if now is None else now)
-    claims = {
-        "iss": issuer,
-        "aud": audience,
-        "sub": user,
-        "tenant": tenant,
-        "devices": list(devices),
-        "iat": issued,
-        "nbf": issued,
-        "exp": issued + max(1, round(ttl_s)),
-        "jti": os.urandom(12).hex(),
-    }
-    headers = {"kid": key_id(key.public_key()), "typ": "JWT"}
-    return jwt.encode(claims, key, algorithm=ALGORITHM, headers=headers)

@@ -13,8 +13,9 @@ from pathlib import Path
 import attrs
 import trio
 
+from actors.redaction import install_log_redaction
 from supervisors._config import ConfigError, load_config
-from supervisors._process import freeze_startup_objects, tune_gc
+from supervisors._process import freeze_startup_objects, startup_error, tune_gc
 
 from ._bff import DRAIN_MARGIN_S, BffAddresses, check_files, run_bff
 from ._config import BffConfig, check_config
@@ -68,6 +69,7 @@ def bff_main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_log_redaction()  # every record, and tracebacks, redacted before output
     tune_gc()
     try:
         config = load_config(BffConfig, args.config)
@@ -79,19 +81,12 @@ def bff_main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BaseExceptionGroup as group:
         # A setting found unusable once running (the port is taken) comes out of the nursery.
-        problems, rest = group.split(ConfigError)
-        if problems is None or rest is not None:
+        cause = startup_error(group, (ConfigError,))
+        if cause is None:
             raise
-        print(f"zl bff: {_first(problems)}", file=sys.stderr)
+        print(f"zl bff: {cause}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     print("zl bff: stopped", flush=True)
     return 0
-
-
-def _first(group: BaseExceptionGroup[ConfigError]) -> BaseException:
-    leaf: BaseException = group
-    while isinstance(leaf, BaseExceptionGroup):
-        leaf = leaf.exceptions[0]
-    return leaf

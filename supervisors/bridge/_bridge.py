@@ -5,23 +5,27 @@
     bridge (one_for_one)
     ├─ mcp_server    McpStdioClient, permanent: a crashed MCP server is restarted
     └─ relay_link    RelayLink, permanent: reconnects with backoff and jitter
+    (beside it: telemetry, the sampler; and with --debug-port, the debug endpoint)
 
-Imports only the MCP client, the relay frames, TLS helpers and trio-websocket (no host,
-no gRPC), so that it ships as its own small distribution (``packages/bridge``).
-``zl-bridge doctor`` (``_doctor.py``) checks a device's setup without serving.
+Imports only the MCP client, the relay frames, TLS helpers, trio-websocket, telemetry and
+the debug endpoint (no host, no gRPC), so that it ships as its own small distribution
+(``packages/bridge``). ``zl-bridge doctor`` (``_doctor.py``) checks a device's setup
+without serving.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
+import attrs
 import trio
 
 from actors.bridge import (
@@ -57,11 +61,46 @@ from zl_actors import (
 
 from ._doctor import Check, run_checks
 
+if TYPE_CHECKING:  # loaded only when asked for: the lean distribution has no OpenTelemetry
+    from actors.telemetry import Telemetry, TelemetryConfig
+
 log = logging.getLogger("zl.bridge")
 
 TOKEN_ENV = "ZL_BRIDGE_TOKEN"
 STATUS_INTERVAL_S = 0.5
 STATUS_ASK_TIMEOUT_S = 2.0
+#: Flushing the telemetry exporters at exit is bounded by this.
+TELEMETRY_CLOSE_TIMEOUT_S = 5.0
+
+
+@attrs.frozen(kw_only=True)
+class BridgeOptions:
+    """How the bridge reports on itself: OTLP export, and a loopback debug endpoint."""
+
+    otlp_endpoint: str | None = None
+    #: Loopback port of /debug/actors, /metrics and /debug/dashboard (0: any; None: off).
+    debug_port: int | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional([attrs.validators.ge(0), attrs.validators.le(65_535)]),
+    )
+    ready_file: Path | None = None
+    metric_interval_s: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
+
+    @property
+    def wanted(self) -> bool:
+        """Whether the bridge reports on itself at all (otherwise OpenTelemetry is not loaded)."""
+        return self.otlp_endpoint is not None or self.debug_port is not None
+
+    def telemetry_config(self) -> TelemetryConfig:
+        from actors.telemetry import Exporter, TelemetryConfig
+
+        return TelemetryConfig(
+            service_name="zl-bridge",
+            exporter=Exporter.OTLP if self.otlp_endpoint else Exporter.NONE,
+            otlp_endpoint=self.otlp_endpoint,
+            prometheus=self.debug_port is not None,
+            metric_interval_s=self.metric_interval_s,
+        )
 
 
 def status_line(status: BridgeStatus) -> str:
@@ -118,7 +157,7 @@ def _parser(*, doctor: bool = False) -> argparse.ArgumentParser:
             "relay. `zl-bridge doctor ...` checks a setup without serving.",
             epilog=f"The device token comes from --token-file or ${TOKEN_ENV}. "
             "Example: zl-bridge --relay wss://relay.example:8443/v1/device --device-id laptop-1 "
-            "--token-file device.jwt --ca ca.pem --root ~/Documents",
+            "--token-file device.jwt --ca ca.pem --policy-key cp.pub --root ~/Documents",
         )
         parser.add_argument("--version", action="version", version=f"zl-bridge {BRIDGE_VERSION}")
     parser.add_argument("--relay", required=True, help="relay URL, wss://HOST:PORT/v1/device")
@@ -154,6 +193,26 @@ def _parser(*, doctor: bool = False) -> argparse.ArgumentParser:
     parser.add_argument("--max-timeout-s", type=float, default=LocalCaps().max_timeout_s)
     parser.add_argument("--reconnect-initial-s", type=float, default=Reconnect().initial_s)
     parser.add_argument("--reconnect-max-s", type=float, default=Reconnect().max_s)
+    parser.add_argument(
+        "--otlp-endpoint",
+        help="export traces and metrics by OTLP/HTTP here (e.g. http://127.0.0.1:4318); "
+        "the built-in fs.read server exports its spans there too",
+    )
+    parser.add_argument(
+        "--debug-port",
+        type=int,
+        help="serve /debug/actors, /metrics (Prometheus) and /debug/dashboard on "
+        "127.0.0.1:PORT (0: any free port)",
+    )
+    parser.add_argument(
+        "--ready-file", type=Path, help="write the debug endpoint's URL here as JSON once up"
+    )
+    parser.add_argument(
+        "--metric-interval-s",
+        type=float,
+        default=BridgeOptions().metric_interval_s,
+        help="how often metrics are exported by OTLP (default %(default)s)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no status line")
     parser.add_argument("--log-level", default="WARNING")
     parser.add_argument(
@@ -248,22 +307,70 @@ def _server_command(args: argparse.Namespace) -> McpServerCommand:
     for root in roots:
         if not Path(root).is_dir():
             raise StartupError(f"--root {root}: not a directory; give a folder fs.read may read")
+    traces = ["--otlp-endpoint", args.otlp_endpoint] if args.otlp_endpoint else []
     return McpServerCommand(
-        argv=(sys.executable, "-m", "actors.mcp.fs_server", *roots), name="zl-mcp-fs"
+        argv=(sys.executable, "-m", "actors.mcp.fs_server", *traces, *roots), name="zl-mcp-fs"
     )
 
 
 async def run_bridge(
-    link_config: RelayLinkConfig, server: McpServerCommand, *, show: bool
+    link_config: RelayLinkConfig,
+    server: McpServerCommand,
+    *,
+    show: bool,
+    options: BridgeOptions | None = None,
 ) -> BridgeStopped | None:
     """Run the bridge's tree until SIGINT/SIGTERM, or until the relay link gives up for good.
 
     Returns:
         Why the link gave up (a refused token the file still holds, a wrong endpoint), or
         None after a signal.
+
+    Raises:
+        TelemetryUnavailable: telemetry was asked for and cannot be built.
     """
+    options = options or BridgeOptions()
+    if not options.wanted:
+        return await _run_tree(link_config, server, show=show, options=options, telemetry=None)
+    try:
+        from actors.telemetry import Telemetry, TelemetryConfigError
+    except ImportError as exc:
+        raise TelemetryUnavailable(
+            "--otlp-endpoint and --debug-port need OpenTelemetry: install the full "
+            "zero-latency distribution or zero-latency-bridge[telemetry]"
+        ) from exc
+    try:
+        telemetry = Telemetry.from_config(options.telemetry_config())
+    except TelemetryConfigError as exc:
+        raise TelemetryUnavailable(str(exc)) from None
+    try:
+        return await _run_tree(link_config, server, show=show, options=options, telemetry=telemetry)
+    finally:
+        with trio.move_on_after(TELEMETRY_CLOSE_TIMEOUT_S, shield=True):
+            await telemetry.aclose()
+
+
+class TelemetryUnavailable(Exception):
+    """Telemetry was asked for, and its packages or settings cannot provide it."""
+
+
+async def _run_tree(
+    link_config: RelayLinkConfig,
+    server: McpServerCommand,
+    *,
+    show: bool,
+    options: BridgeOptions,
+    telemetry: Telemetry | None,
+) -> BridgeStopped | None:
     stopped: list[BridgeStopped] = []
     async with open_actor_system("bridge", stop_grace_s=3.0) as system:
+        if telemetry is not None:
+            from actors.telemetry import TelemetrySampler
+
+            metrics = telemetry.metrics
+            await system.spawn(
+                ActorSpec(name="telemetry", factory=lambda: TelemetrySampler(metrics))
+            )
         tree = await system.spawn(
             SupervisorSpec(
                 name="bridge",
@@ -281,9 +388,27 @@ async def run_bridge(
             link = await tree.start_child(
                 ActorSpec(
                     name="relay_link",
-                    factory=lambda: RelayLink(link_config, mcp, on_stopped=on_stopped),
+                    factory=lambda: RelayLink(
+                        link_config, mcp, on_stopped=on_stopped, telemetry=telemetry
+                    ),
                 )
             )
+            if options.debug_port is not None:
+                from supervisors.edges.debug_http import DebugHttpConfig, serve_debug_http
+
+                port = options.debug_port
+                binding = await nursery.start(
+                    lambda task_status: serve_debug_http(
+                        system,
+                        config=DebugHttpConfig(port=port),
+                        telemetry=telemetry,
+                        task_status=task_status,
+                    )
+                )
+                if options.ready_file is not None:
+                    await trio.Path(options.ready_file).write_text(
+                        json.dumps({"debug_url": binding.url})
+                    )
             if show:
                 nursery.start_soon(show_status, link, sys.stdout)
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -308,7 +433,7 @@ def doctor_main(argv: Sequence[str]) -> int:
     server_error = None
     try:
         server = _server_command(args)
-    except ValueError as exc:
+    except (ValueError, StartupError) as exc:
         server_error = str(exc)
     print(f"zl-bridge doctor ({BRIDGE_VERSION}): device {args.device_id} via {args.relay}")
 
@@ -340,10 +465,21 @@ def bridge_main(argv: Sequence[str] | None = None) -> int:
         try:
             link_config = _link_config(args)
             server = _server_command(args)
+            options = BridgeOptions(
+                otlp_endpoint=args.otlp_endpoint,
+                debug_port=args.debug_port,
+                ready_file=args.ready_file,
+                metric_interval_s=args.metric_interval_s,
+            )
         except (ValueError, OSError, TlsConfigError) as exc:
             raise StartupError(str(exc)) from None
         tune_gc()
-        stopped = trio.run(lambda: run_bridge(link_config, server, show=not args.quiet))
+        try:
+            stopped = trio.run(
+                lambda: run_bridge(link_config, server, show=not args.quiet, options=options)
+            )
+        except TelemetryUnavailable as exc:
+            raise StartupError(str(exc)) from None
         if stopped is not None:
             if not args.quiet:
                 print(flush=True)  # end the status line

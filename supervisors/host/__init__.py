@@ -17,6 +17,7 @@ from ._config import SessionsSection as SessionsSection
 from ._config import TelemetrySection as TelemetrySection
 from ._config import ToolsSection as ToolsSection
 from ._host import HostAddresses as HostAddresses
+from ._host import redaction_from_bundles as redaction_from_bundles
 from ._host import run_host as run_host
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "event_to_proto",
     "host_main",
     "make_stream_chat_handler",
+    "redaction_from_bundles",
     "request_to_inbound",
     "run_host",
 ]

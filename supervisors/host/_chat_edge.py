@@ -39,6 +39,7 @@ from actors.session.messages import (
     ToolCallStartedEvent,
     UserMessage,
 )
+from actors.telemetry import Telemetry, parse_traceparent
 from contracts.generated import agent_pb2
 from supervisors.edges.grpc import (
     BadMessage,
@@ -172,8 +173,9 @@ class _StreamSender:
     refuses, so nothing overtakes an event waiting in the channel.
     """
 
-    def __init__(self, stream: ServerStream[Any, Any]) -> None:
+    def __init__(self, stream: ServerStream[Any, Any], telemetry: Telemetry | None = None) -> None:
         self._stream = stream
+        self._telemetry = telemetry
         self._session_id = ""
         self._seq = 0
         # True from the first refusal until the channel is found empty again.
@@ -196,8 +198,13 @@ class _StreamSender:
         if not self._stream.try_send(self._to_proto(event)):
             self._queued = True
             return False
-        self._seq += 1
+        self._sent(event)
         return True
+
+    def _sent(self, event: SessionEvent) -> None:
+        self._seq += 1
+        if isinstance(event, ErrorEvent) and self._telemetry is not None:
+            self._telemetry.metrics.add_error(event.error.code)
 
     async def run(self, events: trio.MemoryReceiveChannel[SessionEvent]) -> None:
         """Send what comes through the channel until the session closes its outbox.
@@ -230,7 +237,7 @@ class _StreamSender:
                     # The client is gone (or stopped reading for too long); closing
                     # ``events`` tells the session (ClientGone).
                     return
-                self._seq += 1
+                self._sent(event)
 
 
 def _merge_deltas(
@@ -303,6 +310,15 @@ _STATUS_OF = {
 }
 
 
+def _traceparent(metadata: tuple[tuple[str, str | bytes], ...]) -> str | None:
+    """The caller's ``traceparent`` metadata, if it is a valid W3C value (else a new trace)."""
+    for key, value in metadata:
+        if key == "traceparent" and isinstance(value, str):
+            parsed = parse_traceparent(value)
+            return None if parsed is None else str(parsed)
+    return None
+
+
 def make_stream_chat_handler(
     sessions: SupervisorRef,
     deps: SessionDeps,
@@ -313,7 +329,8 @@ def make_stream_chat_handler(
 
     async def stream_chat(stream: ServerStream[Any, Any]) -> None:
         session_id = uuid.uuid4().hex[:16]
-        sender = _StreamSender(stream)
+        sender = _StreamSender(stream, telemetry=deps.telemetry)
+        traceparent = _traceparent(stream.metadata)
         outbox, events = open_outbox(direct=sender)
         try:
             caller: CallerClaims | None = auth.authenticate(stream.metadata)
@@ -330,7 +347,12 @@ def make_stream_chat_handler(
             session = await sessions.start_child(
                 ActorSpec(
                     name=f"session-{session_id}",
-                    factory=lambda: Session(session_id=session_id, deps=deps, outbox=outbox),
+                    factory=lambda: Session(
+                        session_id=session_id,
+                        deps=deps,
+                        outbox=outbox,
+                        traceparent=traceparent,
+                    ),
                     restart=Restart.TEMPORARY,
                 )
             )

@@ -6,7 +6,7 @@ import attrs
 
 from actors.session import LimitPolicy
 from actors.session.messages import SessionLimits
-from actors.telemetry import TelemetryConfig
+from supervisors._telemetry import TelemetrySection as TelemetrySection
 from supervisors.edges.debug_http import DebugHttpConfig
 
 from ._provider import MockSection as MockSection
@@ -165,27 +165,18 @@ class AuditSection:
     #: record is written to the OS before its call's final event either way.
     fsync_every_records: int = attrs.field(default=64, validator=attrs.validators.gt(0))
     fsync_every_s: float = attrs.field(default=0.5, validator=attrs.validators.gt(0))
-
-
-@attrs.frozen(kw_only=True)
-class TelemetrySection:
-    """OpenTelemetry traces and metrics (turn and tool-call spans, TTFT, tool, token metrics)."""
-
-    #: "none" (spans are made and trace context propagates; nothing is exported),
-    #: "console" (development) or "otlp" (needs opentelemetry-exporter-otlp-proto-http).
-    exporter: str = attrs.field(
-        default="none", validator=attrs.validators.in_(["none", "console", "otlp"])
-    )
-    otlp_endpoint: str = ""
-    metric_interval_s: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
-
-    def to_telemetry_config(self) -> TelemetryConfig:
-        return TelemetryConfig(
-            service_name="zl-host",
-            exporter=self.exporter,
-            otlp_endpoint=self.otlp_endpoint or None,
-            metric_interval_s=self.metric_interval_s,
-        )
+    #: Ed25519 private key (PEM, ``zl token keygen``) that signs every checkpoint; empty:
+    #: checkpoints are hash-chained but not signed.
+    signing_key: str = ""
+    #: A checkpoint after this many records, and this often when records came since.
+    checkpoint_every: int = attrs.field(default=1000, validator=attrs.validators.gt(0))
+    checkpoint_every_s: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
+    #: Export every record as OTLP logs to this collector (``{url}/v1/logs``); empty: off.
+    #: The audit file is the spool: a cursor beside it says what the collector has.
+    export_endpoint: str = ""
+    export_batch_records: int = attrs.field(default=512, validator=attrs.validators.gt(0))
+    export_interval_s: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
+    export_timeout_s: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
 
 
 @attrs.frozen(kw_only=True)
@@ -206,7 +197,7 @@ class HostConfig:
     sessions: SessionsSection = SessionsSection()
     tools: ToolsSection = ToolsSection()
     audit: AuditSection = AuditSection()
-    telemetry: TelemetrySection = TelemetrySection()
+    telemetry: TelemetrySection = attrs.field(factory=TelemetrySection)
     redaction: RedactionSection = RedactionSection()
     auth: AuthSection = AuthSection()
     policy: PolicySection = PolicySection()

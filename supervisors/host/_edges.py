@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from actors.telemetry import Telemetry
 from supervisors.edges.debug_http import DebugHttpBinding, DebugHttpConfig, serve_debug_http
 from supervisors.edges.grpc import (
     OVERALL,
@@ -102,19 +103,21 @@ class GetBinding(Request[DebugHttpBinding]):
 
 
 class DebugHttpActor(Actor[GetBinding]):
-    """Serves ``/debug/actors`` for the system it runs in."""
+    """Serves ``/debug/actors`` (and, with telemetry, ``/metrics`` and ``/debug/dashboard``)
+    for the system it runs in."""
 
     mailbox_capacity = 4
 
-    def __init__(self, *, config: DebugHttpConfig) -> None:
+    def __init__(self, *, config: DebugHttpConfig, telemetry: Telemetry | None = None) -> None:
         self.config = config
+        self.telemetry = telemetry
         self.binding: DebugHttpBinding | None = None
 
     async def on_start(self, ctx: ActorContext[GetBinding]) -> None:
         system = ctx.system
         self.binding = await ctx.nursery.start(
             lambda task_status: serve_debug_http(
-                system, config=self.config, task_status=task_status
+                system, config=self.config, telemetry=self.telemetry, task_status=task_status
             )
         )
 

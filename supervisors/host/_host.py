@@ -3,7 +3,9 @@
 ::
 
     host (one_for_one)
-    ├─ audit_writer    the append-only audit (tool receipts)
+    ├─ telemetry       samples sessions, mailboxes and breakers into gauges
+    ├─ audit_writer    the append-only audit (tool receipts, turn records, signed checkpoints)
+    ├─ audit_exporter  [audit.export_endpoint] ships the audit as OTLP logs from its cursor
     ├─ policy_cache    [tools on] each tenant's verified policy bundle, kept fresh
     ├─ mcp_server      [tools.mode = "stdio"] the local MCP server, restarted if it crashes
     ├─ tool_link       [tools.mode = "relay"] one connection actor per relay shard
@@ -19,27 +21,44 @@ then the sessions that remain are stopped, and the audit is closed last.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import ssl
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import attrs
 import trio
 
-from actors.audit import AuditConfig, AuditFileError, AuditMessage, AuditWriter, FsyncPolicy
+from actors.audit import (
+    Appended,
+    AuditConfig,
+    AuditExportConfig,
+    AuditExporter,
+    AuditFileError,
+    AuditMessage,
+    AuditWriter,
+    CheckpointSigner,
+    FsyncPolicy,
+)
+from actors.errors import PolicyError
 from actors.mcp import McpClientConfig, McpServerCommand, mcp_client_spec
 from actors.policy import (
+    BundlePreparer,
+    BundleRejected,
+    PolicyBundle,
     PolicyCache,
     PolicyCacheConfig,
+    RejectReason,
     StateError,
     check_source,
     load_state,
     policy_cache_keys,
 )
-from actors.provider import LlmProvider
+from actors.provider import BreakerState, LlmProvider
 from actors.redaction import (
     RedactionSettings,
     RedactionSettingsError,
@@ -50,7 +69,7 @@ from actors.redaction import (
 from actors.relay import KeyFileError, Shard
 from actors.session import Outbox, SessionContext, SessionDeps, ToolRunnerFactory
 from actors.session.tools import ToolRunner
-from actors.telemetry import Telemetry, TelemetryConfigError
+from actors.telemetry import Metrics, Telemetry, TelemetryConfigError, TelemetrySampler
 from actors.tools import (
     PolicyGate,
     SessionTools,
@@ -81,6 +100,7 @@ from supervisors.tls import (
 )
 from zl_actors import (
     ActorRef,
+    ActorSnapshot,
     ActorSpec,
     ActorSystem,
     Backoff,
@@ -93,7 +113,12 @@ from ._auth import CallerAuth
 from ._chat_edge import make_stream_chat_handler
 from ._config import HostConfig
 from ._edges import DebugHttpActor, DrainAndStop, GetAddress, GetBinding, GrpcServerActor
-from ._provider import check_provider_section, open_host_provider, provider_actor_spec
+from ._provider import (
+    ProviderStack,
+    check_provider_section,
+    open_host_provider,
+    provider_actor_spec,
+)
 
 log = logging.getLogger("zl.host")
 
@@ -133,6 +158,7 @@ def check_config(config: HostConfig) -> None:
             "(development only)"
         )
     check_provider_section(config.provider)
+    audit_signer(config)
     CallerAuth.from_config(config.auth)
     if section.client_ca and not (section.tls_cert or section.dev_certs_dir):
         raise ConfigError("grpc.client_ca: mutual TLS needs TLS (grpc.tls_cert or dev_certs_dir)")
@@ -302,6 +328,73 @@ async def _spawn(
         raise
 
 
+def audit_signer(config: HostConfig) -> CheckpointSigner | None:
+    """The checkpoint signer of ``audit.signing_key``, if set.
+
+    Raises:
+        ConfigError: the key file cannot be used.
+    """
+    if not config.audit.signing_key:
+        return None
+    try:
+        return CheckpointSigner.from_file(config.audit.signing_key)
+    except KeyFileError as exc:
+        raise ConfigError(f"audit.signing_key: {exc}") from None
+
+
+class _AuditHead:
+    """The seq of the last record written (the exporter's pending count), and its metric."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.seq = -1
+
+    def written(self, appended: Appended) -> None:
+        self.seq = max(self.seq, appended.seq)
+        self.metrics.add_audit_records(appended.kind)
+
+
+def _exporter_spec(config: HostConfig, telemetry: Telemetry, head: _AuditHead) -> ActorSpec[None]:
+    section = config.audit
+    export = AuditExportConfig(
+        endpoint=section.export_endpoint,
+        audit_path=Path(section.path),
+        batch_records=section.export_batch_records,
+        interval_s=section.export_interval_s,
+        timeout_s=section.export_timeout_s,
+    )
+
+    def progress(pending: int, pending_bytes: int, exported: int) -> None:
+        telemetry.metrics.set_audit_pending(pending, pending_bytes)
+        if exported:
+            telemetry.metrics.add_audit_exported(exported)
+
+    return ActorSpec(
+        name="audit_exporter",
+        factory=lambda: AuditExporter(export, head_seq=lambda: head.seq, on_progress=progress),
+    )
+
+
+_BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+
+def breaker_sampler(stack: ProviderStack) -> Callable[[Metrics, ActorSnapshot], None]:
+    """Samples each upstream's breaker (the mock, which has none, reads as closed)."""
+
+    def sample(metrics: Metrics, tree: ActorSnapshot) -> None:
+        del tree
+        status = stack.status()
+        seen = set()
+        for breaker in status.breakers:
+            metrics.set_breaker_state(_BREAKER_GAUGE[breaker.state], upstream=breaker.name)
+            seen.add(breaker.name)
+        for name in status.chain:
+            if name not in seen:
+                metrics.set_breaker_state(0, upstream=name)
+
+    return sample
+
+
 def policy_config(config: HostConfig) -> PolicyCacheConfig | None:
     """The policy cache's settings (None: policy is off, in development only).
 
@@ -349,8 +442,45 @@ def policy_config(config: HostConfig) -> PolicyCacheConfig | None:
     )
 
 
+def redaction_from_bundles(redaction: TenantRedaction) -> BundlePreparer:
+    """Each tenant's accepted bundle sets its redaction settings (its ``redaction`` section).
+
+    The section is compiled when the bundle is verified, before it is accepted: one the
+    redactor cannot use (a tenant pattern RE2 cannot compile) has the whole bundle rejected
+    ``policy.invalid`` (reason ``redaction``), logged and counted like any other rejection,
+    and the tenant keeps its current bundle and settings. A bundle with no section (or an
+    empty one) gives the tenant the host's default, ``redaction.settings_file``.
+    """
+
+    def prepare(tenant: str, bundle: PolicyBundle) -> Callable[[], None]:
+        try:
+            return redaction.prepare_update(tenant, bundle.redaction or None)
+        except RedactionSettingsError as exc:
+            raise BundleRejected(RejectReason.REDACTION, str(exc)) from None
+
+    return prepare
+
+
+def tenant_loader(gate: PolicyGate) -> Callable[[str], Awaitable[None]]:
+    """What a session awaits before it takes its redactor: the tenant's bundle, loaded.
+
+    The cache fetches a tenant's bundle when it is first asked for it; asking at the start
+    of each session means its first message is redacted under the tenant's own settings.
+    A tenant whose bundle cannot be had gets the default redaction (and no tools).
+    """
+
+    async def load(tenant: str) -> None:
+        with contextlib.suppress(PolicyError):
+            await gate.view(tenant)
+
+    return load
+
+
 async def _start_policy(
-    system: ActorSystem, config: HostConfig, telemetry: Telemetry | None
+    system: ActorSystem,
+    config: HostConfig,
+    telemetry: Telemetry | None,
+    redaction: TenantRedaction,
 ) -> PolicyGate:
     settings = policy_config(config)
     if settings is None:
@@ -360,10 +490,11 @@ async def _start_policy(
         )
         return PolicyGate(cache=None)
     on_rejection = None if telemetry is None else telemetry.metrics.add_policy_rejection
+    prepare = redaction_from_bundles(redaction)
     cache = await system.spawn(
         ActorSpec(
             name="policy_cache",
-            factory=lambda: PolicyCache(settings, on_rejection=on_rejection),
+            factory=lambda: PolicyCache(settings, on_rejection=on_rejection, prepare=prepare),
         )
     )
     return PolicyGate(cache=cache, clock_skew_s=settings.clock_skew_s)
@@ -374,12 +505,17 @@ async def _start_tools(
     config: HostConfig,
     audit: ActorRef[AuditMessage],
     telemetry: Telemetry | None,
-) -> ToolRunnerFactory | None:
-    """Start the policy cache, tool link and gateway; the factory giving each session tools."""
+    redaction: TenantRedaction,
+) -> tuple[ToolRunnerFactory, PolicyGate] | None:
+    """Start the policy cache, tool link and gateway.
+
+    Returns:
+        The factory giving each session its tools, and the policy gate; None with tools off.
+    """
     link: ToolLink
     if config.tools.mode == "none":
         return None
-    gate = await _start_policy(system, config, telemetry)
+    gate = await _start_policy(system, config, telemetry, redaction)
     if config.tools.mode == "relay":
         tool_link = await system.spawn(SupervisorSpec(name="tool_link"))
         link = await RelayToolLink.start(
@@ -416,7 +552,7 @@ async def _start_tools(
             telemetry=telemetry,
         )
 
-    return factory
+    return factory, gate
 
 
 async def run_host(
@@ -433,9 +569,10 @@ async def run_host(
     Reports its addresses through ``task_status`` once every edge listens. ``provider``
     and ``telemetry`` replace the configured ones (for embedding the host and for tests
     that watch it); a telemetry passed in is the caller's to close. ``redaction`` is where
-    every session's redaction settings come from (the policy engine feeds it each
-    tenant's bundle); by default every tenant gets ``redaction.settings_file``, or every
-    built-in class.
+    every session's redaction settings come from: the one object the policy cache feeds
+    with each tenant's accepted bundle and the sessions take their redactors from (made
+    here when not given); a tenant whose bundle has no section gets
+    ``redaction.settings_file``, or every built-in class.
 
     Raises:
         ConfigError: a setting is unusable (checked before anything listens).
@@ -506,10 +643,22 @@ async def _run_tree(
     auth: CallerAuth,
     task_status: trio.TaskStatus[HostAddresses],
 ) -> None:
+    signer = audit_signer(config)
+    head = _AuditHead(telemetry.metrics)
     async with (
         open_host_provider(config.provider) as provider_stack,
         open_actor_system("host", faults=config.debug.faults) as system,
     ):
+        await system.spawn(
+            ActorSpec(
+                name="telemetry",
+                factory=lambda: TelemetrySampler(
+                    telemetry.metrics,
+                    [breaker_sampler(provider_stack)],
+                    interval_s=config.telemetry.sample_interval_s,
+                ),
+            )
+        )
         audit = await _spawn(
             system,
             ActorSpec(
@@ -521,9 +670,10 @@ async def _run_tree(
                             every_records=config.audit.fsync_every_records,
                             every_s=config.audit.fsync_every_s,
                         ),
-                        on_written=lambda appended: telemetry.metrics.add_audit_records(
-                            appended.kind
-                        ),
+                        on_written=head.written,
+                        signer=signer,
+                        checkpoint_every=config.audit.checkpoint_every,
+                        checkpoint_every_s=config.audit.checkpoint_every_s,
                     )
                 ),
             ),
@@ -531,13 +681,19 @@ async def _run_tree(
             causes=(AuditFileError, OSError),
             advice="create its folder, or set audit.path (ZL_AUDIT__PATH) to a writable file",
         )
+        tools = await _start_tools(system, config, audit, telemetry, redaction)
+        if config.audit.export_endpoint:
+            await system.spawn(_exporter_spec(config, telemetry, head))
         deps = SessionDeps(
             provider=provider if provider is not None else provider_stack.provider,
             limits=config.sessions.limit_policy(),
             default_model=config.provider.default_model,
-            tool_runner_factory=await _start_tools(system, config, audit, telemetry),
+            tool_runner_factory=None if tools is None else tools[0],
             telemetry=telemetry,
+            audit=audit,
+            provider_name=config.provider.kind,
             redaction=redaction,
+            load_tenant=None if tools is None or not tools[1].enabled else tenant_loader(tools[1]),
             default_device=STDIO_DEVICE if config.tools.mode == "stdio" else "",
         )
         await system.spawn(provider_actor_spec(provider_stack))
@@ -573,7 +729,10 @@ async def _run_tree(
         if config.debug.enabled:
             debug = await _spawn(
                 system,
-                ActorSpec(name="debug_http", factory=lambda: DebugHttpActor(config=debug_config)),
+                ActorSpec(
+                    name="debug_http",
+                    factory=lambda: DebugHttpActor(config=debug_config, telemetry=telemetry),
+                ),
                 setting="debug.host, debug.port",
                 causes=(DebugHttpBindError, DebugHttpConfigError),
                 advice="choose another debug.port (0 picks one) or set debug.enabled = false",

@@ -26,6 +26,11 @@ Example::
     [limits]
     heartbeat_s = 5.0
     max_in_flight = 32
+    [debug]              # /debug/actors, /metrics, /debug/dashboard
+    port = 7082
+    [telemetry]
+    exporter = "otlp"
+    otlp_endpoint = "http://otel-collector:4318"
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from attrs.validators import ge, gt, le
 
 from actors.relay import Shard
 from actors.relay._limits import RelayLimits
+from supervisors._telemetry import TelemetrySection
 from supervisors.edges.debug_http import DebugHttpConfig
 
 DEVICE_PATH = "/v1/device"
@@ -88,6 +94,9 @@ class RelayConfig:
     tls: TlsSection = TlsSection()
     limits: RelayLimits = attrs.field(factory=RelayLimits)
     debug: DebugHttpConfig | None = None
+    #: Traces (a span per routed call), metrics (queue depth, calls in flight, devices);
+    #: ``/metrics`` is served on the debug endpoint when ``debug`` is set.
+    telemetry: TelemetrySection = attrs.field(factory=TelemetrySection)
     max_devices: int = attrs.field(default=DEFAULT_MAX_DEVICES, validator=gt(0))
     max_hosts: int = attrs.field(default=DEFAULT_MAX_HOSTS, validator=gt(0))
     max_pending_handshakes: int = attrs.field(

@@ -3,6 +3,7 @@
 ::
 
     relay (one_for_one)
+    ├─ telemetry         samples queue depth, calls in flight and devices into gauges
     ├─ router            the device registry; routes calls and cancels
     ├─ devices           one temporary DeviceConnection per connected bridge
     └─ hosts             one temporary HostConnection per connected host
@@ -36,7 +37,7 @@ from actors.relay import (
     verify_token,
 )
 from actors.relay._device_conn import DeviceConnection
-from actors.relay._host_conn import HostConnection
+from actors.relay._host_conn import HostConnection, RelayStats
 from actors.relay._router import Router
 from actors.relay._wire import (
     CLOSE_BAD_FRAME,
@@ -46,12 +47,14 @@ from actors.relay._wire import (
     close_with_error,
 )
 from actors.relay.messages import RouterMessage
+from actors.telemetry import Metrics, Sample, Telemetry, TelemetryConfigError, TelemetrySampler
 from supervisors._config import ConfigError
 from supervisors._process import raise_fd_limit
 from supervisors.edges.debug_http import serve_debug_http
 from supervisors.tls import ALPN_HTTP1, TlsConfigError, server_ssl_context, warn_plaintext
 from zl_actors import (
     ActorRef,
+    ActorSnapshot,
     ActorSpec,
     Restart,
     SupervisorRef,
@@ -72,6 +75,8 @@ WS_CONNECT_TIMEOUT_S = 10.0
 WS_DISCONNECT_TIMEOUT_S = 2.0
 #: Grace for connection actors to close their sockets at shutdown.
 STOP_GRACE_S = 3.0
+#: Flushing the telemetry exporters at shutdown is bounded by this.
+TELEMETRY_CLOSE_TIMEOUT_S = 5.0
 
 
 @attrs.frozen(kw_only=True)
@@ -101,6 +106,8 @@ class _Relay:
     hosts: SupervisorRef
     device_gate: HandshakeGate
     host_gate: HandshakeGate
+    telemetry: Telemetry
+    stats: RelayStats
     serial: itertools.count[int] = attrs.field(factory=itertools.count)
 
     async def _accept(
@@ -196,6 +203,8 @@ class _Relay:
                 local_shard_id=self.config.shard_id,
                 limits=self.config.limits,
                 done=done,
+                telemetry=self.telemetry,
+                stats=self.stats,
             ),
             restart=Restart.TEMPORARY,
         )
@@ -237,9 +246,27 @@ def _contexts(config: RelayConfig) -> tuple[ssl.SSLContext | None, ssl.SSLContex
     return device, host
 
 
+def relay_sampler(shard_id: str, stats: RelayStats) -> Sample:
+    """Samples the shard's calls in flight, queued frames and connected devices."""
+
+    def sample(metrics: Metrics, tree: ActorSnapshot) -> None:
+        queued = devices = 0
+        for node in tree.walk():
+            if node.actor_type in (DeviceConnection.__name__, HostConnection.__name__, "Router"):
+                queued += node.mailbox.depth
+            if node.actor_type == DeviceConnection.__name__:
+                devices += 1
+        metrics.set_relay_queue_depth(queued, shard=shard_id)
+        metrics.set_relay_in_flight(max(0, stats.calls_in_flight), shard=shard_id)
+        metrics.set_relay_devices(devices, shard=shard_id)
+
+    return sample
+
+
 async def run_relay(
     config: RelayConfig,
     *,
+    telemetry: Telemetry | None = None,
     task_status: trio.TaskStatus[RelayAddresses] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run one relay shard until cancelled.
@@ -254,9 +281,29 @@ async def run_relay(
             cannot be bound; the message names the setting.
 
     On cancellation the listeners close, every connection actor closes its socket
-    (1001, going away) within ``STOP_GRACE_S``, and the tree stops.
+    (1001, going away) within ``STOP_GRACE_S``, and the tree stops. A telemetry passed in
+    is the caller's to close; the relay's own is flushed (bounded) as it stops.
     """
     check_config(config)
+    own_telemetry = telemetry is None
+    if telemetry is None:
+        try:
+            telemetry = Telemetry.from_config(
+                config.telemetry.to_telemetry_config(service_name="zl-relay")
+            )
+        except TelemetryConfigError as exc:
+            raise ValueError(f"telemetry: {exc}") from None
+    try:
+        await _run_relay(config, telemetry, task_status)
+    finally:
+        if own_telemetry:
+            with trio.move_on_after(TELEMETRY_CLOSE_TIMEOUT_S, shield=True):
+                await telemetry.aclose()
+
+
+async def _run_relay(
+    config: RelayConfig, telemetry: Telemetry, task_status: trio.TaskStatus[RelayAddresses]
+) -> None:
     try:
         keys = [load_public_key(path) for path in config.public_keys]
     except KeyFileError as exc:
@@ -279,7 +326,18 @@ async def run_relay(
         max_devices=config.max_devices,
         max_hosts=config.max_hosts,
     )
+    stats = RelayStats()
     async with open_actor_system("relay", stop_grace_s=STOP_GRACE_S) as system:
+        await system.spawn(
+            ActorSpec(
+                name="telemetry",
+                factory=lambda: TelemetrySampler(
+                    telemetry.metrics,
+                    [relay_sampler(config.shard_id, stats)],
+                    interval_s=config.telemetry.sample_interval_s,
+                ),
+            )
+        )
         router = await system.spawn(ActorSpec(name="router", factory=Router))
         devices = await system.spawn(
             SupervisorSpec(name="devices", max_children=plan.max_devices, stop_grace_s=STOP_GRACE_S)
@@ -303,6 +361,8 @@ async def run_relay(
             hosts=hosts,
             device_gate=gate("device"),
             host_gate=gate("host"),
+            telemetry=telemetry,
+            stats=stats,
         )
         async with trio.open_nursery() as nursery:
 
@@ -364,6 +424,7 @@ async def run_relay(
                     lambda task_status: serve_debug_http(
                         system,
                         config=labelled,
+                        telemetry=telemetry,
                         task_status=task_status,
                     )
                 )

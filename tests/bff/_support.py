@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from actors.policy import mint_caller_token
 from actors.provider import ScriptedMockProvider
 from actors.relay import generate_signing_key, save_public_key
 from supervisors.bff import (
@@ -28,10 +29,10 @@ from supervisors.bff import (
     HostSection,
     HttpSection,
     SessionsSection,
-    mint_caller_token,
     run_bff,
 )
 from supervisors.host import HostAddresses, HostConfig, MockSection, ProviderSection, run_host
+from tests._policy import caller_key, caller_public_key
 from tests.host.conftest import host_config
 
 TENANT = "acme"
@@ -96,8 +97,14 @@ class Keys:
 
 
 def make_keys(tmp_path: Path) -> Keys:
+    """The tests' caller-token key (the one every test host trusts) and its public key file."""
+    return Keys(key=caller_key(), public=caller_public_key(tmp_path))
+
+
+def untrusted_keys(tmp_path: Path) -> Keys:
+    """A caller-token key that neither the test hosts nor the BFFs trust."""
     key = generate_signing_key()
-    public = tmp_path / "caller.pub"
+    public = tmp_path / "untrusted-caller.pub"
     save_public_key(key.public_key(), public)
     return Keys(key=key, public=public)
 

@@ -18,7 +18,9 @@ from supervisors.edges.grpc import (
     serve_grpc,
     service_from_descriptor,
 )
+from supervisors.host import AuthSection as HostAuthSection
 from supervisors.tls import DevCerts, generate_dev_certs, server_ssl_context
+from tests.host.conftest import host_config
 
 from ._support import (
     STEP_S,
@@ -28,11 +30,13 @@ from ._support import (
     create_session,
     host_sessions,
     make_keys,
+    mock_section,
     open_bff,
     open_stack,
     parse_sse,
     run_turn,
     trusting,
+    untrusted_keys,
 )
 
 
@@ -154,7 +158,7 @@ class TestProblems:
                 assert_problem(response, 401, "unauthenticated")
                 assert response.headers["www-authenticate"].startswith("Bearer")
             (tmp_path / "other").mkdir()
-            forged = make_keys(tmp_path / "other").token()
+            forged = untrusted_keys(tmp_path / "other").token()
             async with stack.client(token=forged) as client:
                 body = assert_problem(
                     await client.post("/v1/sessions", json={}), 401, "unauthenticated"
@@ -215,6 +219,22 @@ class TestProblems:
             described = await client.get("/v1/problems/session.busy")
             assert described.json()["retryable"] is True
             assert_problem(await client.get("/v1/problems/nope"), 404, "not_found")
+
+    async def test_a_token_the_host_refuses_is_a_401(self, tmp_path: Path) -> None:
+        """The host checks the forwarded token again: its refusal reaches the client as is."""
+        other = untrusted_keys(tmp_path)
+        host = host_config(
+            tmp_path,
+            tls=True,
+            provider=mock_section(),
+            auth=HostAuthSection(trusted_keys=[str(other.public)]),
+        )
+        async with open_stack(tmp_path, host=host) as stack, stack.client() as client:
+            body = assert_problem(
+                await client.post("/v1/sessions", json={}), 401, "unauthenticated"
+            )
+            assert body["detail"].startswith("the host refused the session: caller token")
+            assert "not trusted" in body["detail"]
 
     async def test_limits_are_typed_429_and_503(self, tmp_path: Path) -> None:
         sessions = SessionsSection(max_sessions=3, max_sessions_per_user=2)

@@ -13,9 +13,10 @@ import pytest
 import trio
 
 from supervisors.host import ToolsSection
+from tests._policy import caller_token
 from tests.host.conftest import host_config, start_host
 
-from ._support import make_keys, mock_section
+from ._support import mock_section
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "bff"
@@ -69,7 +70,8 @@ class TestIntegrationGuideExamples:
             "run `npm ci --prefix examples/bff/node` (just test does)"
         )
         token_file = tmp_path / "caller.jwt"
-        token_file.write_text(make_keys(tmp_path).token(devices=("laptop",)))
+        # A token the host trusts (host_config trusts the tests' caller key).
+        token_file.write_text(caller_token(devices=("laptop",)))
         arguments = [
             "--target",
             f"localhost:{live_host.addresses.grpc_port}",

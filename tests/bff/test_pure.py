@@ -14,14 +14,13 @@ import jsonschema
 import jwt
 import pytest
 
+from actors.policy import CallerUnauthenticated, mint_caller_token
 from actors.relay import generate_signing_key, key_id
 from contracts.generated import agent_pb2
 from supervisors.bff import (
     CallerVerifier,
-    Unauthenticated,
     jwks_of,
     keys_from_jwks,
-    mint_caller_token,
     openapi_document,
 )
 from supervisors.bff._events import sse_event
@@ -67,7 +66,7 @@ class TestCallerTokens:
         keys = make_keys(tmp_path)
         offset = change.pop("exp_offset", 0)
         token = keys.token(now=NOW + offset - change.get("ttl_s", 600), **change)
-        with pytest.raises(Unauthenticated, match=reason):
+        with pytest.raises(CallerUnauthenticated, match=reason):
             _verifier(keys.public).verify(token, now=NOW)
 
     def test_forgeries(self, tmp_path: Path) -> None:
@@ -77,7 +76,7 @@ class TestCallerTokens:
         claims |= {"iat": int(NOW), "exp": int(NOW) + 60, "jti": "j"}
         kid = key_id(keys.key.public_key())
         unsigned = jwt.encode(claims, None, algorithm="none", headers={"kid": kid})
-        with pytest.raises(Unauthenticated, match="algorithm"):
+        with pytest.raises(CallerUnauthenticated, match="unsigned"):
             verifier.verify(unsigned, now=NOW)
         public_pem = keys.public.read_bytes()
         # HS256 with the public key as the HMAC secret (PyJWT refuses to make one: by hand).
@@ -87,32 +86,32 @@ class TestCallerTokens:
         )
         mac = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
         hs256 = signing_input + "." + jwt.utils.base64url_encode(mac).decode()
-        with pytest.raises(Unauthenticated, match="algorithm"):
+        with pytest.raises(CallerUnauthenticated, match="algorithm"):
             verifier.verify(hs256, now=NOW)
         other = generate_signing_key()
         wrong_key = jwt.encode(claims, other, algorithm="EdDSA", headers={"kid": kid})
-        with pytest.raises(Unauthenticated, match="signature"):
+        with pytest.raises(CallerUnauthenticated, match="signature"):
             verifier.verify(wrong_key, now=NOW)
         unknown = jwt.encode(
             claims, other, algorithm="EdDSA", headers={"kid": key_id(other.public_key())}
         )
-        with pytest.raises(Unauthenticated, match="unknown key"):
+        with pytest.raises(CallerUnauthenticated, match="unknown key"):
             verifier.verify(unknown, now=NOW)
         good = keys.token(now=NOW)
         head, body, signature = good.split(".")
         tampered = json.loads(jwt.utils.base64url_decode(body))
         tampered["tenant"] = "someone-else"
         forged_body = jwt.utils.base64url_encode(json.dumps(tampered).encode()).decode()
-        with pytest.raises(Unauthenticated, match="signature"):
+        with pytest.raises(CallerUnauthenticated, match="signature"):
             verifier.verify(f"{head}.{forged_body}.{signature}", now=NOW)
-        with pytest.raises(Unauthenticated, match="Bearer"):
+        with pytest.raises(CallerUnauthenticated, match="Bearer"):
             verifier.verify_header("Basic abc")
-        with pytest.raises(Unauthenticated, match="no bearer"):
+        with pytest.raises(CallerUnauthenticated, match="no bearer"):
             verifier.verify_header(None)
         for bad_devices in ("*", [1], ["x" * 300]):
             claims_bad = {**claims, "devices": bad_devices}
             token = jwt.encode(claims_bad, keys.key, algorithm="EdDSA", headers={"kid": kid})
-            with pytest.raises(Unauthenticated, match="devices"):
+            with pytest.raises(CallerUnauthenticated, match="devices"):
                 verifier.verify(token, now=NOW)
 
     def test_a_remembered_token_still_expires(self, tmp_path: Path) -> None:
@@ -120,7 +119,7 @@ class TestCallerTokens:
         verifier = _verifier(keys.public)
         token = keys.token(ttl_s=60, now=NOW)
         assert verifier.verify(token, now=NOW).user == "u1"
-        with pytest.raises(Unauthenticated, match="expired"):
+        with pytest.raises(CallerUnauthenticated, match="expired"):
             verifier.verify(token, now=NOW + 120)
 
     def test_jwks_rotation(self, tmp_path: Path) -> None:
@@ -131,7 +130,7 @@ class TestCallerTokens:
         one = mint_caller_token(first, tenant="t", user="u", devices=["*"], ttl_s=600)
         two = mint_caller_token(second, tenant="t", user="u", devices=["*"], ttl_s=600)
         assert verifier.verify(one).tenant == "t"
-        with pytest.raises(Unauthenticated, match="unknown key"):
+        with pytest.raises(CallerUnauthenticated, match="unknown key"):
             verifier.verify(two)
         # The operator rotates: the new key is added (a newer file), the old one removed.
         jwks.write_text(jwks_of([second.public_key()]))

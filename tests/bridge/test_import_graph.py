@@ -13,7 +13,8 @@ FORBIDDEN_PACKAGES = ("grpc", "grpc_tools", "h2", "httpx", "httpcore", "purerpc"
 #: Project modules of other processes and domains.
 FORBIDDEN_MODULES = (
     "supervisors.host",
-    "supervisors.edges",
+    # The debug endpoint (h11) is allowed: the bridge serves /metrics with it.
+    "supervisors.edges.grpc",
     "actors.session",
     "actors.provider",
     "actors.tools",

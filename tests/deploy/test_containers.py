@@ -24,6 +24,14 @@ import attrs
 import pytest
 
 from actors.audit import verify_audit
+from tests._policy import (
+    USER,
+    caller_key,
+    caller_token,
+    control_plane_key,
+    permissive_bundle,
+    public_key_file,
+)
 from tests.relay._support import Bridge, Env, make_env
 
 from .conftest import BIN, REPO, LeanBridge
@@ -155,7 +163,8 @@ def run(containers: list[Container], image: str, role: str, *options: str) -> Co
 
 
 def secrets(env: Env, tmp_path: Path) -> Path:
-    """The files the containers mount read-only: TLS pair, CA, signing public key, host token."""
+    """The files the containers mount read-only: TLS pair, CA, the relay signing public key,
+    the host's relay token, the caller-token and control-plane public keys."""
     folder = tmp_path / "secrets"
     folder.mkdir()
     for source, name in (
@@ -166,7 +175,38 @@ def secrets(env: Env, tmp_path: Path) -> Path:
     ):
         shutil.copyfile(source, folder / name)
     (folder / "host.jwt").write_text(env.host_token(TENANT))
+    public_key_file(caller_key(), folder / "caller.pub")
+    public_key_file(control_plane_key(), folder / "control-plane.pub")
     return folder
+
+
+@pytest.fixture
+def control_plane(tmp_path: Path) -> Iterator[str]:
+    """``zl policy serve`` on loopback (HTTPS) with the tenant's signed bundle; its source URL.
+
+    The host container pulls the bundle from it, and the bridge verifies the same bundle.
+    """
+    bundles = tmp_path / "bundles"
+    bundles.mkdir()
+    (bundles / f"{TENANT}.jws").write_text(permissive_bundle(TENANT))
+    certs = tmp_path / "control-plane-certs"
+    ready = tmp_path / "control-plane.url"
+    process = subprocess.Popen(
+        [
+            *(str(BIN / "zl"), "policy", "serve", str(bundles), "--port", "0"),
+            *("--dev-certs", str(certs), "--ready-file", str(ready)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield wait_for(
+            "the control plane's ready file",
+            lambda: ready.read_text().strip() if ready.exists() and ready.stat().st_size else None,
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=STEP_S)
 
 
 RELAY_TOML = """\
@@ -207,6 +247,14 @@ port = 0
 [audit]
 path = "/var/lib/zl/audit.jsonl"
 fsync_every_records = 1
+
+[auth]
+trusted_keys = ["/etc/zl/secrets/caller.pub"]
+
+[policy]
+trusted_keys = ["/etc/zl/secrets/control-plane.pub"]
+ca = "/etc/zl/secrets/control-plane-ca.crt"
+state_dir = "/var/lib/zl/policy"
 """
 
 
@@ -218,10 +266,15 @@ class TestContainers:
         images: Images,
         lean_bridge: LeanBridge,
         containers: list[Container],
+        control_plane: str,
         tmp_path: Path,
     ) -> None:
         env = make_env(tmp_path, n_shards=1)
         folder = secrets(env, tmp_path)
+        # The control plane's development CA, which the host checks its certificate with.
+        shutil.copyfile(
+            tmp_path / "control-plane-certs" / "ca.pem", folder / "control-plane-ca.crt"
+        )
         (tmp_path / "relay.toml").write_text(RELAY_TOML)
         (tmp_path / "host.toml").write_text(HOST_TOML)
         state = tmp_path / "state"
@@ -259,6 +312,8 @@ class TestContainers:
             "ZL_TOOLS__RELAY_TOKEN_FILE=/etc/zl/secrets/host.jwt",
             "--env",
             "ZL_TOOLS__RELAY_CA=/etc/zl/secrets/ca.crt",
+            "--env",
+            f"ZL_POLICY__SOURCE={control_plane}",
         )
         port = int(host.wait_log(r"serving gRPC on 127\.0\.0\.1:(\d+) \(TLS\)").group(1))
         host_ready_s = time.monotonic() - host.started_at
@@ -326,6 +381,8 @@ class TestContainers:
 
 def chat_once(env: Env, port: int) -> str | None:
     """One ``zl chat`` turn; its output once the model used the device's tool, else None."""
+    token = env.tmp / "caller.jwt"
+    token.write_text(caller_token(TENANT, USER, devices=(DEVICE,)))
     out = subprocess.run(
         [
             str(BIN / "zl"),
@@ -334,8 +391,12 @@ def chat_once(env: Env, port: int) -> str | None:
             f"localhost:{port}",
             "--ca",
             str(env.ca),
+            "--token-file",
+            str(token),
             "--tenant",
             TENANT,
+            "--user",
+            USER,
             "--device",
             DEVICE,
             "read notes.txt",

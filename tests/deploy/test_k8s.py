@@ -21,6 +21,8 @@ import yaml
 
 from actors.relay import Shard, redirect_for, shard_for
 from supervisors._config import load_config
+from supervisors.bff import BffConfig
+from supervisors.bff._config import check_config as check_bff_config
 from supervisors.host import HostConfig
 from supervisors.host._host import relay_shards
 from supervisors.relay import RelayConfig
@@ -156,6 +158,65 @@ class TestManifests:
             service = one(docs, "Service", f"zl-relay-{sid}-devices")["spec"]
             assert [p["port"] for p in service["ports"]] == [8443]
             assert service["selector"] == {"statefulset.kubernetes.io/pod-name": f"zl-relay-{sid}"}
+
+
+def paths_named(value: Any) -> list[str]:
+    """Every file path a configuration names (``file:`` policy sources included)."""
+    if isinstance(value, dict):
+        return [path for item in value.values() for path in paths_named(item)]
+    if isinstance(value, list):
+        return [path for item in value for path in paths_named(item)]
+    if isinstance(value, str):
+        path = value.removeprefix("file:")
+        if path.startswith("/"):
+            return [path]
+    return []
+
+
+class TestConfigsAndMounts:
+    """Each process's ConfigMap is a valid configuration, and every file it names is mounted."""
+
+    @pytest.mark.parametrize(
+        ("workload", "config_map", "key"),
+        [("zl-host", "zl-host-config", "host.toml"), ("zl-bff", "zl-bff-config", "bff.toml")],
+    )
+    def test_every_file_a_config_names_is_mounted(
+        self,
+        rendered: tuple[int, str, list[dict[str, Any]]],
+        tmp_path: Path,
+        workload: str,
+        config_map: str,
+        key: str,
+    ) -> None:
+        _, _, docs = rendered
+        text = one(docs, "ConfigMap", config_map)["data"][key]
+        (tmp_path / key).write_text(text)
+        # The process's own loader: an unknown key or a bad value is an error naming it.
+        if workload == "zl-bff":
+            check_bff_config(load_config(BffConfig, tmp_path / key, environ={}))
+        else:
+            environ = one(docs, "ConfigMap", "zl-host-relay-shards")["data"]
+            host = load_config(HostConfig, tmp_path / key, environ=environ)
+            assert host.auth.trusted_keys, "the host verifies its callers"
+            assert host.policy.source, "tools run under policy"
+            assert host.policy.trusted_keys
+        container = one(docs, "Deployment", workload)["spec"]["template"]["spec"]["containers"][0]
+        mounts = container["volumeMounts"]
+        for path in paths_named(tomllib.loads(text)):
+            under = [
+                m for m in mounts if path == m["mountPath"] or path.startswith(m["mountPath"] + "/")
+            ]
+            assert under, f"{key} names {path}, which no volume of {workload} holds"
+            if path.startswith("/var/lib/zl"):
+                assert not under[0].get("readOnly"), f"{path} must be writable"
+        secrets = {
+            v["secret"]["secretName"]
+            for v in one(docs, "Deployment", workload)["spec"]["template"]["spec"]["volumes"]
+            if "secret" in v
+        }
+        if workload == "zl-host":
+            # The host trusts the caller keys the BFF verifies tokens with.
+            assert {"zl-caller-keys", "zl-policy-keys"} <= secrets
 
 
 class TestShardAgreement:

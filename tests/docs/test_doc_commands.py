@@ -5,7 +5,7 @@ top-level entries are symbolic links to this one's, ``.zl`` excepted) with ``.ve
 first on ``PATH``, as after ``. .venv/bin/activate``. Blocks share the folder, so later
 blocks use what earlier ones made, as a reader following the page would.
 
-- The well-known ports the docs name (8443, 8444, 50051, 7081, 7082) are replaced by free
+- The well-known ports the docs name (8443, 8444, 8445, 50051, 7081, 7082) are replaced by free
   ports the OS picks for each document, so a run never collides with a server already
   listening there; nothing else in a block is changed.
 - A block whose first line is ``# needs podman`` runs where podman is installed (CI
@@ -37,7 +37,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 FENCE = re.compile(r"^```sh\n(.*?)^```", re.M | re.S)
-PORTS = (8443, 8444, 50051, 7081, 7082)
+PORTS = (8443, 8444, 8445, 50051, 7081, 7082)
 #: A block may build images or install packages on a cold machine.
 BLOCK_TIMEOUT_S = 1200
 NOT_RUN = "# not run here:"

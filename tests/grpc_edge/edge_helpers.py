@@ -140,6 +140,33 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def server_sockets(port: int) -> list[str]:
+    """This process's TCP sockets on local port ``port``: a server's listener and every
+    connection it accepted and has not closed (``socket:[inode]``, from ``/proc``).
+
+    Unlike a count of every descriptor of the test process, it sees only what the server
+    holds: not the client library's own sockets, which grpcio closes later on threads of
+    its own, nor what other threads of the process open and close meanwhile.
+    """
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table, encoding="ascii") as rows:
+            next(rows)
+            for row in rows:
+                fields = row.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[9] != "0":
+                    inodes.add(f"socket:[{fields[9]}]")
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed since the listing
+            continue
+        if target in inodes:
+            held.append(target)
+    return sorted(held)
+
+
 def count_tasks() -> int:
     def walk(task: trio.lowlevel.Task) -> int:
         return 1 + sum(walk(child) for n in task.child_nurseries for child in n.child_tasks)

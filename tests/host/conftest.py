@@ -144,11 +144,16 @@ def cancel() -> agent_pb2.ChatRequest:
 class Conversation:
     """A grpcio StreamChat call driven step by step from a worker thread."""
 
-    def __init__(self, channel: grpc.Channel, timeout_s: float = STEP_S) -> None:
+    def __init__(
+        self,
+        channel: grpc.Channel,
+        timeout_s: float = STEP_S,
+        metadata: tuple[tuple[str, str], ...] | None = None,
+    ) -> None:
         import queue
 
         self._requests: queue.Queue[agent_pb2.ChatRequest | None] = queue.Queue()
-        self.call = stream_chat(channel)(self._iterate(), timeout=timeout_s)
+        self.call = stream_chat(channel)(self._iterate(), timeout=timeout_s, metadata=metadata)
         self.events: list[agent_pb2.ChatEvent] = []
 
     def _iterate(self) -> Iterator[agent_pb2.ChatRequest]:

@@ -11,6 +11,7 @@ import hmac
 import itertools
 import json
 import logging
+import time
 from pathlib import Path
 
 import attrs
@@ -31,6 +32,7 @@ from actors.policy import (
     SourceError,
     StateError,
 )
+from actors.redaction import TenantRedaction
 from actors.relay import generate_signing_key
 from actors.tools import PolicyGate
 from tests._policy import control_plane_key, signed_bundle
@@ -210,6 +212,91 @@ class TestRejections:
             assert rejections == [reason]
             assert f"bundle rejected ({reason})" in caplog.text
             assert view.problem
+
+
+class TestWhatElseABundleSets:
+    """A bundle's redaction section is put in force with it, or the bundle is refused whole."""
+
+    # Real time: the state is written from a worker thread (see TestRestart).
+    async def test_a_section_the_redactor_refuses_rejects_the_bundle(
+        self, rejections: list[str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        from supervisors.host import redaction_from_bundles
+
+        tenants = TenantRedaction()
+        good = {"patterns": [{"name": "employee_id", "pattern": "EMP-[0-9]{6}"}]}
+        bad = {
+            "patterns": [
+                {"name": "ticket", "pattern": "TCK-[0-9]{4}"},
+                {"name": "pin", "pattern": "(?<=PIN:)[0-9]{4}"},
+            ]
+        }
+        state = tmp_path / "state"
+        source = MemorySource(bundles={"acme": signed_bundle("acme", revision=1, redaction=good)})
+        settings = config(state_dir=state, now=time.time)
+        async with open_actor_system("t") as system:
+            cache = await system.spawn(
+                ActorSpec(
+                    name="policy_cache",
+                    factory=lambda: PolicyCache(
+                        settings,
+                        on_rejection=rejections.append,
+                        source=source,
+                        prepare=redaction_from_bundles(tenants),
+                    ),
+                )
+            )
+            first = (await ask(cache)).bundle
+            assert first is not None
+            assert [p.name for p in tenants.settings_for("acme").patterns] == ["employee_id"]
+            source.bundles["acme"] = signed_bundle("acme", revision=2, redaction=bad)
+            with caplog.at_level(logging.WARNING, logger="zl.policy"):
+                await cache.send(RefreshNow(tenant="acme"))  # type: ignore[arg-type]
+                with trio.fail_after(10):
+                    while not rejections:
+                        await trio.sleep(0.02)
+            view = await ask(cache)
+            # Nothing of revision 2 is in force: not its rules, not its good pattern.
+            assert view.bundle is first
+            assert [p.name for p in tenants.settings_for("acme").patterns] == ["employee_id"]
+            assert rejections == ["redaction"]
+            assert "bundle rejected (redaction): redaction.patterns[1] (pin)" in caplog.text
+            assert "RE2 cannot compile" in caplog.text
+        # Nor was its revision recorded: a restart takes revision 1 back, pattern and all.
+        assert json.loads((state / "acme.json").read_text())["revision"] == 1
+        restarted = TenantRedaction()
+        async with open_actor_system("t") as system:
+            source.down = True
+            cache = await system.spawn(
+                ActorSpec(
+                    name="policy_cache",
+                    factory=lambda: PolicyCache(
+                        settings, source=source, prepare=redaction_from_bundles(restarted)
+                    ),
+                )
+            )
+            assert (await ask(cache)).bundle.revision == 1  # type: ignore[union-attr]
+            assert [p.name for p in restarted.settings_for("acme").patterns] == ["employee_id"]
+
+    async def test_a_bundle_without_a_section_gives_the_default(
+        self, autojump_clock: trio.testing.MockClock, rejections: list[str]
+    ) -> None:
+        from supervisors.host import redaction_from_bundles
+
+        tenants = TenantRedaction()
+        tenants.update_from_bundle("acme", {"pseudonyms": True})
+        source = MemorySource(bundles={"acme": bundle(1)})
+        async with open_actor_system("t") as system:
+            cache = await system.spawn(
+                ActorSpec(
+                    name="policy_cache",
+                    factory=lambda: PolicyCache(
+                        config(), source=source, prepare=redaction_from_bundles(tenants)
+                    ),
+                )
+            )
+            assert (await ask(cache)).bundle is not None
+        assert tenants.settings_for("acme") is tenants.default
 
 
 class TestExpiry:

@@ -10,6 +10,7 @@ the host (RE2).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,16 +18,26 @@ from typing import Any
 
 import attrs
 import grpc
+import pytest
 import trio
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from actors.provider.fake_upstream import FakeUpstream, Script, ScriptedToolCall, open_fake_upstream
 from actors.redaction import RedactionSettings, TenantRedaction
 from actors.telemetry import Telemetry, TelemetryConfig
-from supervisors.host import AuditSection, HostAddresses, ToolsSection, run_host
+from supervisors.host import AuditSection, HostAddresses, PolicySection, ToolsSection, run_host
 from supervisors.host._provider import open_host_provider
+from supervisors.tls import generate_dev_certs
+from tests._policy import (
+    TENANT,
+    bearer,
+    caller_token,
+    make_test_policy,
+    with_metadata,
+)
 from tests.host.conftest import Conversation, host_config, in_thread, kind, say, start_request
 from tests.host_provider.conftest import provider_section
+from tests.policy_host.test_expiry import ControlPlane
 
 FIXTURES = Path(__file__).with_name("fixtures")
 
@@ -73,8 +84,10 @@ class Host:
     upstream: FakeUpstream
     metrics: InMemoryMetricReader
 
-    def channel(self) -> grpc.Channel:
-        return grpc.insecure_channel(f"127.0.0.1:{self.addresses.grpc_port}")
+    def channel(self, tenant: str = TENANT) -> grpc.Channel:
+        """A channel whose calls carry a caller token for ``tenant`` (user u1, any device)."""
+        channel = grpc.insecure_channel(f"127.0.0.1:{self.addresses.grpc_port}")
+        return with_metadata(channel, bearer(caller_token(tenant)))
 
     def redaction_counts(self) -> dict[tuple[str, str], int]:
         """``zl.redaction.count`` by (class, site), as the metric reader sees it."""
@@ -98,11 +111,21 @@ async def open_host(
     *,
     root: Path | None = None,
     redaction: TenantRedaction | None = None,
+    policy: PolicySection | None = None,
 ) -> AsyncIterator[Host]:
-    """Fake upstream, provider stack, telemetry with a metric reader, and the host."""
+    """Fake upstream, provider stack, telemetry with a metric reader, and the host.
+
+    With a ``root``, tools run (fs.read over stdio) under ``policy``, by default a
+    permissive bundle for acme from a file source.
+    """
     tools = ToolsSection(mode="stdio", roots=[str(root)]) if root is not None else ToolsSection()
+    sections: dict[str, Any] = {} if policy is None else {"policy": policy}
     config = host_config(
-        tmp_path, tls=False, tools=tools, audit=AuditSection(path=str(tmp_path / "audit.jsonl"))
+        tmp_path,
+        tls=False,
+        tools=tools,
+        audit=AuditSection(path=str(tmp_path / "audit.jsonl")),
+        **sections,
     )
     reader = InMemoryMetricReader()
     telemetry = Telemetry.from_config(TelemetryConfig(), metric_readers=[reader])
@@ -129,9 +152,9 @@ async def open_host(
     telemetry.shutdown()
 
 
-async def chat(host: Host, *texts: str, tenant: str = "acme", **limits: int) -> list[Any]:
+async def chat(host: Host, *texts: str, tenant: str = TENANT, **limits: int) -> list[Any]:
     """One session: each text is a turn; every event the client received."""
-    with host.channel() as channel:
+    with host.channel(tenant) as channel:
         talk = Conversation(channel)
         talk.send(start_request(tenant, **limits))
         await in_thread(talk.next_event)
@@ -285,3 +308,99 @@ class TestTenantPatterns:
         assert "AKIAQ3EGRIOSFODN7XYZ" not in ops
         assert "10.20.30.40" not in acme
         assert "ops@acme.io" not in acme
+
+
+EMPLOYEE_ID = {"name": "employee_id", "pattern": "\\bEMP-[0-9]{6}\\b"}
+TICKET = {"name": "ticket", "pattern": "\\bTCK-[0-9]{4}\\b"}
+#: Look-behind: RE2 refuses it (it cannot run it in linear time).
+LOOK_BEHIND = {"name": "pin", "pattern": "(?<=PIN:)[0-9]{4}"}
+
+
+def rejections(host: Host) -> dict[str, int]:
+    """``zl.policy.rejections`` by reason, as the metric reader sees it."""
+    data = host.metrics.get_metrics_data()
+    counts: dict[str, int] = {}
+    for resource in data.resource_metrics if data else ():
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == "zl.policy.rejections":
+                    for point in metric.data.data_points:
+                        counts[str(point.attributes["reason"])] = int(point.value)
+    return counts
+
+
+class TestSettingsFromTheServedBundle:
+    """The tenant's bundle, pulled from ``zl policy serve`` over HTTPS, sets its redaction."""
+
+    async def _served(self, tmp_path: Path, nursery: trio.Nursery, **bundle: Any) -> Any:
+        policy = make_test_policy(tmp_path)
+        policy.write(revision=1, **bundle)
+        certs = generate_dev_certs(tmp_path / "control-plane-certs")
+        control = ControlPlane(directory=policy.directory, certs=certs, nursery=nursery)
+        binding = await control.start()
+        section = policy.section(
+            source=binding.source(),
+            ca=str(certs.ca_cert),
+            refresh_s=0.2,
+            retry_initial_s=0.1,
+            retry_max_s=0.3,
+        )
+        root = tmp_path / "root"
+        root.mkdir()
+        return policy, section, root
+
+    async def test_a_pattern_in_the_bundle_redacts_what_the_model_sees(
+        self, tmp_path: Path, nursery: trio.Nursery
+    ) -> None:
+        _, section, root = await self._served(
+            tmp_path, nursery, redaction={"patterns": [EMPLOYEE_ID], "classes": {"ipv4": False}}
+        )
+        async with open_host(tmp_path, Script(text="ok"), root=root, policy=section) as host:
+            # The host's first session of the tenant: its bundle is in force from the start.
+            events = await chat(host, "badge EMP-123456 from 10.20.30.40")
+        assert kind(events[-1]) == "assistant_done", events[-1]
+        body = json.dumps(host.upstream.requests[0].body)
+        assert "EMP-123456" not in body
+        assert "[REDACTED:employee_id]" in body
+        assert "10.20.30.40" in body  # the bundle switched ipv4 off for this tenant
+        assert rejections(host) == {}
+
+    async def test_a_pattern_re2_cannot_compile_has_the_bundle_rejected(
+        self, tmp_path: Path, nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        policy, section, root = await self._served(
+            tmp_path, nursery, redaction={"patterns": [EMPLOYEE_ID]}
+        )
+        (root / "notes.txt").write_text("the file holds EMP-654321 and TCK-4321\n")
+        script = Script(text="", tool_call=ScriptedToolCall(arguments='{"path": "notes.txt"}'))
+        text = "badge EMP-123456, ticket TCK-1234"
+        async with open_host(tmp_path, script, root=root, policy=section) as host:
+            before = await chat(host, text)
+            # Revision 2 adds a pattern RE2 compiles and one it cannot, and denies every tool.
+            deny_all = {"id": "no-tools", "tool": "*", "versions": "*", "effect": "deny"}
+            policy.write(
+                revision=2,
+                rules=[{**deny_all, "devices": ["*"]}],
+                redaction={"patterns": [EMPLOYEE_ID, TICKET, LOOK_BEHIND]},
+            )
+            with caplog.at_level(logging.WARNING, logger="zl.policy"), trio.fail_after(30):
+                while "redaction" not in rejections(host):
+                    await trio.sleep(0.05)
+            after = await chat(host, text)
+        # Each turn: the user's message with the tool call, then the tool's result.
+        bodies = [json.dumps(r.body) for r in host.upstream.requests]
+        assert len(bodies) == 4
+        for body in bodies:
+            assert "EMP-123456" not in body
+            assert "EMP-654321" not in body
+            assert "TCK-1234" in body, "nothing of the rejected bundle is in force"
+        assert "[REDACTED:employee_id]" in bodies[3]
+        assert "TCK-4321" in bodies[3]
+        for events in (before, after):
+            delta = next(e.tool_call_delta for e in events if kind(e) == "tool_call_delta")
+            assert delta.status == "ok", "revision 1's rules still hold"
+        assert (
+            "bundle rejected (redaction): redaction.patterns[2] (pin): RE2 cannot compile"
+            in caplog.text
+        )
+        assert rejections(host)["redaction"] >= 1

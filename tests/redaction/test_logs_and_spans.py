@@ -135,6 +135,7 @@ class TestSpans:
 # make it stop early; then the same process logs a secret and raises one.
 PROGRAMS = {
     "host": ("supervisors.host", "host_main", ["--config", "/nonexistent/host.toml"]),
+    "bff": ("supervisors.bff", "bff_main", ["--config", "/nonexistent/bff.toml"]),
     "relay": ("supervisors.relay", "relay_main", ["--config", "/nonexistent/relay.toml"]),
     "bridge": (
         "supervisors.bridge",

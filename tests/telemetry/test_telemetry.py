@@ -48,6 +48,7 @@ class Harness:
         return {span.name: span for span in self.spans.get_finished_spans()}
 
     def points(self, metric: str) -> list[Any]:
+        self.telemetry.metrics.flush()  # the per-turn counters are tallied first
         data = self.reader.get_metrics_data()
         assert data is not None
         found: list[Any] = []
@@ -263,7 +264,13 @@ class TestMetrics:
 class TestConfig:
     """Exporters by name; OTLP without its package is a clear error."""
 
-    def test_otlp_without_package(self) -> None:
+    def test_otlp_without_package(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import sys
+
+        # As if the (optional) exporter package were not installed.
+        monkeypatch.setitem(
+            sys.modules, "opentelemetry.exporter.otlp.proto.http.metric_exporter", None
+        )
         with pytest.raises(TelemetryConfigError, match="opentelemetry-exporter-otlp"):
             Telemetry.from_config(TelemetryConfig(exporter="otlp"))
 
@@ -285,3 +292,52 @@ class TestConfig:
     def test_exports(self) -> None:
         for name in actors.telemetry.__all__:
             assert getattr(actors.telemetry, name) is not None
+
+
+class TestOtlpEncoding:
+    """The hand-written OTLP span encoding decodes with the official protobuf classes."""
+
+    def test_round_trip(self, harness: Harness) -> None:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+        )
+
+        from actors.telemetry._otlp import encode_spans
+
+        telemetry = harness.telemetry
+        parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        with telemetry.turn_span(session_id="s", turn_id="t", tenant="acme", traceparent=parent):
+            with telemetry.provider_span(provider="mock", model="m1", max_tokens=7) as scope:
+                scope.first_chunk()
+                scope.finish(input_tokens=3, output_tokens=5, finish_reason="stop")
+            with pytest.raises(ValueError, match="boom"), telemetry.hop_span("h", traceparent=None):
+                raise ValueError("boom")
+        spans = harness.spans.get_finished_spans()
+        request = ExportTraceServiceRequest.FromString(encode_spans(spans))
+        (resource,) = request.resource_spans
+        service = {kv.key: kv.value.string_value for kv in resource.resource.attributes}
+        assert service["service.name"] == "zl-test"
+        decoded = {span.name: span for scope in resource.scope_spans for span in scope.spans}
+        assert set(decoded) == {span.name for span in spans}
+        for original in spans:
+            span = decoded[original.name]
+            assert span.trace_id.hex() == f"{original.context.trace_id:032x}"
+            assert span.span_id.hex() == f"{original.context.span_id:016x}"
+            assert span.start_time_unix_nano == original.start_time
+            assert span.end_time_unix_nano == original.end_time
+            values = {}
+            for kv in span.attributes:
+                which = kv.value.WhichOneof("value")
+                value = getattr(kv.value, which)
+                values[kv.key] = (
+                    [v.string_value for v in value.values] if which == "array_value" else value
+                )
+            assert values == {
+                k: list(v) if isinstance(v, tuple) else v for k, v in original.attributes.items()
+            }
+        turn, chat = decoded["turn"], decoded["chat m1"]
+        assert turn.parent_span_id.hex() == "00f067aa0ba902b7"
+        assert chat.parent_span_id == turn.span_id
+        assert chat.kind == 3  # CLIENT
+        assert decoded["h"].status.code == 2  # ERROR
+        assert decoded["h"].events[0].name == "exception"

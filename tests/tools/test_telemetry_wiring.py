@@ -67,15 +67,42 @@ class TestHostTelemetry:
             shutdown.set()
         finished = {span.name: span for span in spans.get_finished_spans()}
         turn, call = finished["turn"], finished["tool_call"]
+        act, plan, respond = finished["act"], finished["plan"], finished["respond"]
+        # turn ─┬─ plan ── chat mock
+        #       ├─ act ─┬─ tool_call
+        #       │       (policy.decide under tool_call)
+        #       └─ respond ── chat mock
+        for phase in (act, plan, respond):
+            assert phase.parent is not None
+            assert phase.parent.span_id == turn.context.span_id
         assert call.parent is not None
-        assert call.parent.span_id == turn.context.span_id
+        assert call.parent.span_id == act.context.span_id
         assert call.context.trace_id == turn.context.trace_id
+        decide = finished["policy.decide"]
+        assert decide.parent is not None
+        assert decide.parent.span_id == call.context.span_id
+        assert decide.attributes is not None
+        assert decide.attributes["zl.policy.decision"] == "allow"
+        chats = [span for span in spans.get_finished_spans() if span.name == "chat mock"]
+        assert {c.parent.span_id for c in chats if c.parent} == {
+            plan.context.span_id,
+            respond.context.span_id,
+        }
+        for chat in chats:
+            assert chat.attributes is not None
+            assert chat.attributes["gen_ai.operation.name"] == "chat"
+            assert chat.attributes["gen_ai.request.model"] == "mock"
+            assert chat.attributes["gen_ai.usage.output_tokens"] >= 1
+            assert chat.attributes["zl.gen_ai.time_to_first_chunk_ms"] >= 0
+        assert call.attributes is not None
+        assert call.attributes["zl.audit.id"].startswith("rcpt_")
         assert turn.attributes is not None
         assert turn.attributes["zl.turn.id"] == "t1"
         assert turn.attributes["zl.tenant"] == "acme"
         assert call.attributes is not None
         assert call.attributes["zl.tool.name"] == "fs.read"
         assert call.attributes["zl.tool.outcome"] == "ok"
+        telemetry.metrics.flush()  # the per-turn counters are tallied first
         points = metric_points(reader)
         assert {
             "zl.turn.time_to_first_token",

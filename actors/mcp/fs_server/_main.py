@@ -7,10 +7,14 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import trio
 
 from actors.redaction import install_log_redaction
+
+if TYPE_CHECKING:
+    from actors.telemetry import Telemetry
 
 from ._server import MAX_CONCURRENT_READS, FsServer, ServerStopped
 from ._tool import RootSet
@@ -28,15 +32,21 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
+    parser.add_argument(
+        "--otlp-endpoint",
+        metavar="URL",
+        help="export a span per tools/call by OTLP/HTTP here (e.g. http://127.0.0.1:4318)",
+    )
     return parser
 
 
-async def _serve(roots: RootSet, max_reads: int) -> None:
+async def _serve(roots: RootSet, max_reads: int, telemetry: Telemetry | None) -> None:
     # Duplicates, so trio's non-blocking mode never touches the descriptors Python holds.
     stdin = trio.lowlevel.FdStream(os.dup(0))
     stdout = trio.lowlevel.FdStream(os.dup(1))
     async with stdin, stdout:
-        await FsServer(roots, max_concurrent_reads=max_reads).serve(stdin, stdout)
+        server = FsServer(roots, max_concurrent_reads=max_reads, telemetry=telemetry)
+        await server.serve(stdin, stdout)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,9 +72,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not os.path.isdir(root):
             print(f"zl-mcp-fs: root is not a directory: {root}", file=sys.stderr)
             return 2
+    telemetry: Telemetry | None = None
+    if args.otlp_endpoint:
+        try:
+            from actors.telemetry import Exporter, Telemetry, TelemetryConfig, TelemetryConfigError
+        except ImportError:
+            print(
+                "zl-mcp-fs: --otlp-endpoint needs OpenTelemetry (the full zero-latency "
+                "distribution, or zero-latency-bridge[telemetry])",
+                file=sys.stderr,
+            )
+            return 2
+        try:
+            telemetry = Telemetry.from_config(
+                TelemetryConfig(
+                    service_name="zl-mcp-fs",
+                    exporter=Exporter.OTLP,
+                    otlp_endpoint=args.otlp_endpoint,
+                )
+            )
+        except TelemetryConfigError as exc:
+            print(f"zl-mcp-fs: {exc}", file=sys.stderr)
+            return 2
     roots = RootSet(args.roots)
     try:
-        trio.run(_serve, roots, args.max_concurrent_reads)
+        trio.run(_serve, roots, args.max_concurrent_reads, telemetry)
     except ServerStopped as exc:
         # The cause is the client going away, not a bug: one line, no traceback.
         logging.getLogger("actors.mcp.fs_server").error("stopping: %s", exc)  # noqa: TRY400
@@ -73,4 +105,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         roots.close()
+        if telemetry is not None:
+            telemetry.shutdown()  # flushes the last spans (bounded by the OTLP timeout)
     return 0

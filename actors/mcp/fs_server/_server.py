@@ -20,13 +20,15 @@ import json
 import logging
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from actors.errors import ZlError
 
 from .._eras import (
+    AUDIT_ID_META_KEY,
+    TENANT_META_KEY,
     TRACEPARENT_META_KEY,
     Admitted,
     CacheHint,
@@ -49,6 +51,9 @@ from .._jsonrpc import (
     parse_message,
 )
 from ._tool import TOOL_NAME, RootSet, parse_args, read_file, tool_descriptor
+
+if TYPE_CHECKING:  # the lean bridge distribution ships without OpenTelemetry
+    from actors.telemetry import Telemetry
 
 logger = logging.getLogger("actors.mcp.fs_server")
 
@@ -76,6 +81,8 @@ DISCOVER_TTL_MS = 300_000
 _LIST_HINT = CacheHint(ttl_ms=TOOLS_LIST_TTL_MS, scope="public")
 _DISCOVER_HINT = CacheHint(ttl_ms=DISCOVER_TTL_MS, scope="public")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+# The relay frames' id pattern: a tenant or audit id from ``_meta`` is kept only if it fits.
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 
 
 class ServerStopped(McpError):
@@ -86,6 +93,23 @@ def _traceparent(meta: Mapping[str, Any]) -> str:
     # Only a well-formed W3C value reaches the log, so a client cannot forge log lines.
     value = meta.get(TRACEPARENT_META_KEY)
     return value if isinstance(value, str) and _TRACEPARENT.match(value) else "-"
+
+
+def _meta_id(meta: Mapping[str, Any], key: str) -> str | None:
+    value = meta.get(key)
+    return value if isinstance(value, str) and _ID.match(value) else None
+
+
+def _span_attributes(meta: Mapping[str, Any]) -> dict[str, str]:
+    """MCP's semantic conventions, plus the tenant and audit id the caller sent in ``_meta``."""
+    from actors.telemetry import ATTR_AUDIT, ATTR_TENANT  # only with telemetry (see _main)
+
+    attributes = {"mcp.method.name": "tools/call", "gen_ai.tool.name": TOOL_NAME}
+    for attribute, key in ((ATTR_TENANT, TENANT_META_KEY), (ATTR_AUDIT, AUDIT_ID_META_KEY)):
+        value = _meta_id(meta, key)
+        if value is not None:
+            attributes[attribute] = value
+    return attributes
 
 
 def error_result(error: ZlError) -> dict[str, Any]:
@@ -121,6 +145,7 @@ class FsServer:
         roots: the allow-listed roots (owned by the caller).
         max_in_flight_calls: calls running at once; the reader waits beyond it.
         max_concurrent_reads: worker threads reading at once.
+        telemetry: where each call's span goes (a child of the ``_meta`` traceparent).
     """
 
     def __init__(
@@ -129,7 +154,9 @@ class FsServer:
         *,
         max_in_flight_calls: int = MAX_IN_FLIGHT_CALLS,
         max_concurrent_reads: int = MAX_CONCURRENT_READS,
+        telemetry: Telemetry | None = None,
     ) -> None:
+        self._telemetry = telemetry
         self._roots = roots
         self._gate = EraGate(
             server_info=Implementation(name=SERVER_NAME, version=SERVER_VERSION),
@@ -272,6 +299,31 @@ class FsServer:
         scope: trio.CancelScope,
         out: trio.MemorySendChannel[bytes],
     ) -> None:
+        telemetry = self._telemetry
+        if telemetry is None:
+            await self._call(request, admitted, scope, out)
+            return
+        from actors.telemetry import ATTR_ERROR_CODE, ATTR_OUTCOME
+
+        traceparent = _traceparent(admitted.meta)
+        with telemetry.hop_span(
+            f"tools/call {TOOL_NAME}",
+            traceparent=None if traceparent == "-" else traceparent,
+            attributes=_span_attributes(admitted.meta),
+        ) as span:
+            outcome = await self._call(request, admitted, scope, out)
+            span.set_attribute(ATTR_OUTCOME, "ok" if outcome == "ok" else "error")
+            if outcome != "ok":
+                span.set_attribute(ATTR_ERROR_CODE, outcome)
+
+    async def _call(
+        self,
+        request: Request,
+        admitted: Admitted,
+        scope: trio.CancelScope,
+        out: trio.MemorySendChannel[bytes],
+    ) -> str:
+        """Run one ``tools/call``; its outcome (``ok``, a catalog code, or ``cancelled``)."""
         started = trio.current_time()
         arguments = (request.params or {}).get("arguments", {})
         outcome = "cancelled"
@@ -314,6 +366,7 @@ class FsServer:
                 (trio.current_time() - started) * 1000,
                 _traceparent(admitted.meta),
             )
+        return outcome
 
     def _on_notification(self, notification: Notification) -> None:
         params = notification.params or {}

@@ -13,9 +13,11 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
+from actors.telemetry import PROMETHEUS_CONTENT_TYPE, Telemetry
 from zl_actors import ActorSnapshot
 
 from ._config import MAX_REFRESH_S, MIN_REFRESH_S
+from ._dashboard import render_dashboard
 from ._html import render_html
 
 ACTORS_PATH = "/debug/actors"
@@ -26,7 +28,9 @@ FAULTS_PATH = "/debug/faults"
 #: ``GET /debug/runtime``: counts for soak runs and dashboards (live Trio tasks, actors,
 #: failures and garbage collections so far), as JSON.
 RUNTIME_PATH = "/debug/runtime"
-KNOWN_PATHS = frozenset({ACTORS_PATH, HEALTH_PATH, RUNTIME_PATH})
+DASHBOARD_PATH = "/debug/dashboard"
+METRICS_PATH = "/metrics"
+KNOWN_PATHS = frozenset({ACTORS_PATH, HEALTH_PATH, RUNTIME_PATH, DASHBOARD_PATH, METRICS_PATH})
 FAULT_ACTIONS = frozenset({"crash", "hang", "slow", "clear"})
 
 #: Injects one fault: (action, actor path, seconds for ``slow``); raises LookupError for a
@@ -153,6 +157,8 @@ def answer(
     faults: FaultControl | None = None,
     label: str = "",
     runtime: Callable[[], dict[str, int]] | None = None,
+    telemetry: Telemetry | None = None,
+    title: str = "zl",
 ) -> Response:
     """The response to one request.
 
@@ -166,6 +172,9 @@ def answer(
             the path is then unknown.
         label: which process this is, for the page's title and an ``X-Zl-Process`` header.
         runtime: counts for ``GET /debug/runtime`` (live tasks, actors, failures so far).
+        telemetry: the process's metrics, for ``/metrics`` (404 when None or when it keeps
+            no pull reader) and ``/debug/dashboard``.
+        title: the process's name on the dashboard.
 
     Returns:
         401 without the right token (before anything else, so a stranger learns nothing,
@@ -190,6 +199,14 @@ def answer(
             headers=(("Content-Type", "application/json"), *COMMON_HEADERS),
             body=json.dumps(counts).encode(),
         )
+    if url.path == METRICS_PATH:
+        if telemetry is None or not telemetry.scrapable:
+            return _text(404, "metrics are not kept here (telemetry.prometheus = false)")
+        return Response(
+            status=200,
+            headers=(("Content-Type", PROMETHEUS_CONTENT_TYPE), *COMMON_HEADERS),
+            body=telemetry.prometheus_text().encode(),
+        )
     query = dict(urllib.parse.parse_qsl(url.query))
     accept = header(headers, b"accept")
     try:
@@ -199,6 +216,17 @@ def answer(
         refresh = parse_refresh(query.get("refresh"))
     except ValueError as error:
         return _text(400, str(error))
+    if url.path == DASHBOARD_PATH:
+        families = telemetry.metric_families() if telemetry is not None else []
+        return Response(
+            status=200,
+            headers=(
+                ("Content-Type", "text/html; charset=utf-8"),
+                ("Content-Security-Policy", HTML_CSP),
+                *COMMON_HEADERS,
+            ),
+            body=render_dashboard(families, title=title, refresh_s=refresh).encode(),
+        )
     tree = snapshot()
     if as_json:
         return Response(

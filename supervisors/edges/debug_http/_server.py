@@ -31,6 +31,7 @@ import attrs
 import h11
 import trio
 
+from actors.telemetry import Telemetry
 from supervisors.edges._listen import ListenError, bind_listener
 from zl_actors import ActorSystem
 
@@ -120,11 +121,13 @@ class _Connection:
         peer: str,
         system: ActorSystem,
         config: DebugHttpConfig,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.transport = transport
         self.peer = peer
         self.system = system
         self.config = config
+        self.telemetry = telemetry
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=config.max_header_bytes)
         self.eof = False
         self.started = False
@@ -197,6 +200,8 @@ class _Connection:
                 faults=self._inject if self.system.faults_enabled else None,
                 label=self.config.label,
                 runtime=self._runtime,
+                telemetry=self.telemetry,
+                title=self.system.root.name,
             )
         except Exception:
             # A bug here must cost one answer, not the endpoint (the tree may be mid-change).
@@ -324,10 +329,16 @@ class _Server:
     """The accept loop and the connection counts of one ``serve_debug_http`` call."""
 
     def __init__(
-        self, *, system: ActorSystem, config: DebugHttpConfig, ssl_context: ssl.SSLContext | None
+        self,
+        *,
+        system: ActorSystem,
+        config: DebugHttpConfig,
+        ssl_context: ssl.SSLContext | None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.system = system
         self.config = config
+        self.telemetry = telemetry
         self.ssl_context = ssl_context
         self.active = 0
         self.rejecting = 0
@@ -372,6 +383,7 @@ class _Server:
                     peer=f"{host}:{port}",
                     system=self.system,
                     config=self.config,
+                    telemetry=self.telemetry,
                 )
                 await connection.serve(overloaded=overloaded)
         except (*_STREAM_GONE, OSError) as error:
@@ -392,13 +404,16 @@ async def serve_debug_http(
     *,
     config: DebugHttpConfig,
     ssl_context: ssl.SSLContext | None = None,
+    telemetry: Telemetry | None = None,
     task_status: trio.TaskStatus[DebugHttpBinding] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the debug endpoint until cancelled.
 
     ``GET /debug/actors`` answers the live tree (``system.snapshot()``) as JSON when asked
     (``?format=json`` or an ``Accept`` preferring ``application/json``), else as an HTML page
-    (``?refresh=SECONDS`` makes it reload itself); ``GET /debug/health`` answers 200 ``ok``.
+    (``?refresh=SECONDS`` makes it reload itself); ``GET /debug/health`` answers 200 ``ok``;
+    with ``telemetry``, ``GET /metrics`` is the Prometheus scrape and ``GET /debug/dashboard``
+    draws the same figures as charts.
     Other paths get 404, other methods on these paths 405. With ``config.token`` every
     request must carry ``Authorization: Bearer <token>`` or gets 401.
 
@@ -433,7 +448,7 @@ async def serve_debug_http(
                 binding.url,
             )
         log.info("debug endpoint listening on %s", binding.url)
-        server = _Server(system=system, config=config, ssl_context=ssl_context)
+        server = _Server(system=system, config=config, ssl_context=ssl_context, telemetry=telemetry)
         async with trio.open_nursery() as nursery:
             task_status.started(binding)
             await server.accept_loop(listener, nursery)
