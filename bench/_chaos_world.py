@@ -16,8 +16,9 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ import grpc
 import httpx
 import trio
 
-from actors.policy import mint_caller_token, sign_bundle
+from actors.policy import mint_caller_token, sign_bundle, unverified_claims
 from actors.provider.fake_upstream import FakeUpstream, open_fake_upstream
 from actors.relay import (
     generate_signing_key,
@@ -49,6 +50,8 @@ STOP_TIMEOUT_S = 15.0
 SESSION_GONE_S = 10.0
 #: The relay's and the host link's heartbeat: a silent peer is found within a few of these.
 HEARTBEAT_S = 0.5
+#: The longest a streaming session of a scenario may stay open.
+STREAM_TIMEOUT_S = 120.0
 STREAM_CHAT = "/zl.agent.v0.Agent/StreamChat"
 
 
@@ -62,6 +65,9 @@ class TurnResult:
     delta_code: str | None
     elapsed_s: float
     rpc_error: str | None = None
+    #: Wall-clock (Unix) times the turn's message was sent and its last event came.
+    sent_at: float = 0.0
+    ended_at: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -75,16 +81,23 @@ class TurnResult:
 
 def chat_session(
     port: int,
-    texts: list[str],
+    texts: Iterable[str],
     *,
     device: str,
     timeout_s: float,
     token: str,
     tenant: str = TENANT,
     between: Callable[[], None] | None = None,
+    results: list[TurnResult] | None = None,
 ) -> list[TurnResult]:
     """One session over grpcio, a turn per text, ``between`` run between turns (blocking;
-    run it in a thread). The session's caller token rides in ``authorization``."""
+    run it in a thread; ``between`` runs after each turn, before the next text is taken).
+    The session's caller token rides in ``authorization``.
+
+    ``texts`` may be an iterator that ends when the caller wants the session to; each
+    turn's result is appended to ``results`` (when given) as soon as the turn ends, so
+    another thread can follow the session while it runs.
+    """
     requests: queue.Queue[agent_pb2.ChatRequest | None] = queue.Queue()
     start = agent_pb2.StartSession(tenant=tenant, user="u1", device_id=device)
     requests.put(agent_pb2.ChatRequest(start_session=start))
@@ -93,13 +106,23 @@ def chat_session(
         while (item := requests.get()) is not None:
             yield item
 
-    def send(text: str) -> None:
-        requests.put(agent_pb2.ChatRequest(user_message=agent_pb2.UserMessage(text=text)))
-
-    results: list[TurnResult] = []
-    pending = list(texts)
+    pending = iter(texts)
+    results = [] if results is None else results
     result = TurnResult([], None, None, None, 0.0)
     began = time.monotonic()
+    in_flight = False
+
+    def send_next() -> bool:
+        nonlocal began, in_flight
+        text = next(pending, None)
+        if text is None:
+            return False
+        result.sent_at = time.time()
+        began = time.monotonic()
+        in_flight = True
+        requests.put(agent_pb2.ChatRequest(user_message=agent_pb2.UserMessage(text=text)))
+        return True
+
     metadata = [("authorization", f"Bearer {token}")]
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         call = channel.stream_stream(
@@ -112,8 +135,8 @@ def chat_session(
             for event in events:
                 kind = event.WhichOneof("event")
                 if kind == "session_started":
-                    send(pending.pop(0))
-                    began = time.monotonic()
+                    if not send_next():
+                        break
                     continue
                 result.kinds.append(kind or "?")
                 if kind == "tool_call_delta":
@@ -125,14 +148,14 @@ def chat_session(
                     result.error_code = event.error.code
                 if kind in ("assistant_done", "error") and event.turn_id:
                     result.elapsed_s = time.monotonic() - began
+                    result.ended_at = time.time()
                     results.append(result)
+                    in_flight = False
                     result = TurnResult([], None, None, None, 0.0)
-                    if not pending:
-                        break
                     if between is not None:
                         between()
-                    send(pending.pop(0))
-                    began = time.monotonic()
+                    if not send_next():
+                        break
                 elif kind == "error":
                     break  # the session itself was refused
         except grpc.RpcError as exc:
@@ -140,8 +163,9 @@ def chat_session(
         finally:
             requests.put(None)
             events.cancel()
-    if len(results) < len(texts):
+    if in_flight or result.kinds or result.rpc_error or not results:
         result.elapsed_s = time.monotonic() - began
+        result.ended_at = time.time()
         results.append(result)
     return results
 
@@ -184,6 +208,14 @@ async def wait_file(path: Path, process: subprocess.Popen[Any], what: str) -> di
     return data
 
 
+@attrs.frozen
+class Signed:
+    """What a scenario needs to know of a bundle it published."""
+
+    revision: int
+    expires_at: int
+
+
 @attrs.define
 class World:
     """One scenario's processes (see the module docstring)."""
@@ -193,6 +225,9 @@ class World:
     upstream: FakeUpstream
     proxy: FaultProxy | None = None
     host: subprocess.Popen[bytes] | None = None
+    #: ``zl policy serve`` over the policy folder, when a scenario asks for one.
+    control_plane_process: subprocess.Popen[bytes] | None = None
+    control_plane_port: int = 0
     relay: subprocess.Popen[bytes] | None = None
     bridge: subprocess.Popen[bytes] | None = None
     grpc_port: int = 0
@@ -210,8 +245,10 @@ class World:
     def policy_dir(self) -> Path:
         return self.scratch / "policy"
 
-    def write_policy(self, *, ttl_s: float = 600.0) -> None:
-        """A permissive bundle for the tenant, with a higher revision than the last."""
+    def write_policy(self, *, ttl_s: float = 600.0, issued_at: float | None = None) -> Signed:
+        """Publish a permissive bundle for the tenant, with a higher revision than the last
+        (replacing the file at once, as a control plane publishes). ``issued_at`` in the
+        past signs one that has already expired."""
         self.revision += 1
         allow = {"id": "allow", "tool": "*", "versions": "*", "effect": "allow", "devices": ["*"]}
         document = {
@@ -222,8 +259,38 @@ class World:
             "rules": [allow],
         }
         self.policy_dir.mkdir(exist_ok=True)
-        jws = sign_bundle(document, self.control_plane, ttl_s=ttl_s)
-        (self.policy_dir / f"{TENANT}.jws").write_text(jws)
+        jws = sign_bundle(document, self.control_plane, ttl_s=ttl_s, now=issued_at)
+        staged = self.policy_dir / f".{TENANT}.jws.new"
+        staged.write_text(jws)
+        os.replace(staged, self.policy_dir / f"{TENANT}.jws")
+        claims = unverified_claims(jws)
+        return Signed(revision=int(claims["revision"]), expires_at=int(claims["exp"]))
+
+    async def start_control_plane(self) -> None:
+        """``zl policy serve`` over the policy folder, on HTTPS with the world's
+        certificates; the same port across restarts (the host keeps asking there)."""
+        self.control_plane_port = self.control_plane_port or free_port()
+        ready = self.scratch / "control-plane.ready"
+        await trio.Path(ready).unlink(missing_ok=True)
+        argv = [sys.executable, "-m", "supervisors", "policy", "serve", str(self.policy_dir)]
+        argv += ["--port", str(self.control_plane_port), "--ready-file", str(ready)]
+        argv += ["--cert", str(self.certs.server_cert), "--tls-key", str(self.certs.server_key)]
+        self.policy_dir.mkdir(exist_ok=True)
+        self.control_plane_process = spawn(argv, self.scratch / "control-plane.log")
+        with trio.fail_after(START_TIMEOUT_S):
+            while not await trio.Path(ready).exists():
+                if self.control_plane_process.poll() is not None:
+                    raise RuntimeError("the control plane exited before serving")
+                await trio.sleep(0.05)
+
+    def control_plane_settings(self) -> dict[str, str]:
+        """Host settings for bundles pulled from the control plane over HTTPS."""
+        url = f"https://127.0.0.1:{self.control_plane_port}/v1/tenants/{{tenant}}/bundle"
+        return {
+            "ZL_POLICY__SOURCE": url,
+            "ZL_POLICY__CA": str(self.certs.ca_cert),
+            "ZL_POLICY__FETCH_TIMEOUT_S": "2",
+        }
 
     @property
     def token(self) -> str:
@@ -252,9 +319,10 @@ class World:
             self.write_policy()
         control_plane = self.key_file(self.control_plane, "control-plane.pub")
         callers = self.key_file(self.caller_issuer, "caller.pub")
+        # The policy folder by default (a scenario may name a control plane instead).
+        env["ZL_POLICY__SOURCE"] = f"file:{self.policy_dir}/{{tenant}}.jws"
         env.update(
             ZL_AUTH__TRUSTED_KEYS=json.dumps([str(callers)]),
-            ZL_POLICY__SOURCE=f"file:{self.policy_dir}/{{tenant}}.jws",
             ZL_POLICY__TRUSTED_KEYS=json.dumps([str(control_plane)]),
             ZL_POLICY__STATE_DIR=str(self.scratch / "policy-state"),
             ZL_POLICY__CLOCK_SKEW_S="0",
@@ -270,8 +338,8 @@ class World:
             ZL_PROVIDER__MOCK__FIRST_TOKEN_DELAY_MS="5",
             ZL_PROVIDER__MOCK__TOKENS_PER_S="500",
             ZL_PROVIDER__MOCK__ANSWER_TOKENS="5",
-            **settings,
         )
+        env.update(settings)
         argv = [sys.executable, "-m", "supervisors", "host", "--ready-file", str(ready)]
         self.host = spawn([*argv, "--log-level", "WARNING"], self.scratch / "host.log", env)
         addresses = await wait_file(ready, self.host, "the host")
@@ -382,6 +450,33 @@ heartbeat_s = {HEARTBEAT_S}
             )
         )
 
+    async def stream(
+        self, *, text: str, stop: threading.Event, results: list[TurnResult], pause_s: float
+    ) -> None:
+        """One session asking ``text`` turn after turn (``pause_s`` apart) until ``stop``;
+        each turn's result lands in ``results`` as it ends."""
+        token = self.token
+
+        def texts() -> Iterator[str]:
+            while not stop.is_set():
+                yield text
+
+        await trio.to_thread.run_sync(
+            lambda: chat_session(
+                self.grpc_port,
+                texts(),
+                device=DEVICE,
+                timeout_s=STREAM_TIMEOUT_S,
+                token=token,
+                between=lambda: time.sleep(pause_s),
+                results=results,
+            )
+        )
+
+    def host_log(self) -> str:
+        path = self.scratch / "host.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
     async def tree(self) -> dict[str, Any]:
         async with httpx.AsyncClient(timeout=10) as client:
             response = await client.get(f"{self.debug_url}/debug/actors?format=json")
@@ -471,5 +566,5 @@ async def open_world(scratch: Path, *, proxy_to_relay: bool = False) -> AsyncIte
             else:
                 yield world
         finally:
-            for process in (world.bridge, world.host, world.relay):
+            for process in (world.bridge, world.host, world.relay, world.control_plane_process):
                 stop(process)

@@ -21,9 +21,11 @@ A scenario passes when all of that holds. The output is a table and, last, one J
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -34,7 +36,7 @@ import trio
 
 from actors.provider.fake_upstream import Fault, Script
 
-from ._chaos_world import World, open_world
+from ._chaos_world import Signed, TurnResult, World, open_world
 from ._fault_proxy import Mode
 
 #: How long the system may take to recover from a fault before the scenario fails.
@@ -211,28 +213,156 @@ async def audit_disk_full(world: World, outcome: Outcome) -> None:
 
 # --- policy ----------------------------------------------------------------------------------
 
-#: The short-lived bundle of ``policy_expiry_mid_stream``: long enough for a first turn.
-SHORT_BUNDLE_S = 6.0
+#: The bundle in force at first: long enough for the host to start and every session to
+#: make a few calls under it.
+EXPIRING_BUNDLE_S = 8.0
+#: Sessions streaming a tool call every turn while the bundle runs out.
+POLICY_SESSIONS = 4
+#: Between two turns of one session.
+TURN_PAUSE_S = 0.1
+#: How long after a turn is sent its refused call must have come back to the client.
+REFUSAL_DEADLINE_S = 5.0
 
 
-@scenario("policy_expiry_mid_stream", "the tenant's policy bundle expires while a session is open")
+async def wait_for(check: Callable[[], bool], *, timeout_s: float, what: str) -> None:
+    """Until ``check()`` holds, at most ``timeout_s``. What it reads is changed by the client
+    threads and other processes, which cannot set a Trio event: polling is the simple wait."""
+    with trio.move_on_after(timeout_s):
+        while not check():  # noqa: ASYNC110 - see above
+            await trio.sleep(0.05)
+        return
+    raise RuntimeError(f"timed out after {timeout_s:g} s waiting until {what}")
+
+
+def policy_verdict(
+    outcome: Outcome,
+    streams: list[list[TurnResult]],
+    receipts: list[dict[str, Any]],
+    *,
+    first: Signed,
+    fresh_at: float,
+) -> None:
+    """Fill ``outcome`` from what each session saw and the receipts.
+
+    Typed: each session's first call sent past the first bundle's ``exp`` is refused
+    ``policy.expired`` within ``REFUSAL_DEADLINE_S``, every call sent from then until the
+    fresh bundle is too (a call allowed there is a fail-open), every turn still ends
+    ``assistant_done`` and no session breaks. Receipt: one per call, each refused one
+    ``denied`` with decision ``deny``, ``policy.expired`` and the first bundle's revision.
+    Recovery: from publishing the fresh bundle to the last session's first allowed call.
+    """
+    turns = [turn for stream in streams for turn in stream]
+    expired = [t for t in turns if first.expires_at <= t.sent_at < fresh_at]
+    refused = [t for t in turns if t.delta_code == "policy.expired"]
+    firsts = [next(t for t in s if t.sent_at >= first.expires_at) for s in streams]
+    outcome.code = (
+        "policy.expired"
+        if all(t.delta_code == "policy.expired" for t in firsts)
+        else (
+            next(
+                (t.typed_code or t.rpc_error for t in firsts if t.delta_code != "policy.expired"),
+                None,
+            )
+        )
+    )
+    outcome.within_s = round(max(t.elapsed_s for t in firsts), 2)
+    outcome.deadline_s = REFUSAL_DEADLINE_S
+    fail_open = [t for t in expired if t.delta_code != "policy.expired"]
+    outcome.typed = (
+        outcome.code == "policy.expired"
+        and outcome.within_s <= REFUSAL_DEADLINE_S
+        and not fail_open
+        # Text kept streaming: every turn ended as a turn, none broke its session.
+        and all(t.kinds[-1:] == ["assistant_done"] and t.rpc_error is None for t in turns)
+        and all(any(t.ok and t.sent_at < first.expires_at for t in s) for s in streams)
+    )
+    denied = [r for r in receipts if r["outcome"] == "denied"]
+    outcome.receipt = (
+        "yes"
+        if len(receipts) == len(turns)
+        and len(denied) == len(refused)
+        and all(
+            r["decision"] == "deny"
+            and r["error_code"] == "policy.expired"
+            and r["policy_revision"] == first.revision
+            for r in denied
+        )
+        and all(r["decision"] == "allow" for r in receipts if r["outcome"] == "ok")
+        else f"no ({len(receipts)} receipts for {len(turns)} calls, {len(denied)} denied)"
+    )
+    recovered = [next((t for t in s if t.ok and t.sent_at >= fresh_at), None) for s in streams]
+    if all(t is not None for t in recovered):
+        outcome.recovery_s = round(max(t.ended_at for t in recovered if t) - fresh_at, 2)
+    lag = max(t.ended_at for t in firsts) - first.expires_at
+    outcome.note = (
+        f"{len(streams)} sessions, {len(turns)} turns: "
+        f"{sum(t.ok and t.sent_at < first.expires_at for t in turns)} allowed before exp, "
+        f"{len(refused)} refused policy.expired, {len(fail_open)} not refused past exp "
+        f"(each session's first call past exp answered by exp + {lag:.2f} s); the expired "
+        "bundle the control plane came back with was refused"
+    )
+
+
+@scenario(
+    "policy_expiry_mid_stream",
+    "the control plane is killed (kill -9) and the bundle in force expires under "
+    f"{POLICY_SESSIONS} streaming sessions; it returns serving an expired bundle, then a fresh one",
+)
 async def policy_expiry_mid_stream(world: World, outcome: Outcome) -> None:
-    world.write_policy(ttl_s=SHORT_BUNDLE_S)
-    expires_at = time.time() + SHORT_BUNDLE_S
-    await world.start_host(**world.stdio_settings())
+    await world.start_control_plane()
+    first = world.write_policy(ttl_s=EXPIRING_BUNDLE_S)
+    await world.start_host(**world.stdio_settings(), **world.control_plane_settings())
     before = len(world.receipts())
+    stop = threading.Event()
+    streams: list[list[TurnResult]] = [[] for _ in range(POLICY_SESSIONS)]
+    fresh_at = float("inf")
 
-    def until_expired() -> None:
-        # The session stays open while its tenant's bundle runs out (nothing fresh comes).
-        time.sleep(max(0.0, expires_at - time.time()) + 1.0)
+    def each(check: Callable[[TurnResult], bool]) -> Callable[[], bool]:
+        return lambda: all(any(check(t) for t in list(s)) for s in streams)
 
-    first, second = await world.session(["read fine.txt", "read fine.txt"], between=until_expired)
-    expect(outcome, second, ("policy.expired",), deadline_s=10.0)
-    outcome.typed = outcome.typed and first.ok
-    new = world.receipts()[before:]
-    outcome.receipt = "yes" if [r["outcome"] for r in new] == ["ok", "denied"] else "no"
-    world.write_policy()  # the control plane is back: a fresh bundle, a higher revision
-    outcome.recovery_s = await world.until_ok("read fine.txt", timeout_s=RECOVERY_TIMEOUT_S)
+    try:
+        async with trio.open_nursery() as nursery:
+            for results in streams:
+                nursery.start_soon(
+                    functools.partial(
+                        world.stream,
+                        text="read fine.txt",
+                        stop=stop,
+                        results=results,
+                        pause_s=TURN_PAUSE_S,
+                    )
+                )
+            # Every session has made a call under the bundle: then the control plane dies,
+            # and nothing fresh can come before the bundle runs out.
+            await wait_for(each(lambda t: t.ok), timeout_s=EXPIRING_BUNDLE_S, what="calls ran")
+            world.kill(world.control_plane_process)
+            await wait_for(
+                each(lambda t: t.sent_at >= first.expires_at + 1.0),
+                timeout_s=first.expires_at - time.time() + RECOVERY_TIMEOUT_S,
+                what="every session made a call past exp",
+            )
+            # It comes back serving a newer revision that has expired already: refused.
+            world.write_policy(ttl_s=10, issued_at=time.time() - 60)
+            await world.start_control_plane()
+            await wait_for(
+                lambda: "bundle rejected (expired): the bundle has expired" in world.host_log(),
+                timeout_s=RECOVERY_TIMEOUT_S,
+                what="the host refused the expired bundle",
+            )
+            seen = time.time()
+            await wait_for(each(lambda t: t.sent_at > seen), timeout_s=10, what="more calls")
+            # Then a fresh one.
+            fresh_at = time.time()
+            world.write_policy()
+            await wait_for(
+                each(lambda t: t.ok and t.sent_at >= fresh_at),
+                timeout_s=RECOVERY_TIMEOUT_S,
+                what="calls were allowed again",
+            )
+            stop.set()
+    finally:
+        stop.set()
+    policy_verdict(outcome, streams, world.receipts()[before:], first=first, fresh_at=fresh_at)
 
 
 # --- the relay path ------------------------------------------------------------------------

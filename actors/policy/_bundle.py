@@ -6,9 +6,10 @@ A bundle is a compact JWS whose payload follows ``contracts/api/policy/v1/bundle
 1. the JWS: size, shape, header (``alg: EdDSA``, ``typ``, ``kid``), the key by ``kid`` in
    the trusted set, the signature (``_jws``);
 2. the payload: strict JSON (no duplicate keys, no integer past 2**53, bounded depth),
-   then the schema;
-3. ``aud`` is the tenant asked for; ``exp - iat`` within the maximum TTL; ``nbf`` and
-   ``exp`` against the clock, with a bounded skew;
+   then the schema, and every number an integer written as one (``42``, not ``42.0``);
+3. ``aud`` is the tenant asked for; ``exp - iat`` within the maximum TTL; the bundle holds
+   from the later of ``iat`` and ``nbf`` until ``exp``, against the clock with a bounded
+   skew (so it never holds longer than the maximum TTL, whatever ``nbf`` says);
 4. every rule compiles (semver range, path globs, egress entries, unique ids);
 5. ``revision`` is above the last one accepted for the tenant (the very same bundle again
    is not a rollback: it is recognised by its digest).
@@ -267,6 +268,25 @@ def _freeze(value: Any) -> Any:
     return value
 
 
+def _fraction_at(claims: object) -> str | None:
+    """Where the claims hold a number written with a fraction or an exponent, or None.
+
+    JSON Schema counts ``42.0`` and ``4.2e1`` as integers, and the strict reader gives them
+    as ``float``; every number of a bundle is an integer (times, revision, caps), and what
+    reads them further in (receipts, caps, comparisons with the last revision) must get one.
+    """
+    stack: list[tuple[str, object]] = [("", claims)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, float):
+            return where.lstrip("/") or "(top level)"
+        if isinstance(value, dict):
+            stack.extend((f"{where}/{key}", item) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{where}/{index}", item) for index, item in enumerate(value))
+    return None
+
+
 def check_claims(claims: object) -> tuple[Rule, ...]:
     """Schema and rule checks of a bundle's claims (no signature, no clock); its rules.
 
@@ -274,6 +294,8 @@ def check_claims(claims: object) -> tuple[Rule, ...]:
         BundleRejected: ``schema`` or ``invalid``.
     """
     problem = schema_problem(claims)
+    if problem is None and (where := _fraction_at(claims)) is not None:
+        problem = f"{where}: a number with a fraction or an exponent; write the integer itself"
     if problem is not None:
         raise BundleRejected(
             RejectReason.SCHEMA, f"the bundle does not follow the schema: {problem}"
@@ -343,8 +365,13 @@ def verify_bundle(
             RejectReason.TTL_TOO_LONG, f"exp - iat is {ttl} s; at most {max_ttl_s:g} s is accepted"
         )
     current = time.time() if now is None else now
-    if check_time and current < claims["nbf"] - clock_skew_s:
-        raise BundleRejected(RejectReason.NOT_YET_VALID, "the bundle is not valid yet (nbf)")
+    # From the later of the two: an iat ahead of nbf cannot stretch the bundle's life.
+    starts, which = max((claims["nbf"], "nbf"), (claims["iat"], "iat"))
+    if check_time and current < starts - clock_skew_s:
+        raise BundleRejected(
+            RejectReason.NOT_YET_VALID,
+            f"the bundle is not valid yet ({which} is {starts - current:.0f} s ahead)",
+        )
     if check_time and current >= claims["exp"] + clock_skew_s:
         raise BundleRejected(RejectReason.EXPIRED, "the bundle has expired (exp)")
     digest = bundle_digest(jws)

@@ -18,7 +18,7 @@ from typing import Any, Final
 DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOST = re.compile(rf"^(?:{_LABEL}\.)*{_LABEL}\Z")
-_IPV4 = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}\Z")
+_IPV4 = re.compile(r"^[0-9]{1,3}(?:\.[0-9]{1,3}){3}\Z")
 
 Target = tuple[str, int]
 
@@ -28,7 +28,8 @@ class EgressRefused(ValueError):
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) <= 65535:
+    # ASCII digits only: str.isdigit() and int() also take other scripts' digits ("١٢٣").
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= 65535:
         raise ValueError(f"port {text[:8]!r} is not 1-65535")
     return int(text)
 

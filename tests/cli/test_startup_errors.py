@@ -26,19 +26,6 @@ ZL = [sys.executable, "-m", "supervisors"]
 BRIDGE = [sys.executable, "-m", "supervisors.bridge"]
 RUN_TIMEOUT_S = 60
 
-# A sitecustomize module that makes the OTLP exporter package look uninstalled.
-HIDE_OTLP_EXPORTER = """
-import sys
-
-class _Hide:
-    def find_spec(self, name, path=None, target=None):
-        if name.startswith("opentelemetry.exporter.otlp"):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-sys.meta_path.insert(0, _Hide())
-"""
-
 
 def run(argv: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("ZL_")}
@@ -97,6 +84,23 @@ def host_env(certs: Path, tmp_path: Path, **more: str) -> dict[str, str]:
     }
 
 
+#: Makes a process behave as if opentelemetry-exporter-otlp-proto-http were not installed.
+WITHOUT_OTLP_EXPORTER = """
+import sys
+
+
+class WithoutOtlpExporter:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "opentelemetry.exporter.otlp" or name.startswith("opentelemetry.exporter.otlp."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, WithoutOtlpExporter)
+"""
+
+
 class TestHost:
     """``zl host``: each setting it cannot start with, in one line."""
 
@@ -143,19 +147,15 @@ class TestHost:
         )
 
     def test_missing_otlp_exporter(self, certs: Path, tmp_path: Path) -> None:
-        # The exporter is a dependency of the host's distribution, but an image or a
-        # hand-made environment can lack it; hide it from this process to see what a
-        # user would.
-        blocker = tmp_path / "site"
+        # The exporter is one of the host's dependencies: the host is run as if it were not
+        # installed (a sitecustomize that refuses to import it), as on a trimmed install.
+        blocker = tmp_path / "without-otlp"
         blocker.mkdir()
-        (blocker / "sitecustomize.py").write_text(HIDE_OTLP_EXPORTER)
+        (blocker / "sitecustomize.py").write_text(WITHOUT_OTLP_EXPORTER)
         env = {**host_env(certs, tmp_path), "ZL_TELEMETRY__EXPORTER": "otlp"}
-        one_line(
-            run([*ZL, "host"], tmp_path, **env, PYTHONPATH=str(blocker)),
-            "zl host",
-            "telemetry.exporter",
-            "opentelemetry-exporter-otlp-proto-http",
-        )
+        path = os.pathsep.join(p for p in (str(blocker), os.environ.get("PYTHONPATH")) if p)
+        result = run([*ZL, "host"], tmp_path, PYTHONPATH=path, **env)
+        one_line(result, "zl host", "telemetry.exporter", "opentelemetry-exporter-otlp-proto-http")
 
     @pytest.mark.parametrize("which", ["ZL_GRPC__PORT", "ZL_DEBUG__PORT"])
     def test_port_in_use(self, certs: Path, tmp_path: Path, busy_port: int, which: str) -> None:

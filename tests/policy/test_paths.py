@@ -41,6 +41,11 @@ class TestGlobs:
     def test_dotfiles_are_matched(self) -> None:
         assert PathGlob("secrets/*").matches("secrets/.hidden", ignore_case=True)
 
+    def test_special_characters_are_literal(self) -> None:
+        glob = PathGlob("a.b+(c)|d^$ e/x-*.txt")
+        assert glob.matches("a.b+(c)|d^$ e/x-1.txt")
+        assert not glob.matches("aXb+(c)|d^$ e/x-1.txt")
+
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
