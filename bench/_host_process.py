@@ -17,7 +17,7 @@ import attrs
 
 from supervisors.tls import generate_dev_certs
 
-from ._proc import cpu_s, rss_mb
+from ._proc import cpu_s, pin_server, rss_mb
 
 # How long a host may take to start listening.
 READY_TIMEOUT_S = 30.0
@@ -76,6 +76,8 @@ def baseline_process(
             stdout=subprocess.DEVNULL,
         )
         try:
+            # On its own core, as the host is: the two servers' CPU compare like for like.
+            pin_server(process.pid)
             deadline = time.monotonic() + READY_TIMEOUT_S
             while not (port_file.exists() and port_file.stat().st_size):
                 if process.poll() is not None or time.monotonic() > deadline:
@@ -135,6 +137,8 @@ def host_process(settings: dict[str, str], *, tls: bool = False) -> Iterator[Hos
             stderr=subprocess.PIPE,
         )
         try:
+            # The server under test gets its own core; the load generator has the others.
+            pin_server(process.pid)
             deadline = time.monotonic() + READY_TIMEOUT_S
             while not (ready.exists() and ready.stat().st_size):
                 if process.poll() is not None or time.monotonic() > deadline:

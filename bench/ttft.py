@@ -27,6 +27,7 @@ import grpc.aio
 from contracts.generated import agent_pb2
 
 from ._host_process import HostProcess, baseline_process, host_process
+from ._proc import core_sets, pin_load_generator
 from ._stats import emit, median, percentile, progress
 
 FIRST_TOKEN_DELAY_MS = 50.0
@@ -183,7 +184,9 @@ def run(spec: RunSpec, *, tls: bool = False) -> dict[str, Any]:
         answer_tokens=spec.answer_tokens,
         tls=tls,
     ) as baseline_host:
-        baseline, _, _, _ = asyncio.run(run_load(baseline_host, spec))
+        baseline, baseline_elapsed, _, baseline_cpu_pct = asyncio.run(run_load(baseline_host, spec))
+    host_us = cpu_us_per_token(cpu_pct, elapsed, samples.tokens)
+    baseline_us = cpu_us_per_token(baseline_cpu_pct, baseline_elapsed, baseline.tokens)
     pace_ms = 1000 / spec.tokens_per_s
     added_gaps = [gap - pace_ms for gap in samples.gaps_ms]
     expected_turns = spec.concurrency * spec.turns
@@ -211,7 +214,20 @@ def run(spec: RunSpec, *, tls: bool = False) -> dict[str, Any]:
         "baseline_gap_ms_p99": round(percentile(baseline.gaps_ms, 99) - pace_ms, 2),
         "server_rss_mb": round(rss, 1),
         "server_cpu_pct": round(cpu_pct, 1),
+        # CPU per streamed token, from /proc: the host's, and grpcio's C-core baseline server's
+        # under the same load in the same run (each alone on the server core).
+        "server_cpu_us_per_token": round(host_us, 1),
+        "baseline_cpu_pct": round(baseline_cpu_pct, 1),
+        "baseline_cpu_us_per_token": round(baseline_us, 1),
+        "server_over_baseline_cpu_per_token": round(host_us / baseline_us, 2)
+        if baseline_us
+        else 0.0,
     }
+
+
+def cpu_us_per_token(cpu_pct: float, elapsed_s: float, tokens: int) -> float:
+    """Microseconds of a server's CPU per token it streamed, from its share of one core."""
+    return cpu_pct / 100 * elapsed_s / tokens * 1e6 if tokens else 0.0
 
 
 def main() -> None:
@@ -226,6 +242,8 @@ def main() -> None:
         help="host and baseline serve gRPC over TLS (development certificates)",
     )
     args = parser.parse_args()
+    server_cores, _ = core_sets()
+    load_cores = pin_load_generator()
     if args.quick:
         specs = [
             RunSpec(concurrency=1, tokens_per_s=50, answer_tokens=10, turns=10),
@@ -256,6 +274,8 @@ def main() -> None:
             "quick": args.quick,
             "grpc_tls": args.tls,
             "first_token_delay_ms": FIRST_TOKEN_DELAY_MS,
+            "server_cores": ",".join(map(str, sorted(server_cores))),
+            "load_cores": load_cores,
             "runs": runs,
         }
     )

@@ -128,12 +128,16 @@ class EagerSocketStream(trio.abc.HalfCloseableStream):
 
     async def aclose(self) -> None:
         """Close the socket; a task waiting on it gets ``ClosedResourceError``. Idempotent."""
+        self.close_now()
+        await trio.lowlevel.checkpoint()
+
+    def close_now(self) -> None:
+        """``aclose`` without its scheduling point, for code that cannot await. Idempotent."""
         if not self._closed:
             self._closed = True
             # Wakes the tasks parked on this descriptor before it is gone (or reused).
             trio.lowlevel.notify_closing(self.socket)
             self.socket.close()
-        await trio.lowlevel.checkpoint()
 
     def _check_open(self) -> None:
         if self._closed:
