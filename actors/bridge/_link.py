@@ -1,8 +1,9 @@
 """``RelayLink``: the bridge's connection to its relay shard, kept up for as long as it runs.
 
-It dials (``Authorization: Bearer``, subprotocol ``zl.relay.v1``, TLS verified against the
-configured CA), announces the MCP server's catalog in ``device.hello``, follows a
-``redirect`` to the tenant's shard, then serves: pings are answered, each ``tool.call``
+It dials (``Authorization: Bearer``, subprotocol ``zl.relay.v1+proto`` preferred over
+``zl.relay.v1`` unless JSON frames are asked for, TLS verified against the configured CA),
+announces the MCP server's catalog in ``device.hello``, follows a ``redirect`` to the
+tenant's shard, then serves: pings are answered, each ``tool.call``
 runs as a task that asks the MCP client, ``tool.cancel`` cancels it (the MCP server gets
 ``notifications/cancelled``). Any failure ends the connection; the next attempt waits
 ``min(initial * 2**n, max)`` seconds times a random factor in [0.5, 1.5] (jitter keeps a
@@ -26,20 +27,23 @@ from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
 from actors.errors import Overloaded, ToolError, WireError, internal_error
 from actors.mcp import CallTool, CancelCall, ListTools, McpClientMessage, call_tool
 from actors.relay import (
+    OFFERED_SUBPROTOCOLS,
+    SUBPROTOCOL,
     BadFrame,
     DeviceHello,
     DeviceHelloAck,
     ErrorFrame,
     Frame,
+    FrameCodec,
     Ping,
     Pong,
     Redirect,
     ToolCall,
     ToolCancel,
     ToolResult,
-    decode_frame,
-    encode_frame,
+    codec_for,
 )
+from actors.relay._codec import FrameWriter, WriterClosed
 from actors.relay._dial import open_relay_websocket
 from zl_actors import Actor, ActorContext, ActorError, ActorRef
 
@@ -87,6 +91,9 @@ class RelayLinkConfig:
         connect_timeout_s: TCP + TLS + WebSocket handshake.
         hello_timeout_s: the relay's answer to ``device.hello``.
         send_timeout_s: a relay that does not take a frame within this is dropped.
+        max_frame_bytes: the largest frame the bridge accepts (and the most it sends).
+        binary_frames: offer the binary subprotocol first (the relay then uses it); False
+            speaks JSON only, for debugging with a plain WebSocket client.
     """
 
     relay_url: str
@@ -99,6 +106,7 @@ class RelayLinkConfig:
     hello_timeout_s: float = attrs.field(default=10.0, validator=gt(0))
     send_timeout_s: float = attrs.field(default=10.0, validator=gt(0))
     max_frame_bytes: int = attrs.field(default=1024 * 1024, validator=gt(0))
+    binary_frames: bool = True
 
 
 class _Redirected(Exception):
@@ -202,13 +210,18 @@ class RelayLink(Actor[BridgeMessage]):
             message_queue_size=WS_MESSAGE_QUEUE_SIZE,
             max_message_size=self.config.max_frame_bytes,
             connect_timeout_s=self.config.connect_timeout_s,
+            subprotocols=OFFERED_SUBPROTOCOLS if self.config.binary_frames else (SUBPROTOCOL,),
         ) as ws:
+            codec = codec_for(ws.subprotocol)
             hello = DeviceHello(
                 bridge_version=BRIDGE_VERSION, device_id=self.config.device_id, tools=tools
             )
-            await self._send(ws, hello, validate=True)
+            (message,) = codec.encode([hello], validate=True)
+            with trio.fail_after(self.config.send_timeout_s):
+                await ws.send_message(message)
             with trio.fail_after(self.config.hello_timeout_s):
-                first = decode_frame(await ws.get_message(), max_bytes=self.config.max_frame_bytes)
+                data = await ws.get_message()
+            first = codec.decode(data, max_bytes=self.config.max_frame_bytes)[0]
             if isinstance(first, Redirect):
                 raise _Redirected(first.shard_url)
             if isinstance(first, ErrorFrame):
@@ -223,20 +236,27 @@ class RelayLink(Actor[BridgeMessage]):
             self.last_error = None
             log.info("bridge: connected to %s as %s", self.url, self.config.device_id)
             try:
-                await self._serve(ws, first)
+                await self._serve(ws, codec, first)
             finally:
                 for scope in self.calls.values():
                     scope.cancel()
 
-    async def _send(self, ws: WebSocketConnection, frame: Frame, *, validate: bool = False) -> None:
-        text = encode_frame(frame, validate=validate)
-        with trio.fail_after(self.config.send_timeout_s):
-            await ws.send_message(text)
-
-    async def _serve(self, ws: WebSocketConnection, ack: DeviceHelloAck) -> None:
+    async def _serve(self, ws: WebSocketConnection, codec: FrameCodec, ack: DeviceHelloAck) -> None:
         idle_s = ack.heartbeat_ms / 1000 * DEAD_AFTER_HEARTBEATS
         max_bytes = min(ack.max_frame_bytes, self.config.max_frame_bytes)
+        failure: list[str] = []
         async with trio.open_nursery() as nursery:
+
+            def writer_failed(reason: str) -> None:
+                failure.append(reason)
+                nursery.cancel_scope.cancel()
+
+            # Every frame to the relay goes through one writer: results of calls that finish
+            # together leave in one message on the binary subprotocol.
+            writer = FrameWriter(
+                ws, codec, timeout_s=self.config.send_timeout_s, on_failure=writer_failed
+            )
+            nursery.start_soon(writer.run)
             while True:
                 with trio.move_on_after(idle_s) as idle:
                     data = await ws.get_message()
@@ -244,33 +264,45 @@ class RelayLink(Actor[BridgeMessage]):
                     raise trio.TooSlowError(f"no frame from the relay for {idle_s:g} s")
                 # The relay validated the host's frames where they entered; the bridge's own
                 # defence is its caps and the MCP server's roots, not the frame schema.
-                frame = decode_frame(data, max_bytes=max_bytes, validate=False)
-                match frame:
-                    case Ping(nonce=nonce, sent_at_ms=sent_at_ms):
-                        await self._send(ws, Pong(nonce=nonce, sent_at_ms=sent_at_ms))
-                    case ToolCall(call_id=call_id):
-                        if call_id in self.calls or len(self.calls) >= ack.max_in_flight:
-                            error = WireError(
-                                code="relay.overloaded", message="bridge busy", retryable=True
-                            )
-                            await self._send(ws, ToolResult(call_id=call_id, error=error))
-                            continue
-                        scope = trio.CancelScope()
-                        self.calls[call_id] = scope
-                        nursery.start_soon(self._call, ws, frame, scope, max_bytes)
-                    case ToolCancel(call_id=call_id, reason=reason):
-                        if call_id in self.calls:
-                            # The MCP client sends notifications/cancelled and answers the
-                            # waiting call with tool.cancelled, which goes back as the result.
-                            with contextlib.suppress(ActorError):
-                                self.mcp.send_nowait(CancelCall(call_id=call_id, reason=reason))
-                    case ErrorFrame(code=code, message=message):
-                        log.warning("bridge: relay reports %s: %s", code, message)
-                    case _:
-                        log.debug("bridge: ignoring %s frame", frame.TYPE)
+                for frame in codec.decode(data, max_bytes=max_bytes, validate=False):
+                    await self._on_frame(frame, writer, nursery, ack, max_bytes)
+        if failure:
+            raise trio.TooSlowError(f"relay link: {failure[0]}")
+
+    async def _on_frame(
+        self,
+        frame: Frame,
+        writer: FrameWriter,
+        nursery: trio.Nursery,
+        ack: DeviceHelloAck,
+        max_bytes: int,
+    ) -> None:
+        match frame:
+            case Ping(nonce=nonce, sent_at_ms=sent_at_ms):
+                await _send(writer, Pong(nonce=nonce, sent_at_ms=sent_at_ms))
+            case ToolCall(call_id=call_id):
+                if call_id in self.calls or len(self.calls) >= ack.max_in_flight:
+                    error = WireError(
+                        code="relay.overloaded", message="bridge busy", retryable=True
+                    )
+                    await _send(writer, ToolResult(call_id=call_id, error=error))
+                    return
+                scope = trio.CancelScope()
+                self.calls[call_id] = scope
+                nursery.start_soon(self._call, writer, frame, scope, max_bytes)
+            case ToolCancel(call_id=call_id, reason=reason):
+                if call_id in self.calls:
+                    # The MCP client sends notifications/cancelled and answers the
+                    # waiting call with tool.cancelled, which goes back as the result.
+                    with contextlib.suppress(ActorError):
+                        self.mcp.send_nowait(CancelCall(call_id=call_id, reason=reason))
+            case ErrorFrame(code=code, message=message):
+                log.warning("bridge: relay reports %s: %s", code, message)
+            case _:
+                log.debug("bridge: ignoring %s frame", frame.TYPE)
 
     async def _call(
-        self, ws: WebSocketConnection, call: ToolCall, scope: trio.CancelScope, frame_limit: int
+        self, writer: FrameWriter, call: ToolCall, scope: trio.CancelScope, frame_limit: int
     ) -> None:
         caps = effective_caps(call, self.config.caps)
         result: ToolResult
@@ -305,14 +337,15 @@ class RelayLink(Actor[BridgeMessage]):
                 except Exception as exc:
                     log.exception("bridge: call %s failed", call.call_id)
                     result = ToolResult(call_id=call.call_id, error=internal_error(exc))
-                await self._send(ws, result)
-        except (
-            ConnectionClosed,
-            trio.TooSlowError,
-            trio.BrokenResourceError,
-            trio.ClosedResourceError,
-        ):
+                await writer.send(result)
+        except WriterClosed:
             pass  # the connection is going; the relay fails the call on its side
         finally:
             self.calls.pop(call.call_id, None)
             self.calls_done += 1
+
+
+async def _send(writer: FrameWriter, frame: Frame) -> None:
+    """Queue a frame; a writer that stopped ends the connection (it cancels the serve loop)."""
+    with contextlib.suppress(WriterClosed):
+        await writer.send(frame)

@@ -17,17 +17,18 @@ import trio
 from actors.errors import WireError
 from zl_actors import Actor, ActorContext, ActorRef, ActorStopped, MailboxFull
 
+from ._codec import JSON_CODEC, FrameCodec, FrameWriter, WriterClosed
 from ._errors import BadFrame
 from ._frames import (
     DeviceHello,
     DeviceHelloAck,
     ErrorFrame,
+    Frame,
     Ping,
     Pong,
     ToolCancel,
     ToolProgress,
     ToolResult,
-    decode_frame,
 )
 from ._limits import RelayLimits
 from ._router import error_result, reply_nowait
@@ -38,7 +39,6 @@ from ._wire import (
     CLOSE_REPLACED,
     WsPeer,
     close_quietly,
-    send_frame,
 )
 from .messages import (
     CallEnded,
@@ -62,6 +62,8 @@ log = logging.getLogger("zl.relay.device")
 DEVICE_MAILBOX_CAPACITY: Final = 64
 #: Registration with the router is in-process; a router this slow is broken.
 REGISTER_TIMEOUT_S: Final = 5.0
+#: How long a stopping connection lets its writer send what is queued before closing.
+CLOSE_FLUSH_S: Final = 1.0
 
 
 async def read_frames(
@@ -70,11 +72,13 @@ async def read_frames(
     *,
     idle_s: float,
     max_bytes: int,
+    codec: FrameCodec = JSON_CODEC,
 ) -> None:
     """Feed decoded frames into the actor's mailbox until the peer goes or goes silent.
 
     Ends by sending ``PeerGone``. A bad frame is answered with an ``error`` frame and a
-    4400 close. Waits for mailbox room (back-pressure on the socket).
+    4400 close. Waits for mailbox room (back-pressure on the socket). A binary message's
+    frames are checked all together before any is delivered.
     """
     from trio_websocket import ConnectionClosed  # the edge library, only at the edge
 
@@ -88,7 +92,7 @@ async def read_frames(
                 await close_quietly(ws, CLOSE_HEARTBEAT, "missed heartbeats")
                 break
             try:
-                frame = decode_frame(data, max_bytes=max_bytes)
+                frames = codec.decode(data, max_bytes=max_bytes)
             except BadFrame as exc:
                 reason, code = str(exc), CLOSE_BAD_FRAME
                 await close_quietly(
@@ -98,7 +102,8 @@ async def read_frames(
                     ErrorFrame.from_wire(exc.to_wire(), call_id=exc.call_id),
                 )
                 break
-            await self_ref.tell(FromPeer(frame=frame))
+            for frame in frames:
+                await self_ref.tell(FromPeer(frame=frame))
     except ConnectionClosed as exc:
         if exc.reason is not None:
             reason, code = f"closed by peer ({exc.reason.code})", exc.reason.code
@@ -121,6 +126,7 @@ class DeviceConnection(Actor[DeviceMessage]):
         router: where the device registers.
         limits: heartbeats and bounds.
         done: set when this connection has ended, so the handler task can return.
+        codec: the connection's negotiated frame codec.
     """
 
     mailbox_capacity = DEVICE_MAILBOX_CAPACITY
@@ -134,8 +140,11 @@ class DeviceConnection(Actor[DeviceMessage]):
         router: ActorRef[RouterMessage],
         limits: RelayLimits,
         done: trio.Event,
+        codec: FrameCodec = JSON_CODEC,
     ) -> None:
         self.ws = ws
+        self.codec = codec
+        self.writer: FrameWriter | None = None
         self.tenant = tenant
         self.hello = hello
         self.device_id = hello.device_id
@@ -152,6 +161,17 @@ class DeviceConnection(Actor[DeviceMessage]):
         self.gone = False
 
     async def on_start(self, ctx: ActorContext[DeviceMessage]) -> None:
+        self_ref = ctx.self_ref
+
+        def writer_failed(reason: str) -> None:
+            with contextlib.suppress(MailboxFull, ActorStopped):
+                self_ref.send_nowait(PeerGone(reason=reason))
+
+        writer = FrameWriter(
+            self.ws, self.codec, timeout_s=self.limits.send_timeout_s, on_failure=writer_failed
+        )
+        self.writer = writer
+        ctx.nursery.start_soon(writer.run)
         await self.router.ask(
             RegisterDevice(
                 tenant=self.tenant, device_id=self.device_id, hello=self.hello, ref=ctx.self_ref
@@ -164,13 +184,14 @@ class DeviceConnection(Actor[DeviceMessage]):
             max_frame_bytes=self.limits.max_frame_bytes,
             max_in_flight=self.limits.max_in_flight,
         )
-        await send_frame(self.ws, ack, timeout_s=self.limits.send_timeout_s)
+        await writer.send(ack)
         ctx.nursery.start_soon(
             lambda: read_frames(
                 self.ws,
                 ctx.self_ref,
                 idle_s=self.limits.device_dead_after_s,
                 max_bytes=self.limits.max_frame_bytes,
+                codec=self.codec,
             )
         )
         ctx.nursery.start_soon(self._heartbeat)
@@ -182,13 +203,13 @@ class DeviceConnection(Actor[DeviceMessage]):
             if not await self._send(ping):
                 return
 
-    async def _send(self, frame: ToolCancel | Ping | Pong | object) -> bool:
+    async def _send(self, frame: Frame) -> bool:
+        """Queue ``frame`` for the device; False once the connection's writer has stopped."""
+        assert self.writer is not None
         try:
-            await send_frame(self.ws, frame, timeout_s=self.limits.send_timeout_s)  # type: ignore[arg-type]
-        except Exception as exc:
-            log.info(
-                "device %s/%s: send failed (%s)", self.tenant, self.device_id, type(exc).__name__
-            )
+            await self.writer.send(frame)
+        except WriterClosed as exc:
+            log.info("device %s/%s: send failed (%s)", self.tenant, self.device_id, exc)
             self.gone = True
             return False
         return True
@@ -312,6 +333,9 @@ class DeviceConnection(Actor[DeviceMessage]):
             self.router.send_nowait(
                 UnregisterDevice(tenant=self.tenant, device_id=self.device_id, ref=ctx.self_ref)
             )
+        if self.writer is not None:
+            await self.writer.flush(timeout_s=CLOSE_FLUSH_S)
+            self.writer.close()
         if not self.gone:
             await close_quietly(self.ws, self.close_code, self.close_reason)
         self.done.set()

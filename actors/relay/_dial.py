@@ -76,6 +76,7 @@ async def open_relay_websocket(
     max_message_size: int,
     connect_timeout_s: float,
     extra_headers: Sequence[tuple[bytes, bytes]] = (),
+    subprotocols: Sequence[str] = (SUBPROTOCOL,),
 ) -> AsyncIterator[WebSocketConnection]:
     """Connect to a relay endpoint with the relay subprotocol and a bearer token.
 
@@ -88,6 +89,8 @@ async def open_relay_websocket(
         max_message_size: larger messages close the connection with 1009.
         connect_timeout_s: TCP + TLS + WebSocket opening handshake.
         extra_headers: more request headers.
+        subprotocols: what to offer, most preferred first; ``ws.subprotocol`` is what the
+            relay chose (``_codec.codec_for`` gives its codec).
 
     Yields:
         the open connection; on leaving, it is closed (bounded by ``CLOSE_TIMEOUT_S``) and
@@ -130,7 +133,7 @@ async def open_relay_websocket(
                         stream,
                         host_header,
                         resource,
-                        subprotocols=[SUBPROTOCOL],
+                        subprotocols=list(subprotocols),
                         extra_headers=headers,
                         message_queue_size=message_queue_size,
                         max_message_size=max_message_size,

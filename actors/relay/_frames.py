@@ -113,6 +113,8 @@ class ToolCall:
     deadline_ms: int
     caps: Caps
     traceparent: str | None = None
+    #: The compact JWS of the policy bundle the host decided the call under.
+    policy: str | None = None
 
 
 def _exactly_one_outcome(instance: ToolResult, _: attrs.Attribute[Any], __: object) -> None:

@@ -15,7 +15,8 @@ import trio
 
 from zl_actors import Actor, ActorContext, ActorRef, ActorStopped, AskTimeout, MailboxFull
 
-from ._device_conn import read_frames
+from ._codec import JSON_CODEC, FrameCodec, FrameWriter, WriterClosed
+from ._device_conn import CLOSE_FLUSH_S, read_frames
 from ._errors import Forbidden
 from ._frames import (
     CatalogGet,
@@ -31,7 +32,7 @@ from ._limits import RelayLimits
 from ._router import error_result
 from ._shards import Shard, redirect_for
 from ._tokens import HostClaims, authorize
-from ._wire import CLOSE_BAD_FRAME, CLOSE_GOING_AWAY, WsPeer, close_quietly, send_frame
+from ._wire import CLOSE_BAD_FRAME, CLOSE_GOING_AWAY, WsPeer, close_quietly
 from .messages import (
     CallEnded,
     FromPeer,
@@ -60,6 +61,7 @@ class HostConnection(Actor[HostMessage]):
         shards: the configured shard list; ``local_shard_id`` names this shard.
         limits: bounds and timers.
         done: set when the connection has ended.
+        codec: the connection's negotiated frame codec.
     """
 
     mailbox_capacity = HOST_MAILBOX_CAPACITY
@@ -74,8 +76,11 @@ class HostConnection(Actor[HostMessage]):
         local_shard_id: str,
         limits: RelayLimits,
         done: trio.Event,
+        codec: FrameCodec = JSON_CODEC,
     ) -> None:
         self.ws = ws
+        self.codec = codec
+        self.writer: FrameWriter | None = None
         self.claims = claims
         self.router = router
         self.shards = tuple(shards)
@@ -88,20 +93,34 @@ class HostConnection(Actor[HostMessage]):
         self.close_reason = "relay shutting down"
 
     async def on_start(self, ctx: ActorContext[HostMessage]) -> None:
+        self_ref = ctx.self_ref
+
+        def writer_failed(reason: str) -> None:
+            with contextlib.suppress(MailboxFull, ActorStopped):
+                self_ref.send_nowait(PeerGone(reason=reason))
+
+        # Results from many devices converge on this connection: its writer sends those
+        # that are ready together as one message (binary subprotocol).
+        self.writer = FrameWriter(
+            self.ws, self.codec, timeout_s=self.limits.send_timeout_s, on_failure=writer_failed
+        )
+        ctx.nursery.start_soon(self.writer.run)
         ctx.nursery.start_soon(
             lambda: read_frames(
                 self.ws,
                 ctx.self_ref,
                 idle_s=self.limits.host_idle_s,
                 max_bytes=self.limits.max_frame_bytes,
+                codec=self.codec,
             )
         )
 
     async def _send(self, frame: Frame, ctx: ActorContext[HostMessage]) -> None:
+        assert self.writer is not None
         try:
-            await send_frame(self.ws, frame, timeout_s=self.limits.send_timeout_s)
-        except Exception as exc:
-            log.info("host %s: send failed (%s)", self.claims.host_id, type(exc).__name__)
+            await self.writer.send(frame)
+        except WriterClosed as exc:
+            log.info("host %s: send failed (%s)", self.claims.host_id, exc)
             self.gone = True
             ctx.stop()
 
@@ -217,6 +236,9 @@ class HostConnection(Actor[HostMessage]):
                     )
                 )
         self.calls.clear()
+        if self.writer is not None:
+            await self.writer.flush(timeout_s=CLOSE_FLUSH_S)
+            self.writer.close()
         if not self.gone:
             await close_quietly(self.ws, self.close_code, self.close_reason)
         self.done.set()

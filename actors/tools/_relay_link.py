@@ -30,12 +30,15 @@ from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
 
 from actors.errors import ToolError
 from actors.relay import (
+    OFFERED_SUBPROTOCOLS,
+    SUBPROTOCOL,
     BadFrame,
     Caps,
     Catalog,
     CatalogGet,
     ErrorFrame,
     Frame,
+    FrameCodec,
     Ping,
     Pong,
     Redirect,
@@ -43,10 +46,10 @@ from actors.relay import (
     ToolCall,
     ToolCancel,
     ToolResult,
-    decode_frame,
-    encode_frame,
+    codec_for,
     shard_for,
 )
+from actors.relay._codec import FrameWriter, WriterClosed
 from actors.relay._dial import open_relay_websocket
 from zl_actors import (
     Actor,
@@ -93,6 +96,8 @@ class RelayLinkSettings:
         connect_timeout_s: TCP + TLS + WebSocket handshake.
         reconnect_initial_s, reconnect_max_s: backoff between attempts (jittered).
         max_frame_bytes: largest frame accepted from a relay.
+        binary_frames: offer the binary subprotocol first (the relay then uses it); False
+            speaks JSON only.
     """
 
     shards: tuple[Shard, ...] = attrs.field(converter=_shard_tuple)
@@ -104,6 +109,7 @@ class RelayLinkSettings:
     reconnect_max_s: float = attrs.field(default=10.0, validator=gt(0))
     send_timeout_s: float = attrs.field(default=10.0, validator=gt(0))
     max_frame_bytes: int = attrs.field(default=1024 * 1024, validator=gt(0))
+    binary_frames: bool = True
 
 
 # --- the per-shard actor's protocol -----------------------------------------------------
@@ -168,7 +174,8 @@ class ShardConnection(Actor[ShardMessage]):
         self.url = url
         self.settings = settings
         self.on_rtt = on_rtt
-        self.ws: WebSocketConnection | None = None
+        #: The open connection's writer (None while there is no connection).
+        self.writer: FrameWriter | None = None
         self.pending: dict[str, _Pending] = {}
         self.waiting: list[str] = []
         self.rtt_ms: float | None = None
@@ -187,8 +194,8 @@ class ShardConnection(Actor[ShardMessage]):
                 get = CatalogGet(request_id=request_id, tenant=tenant, device_id=device_id)
                 self._enqueue(request_id, tenant, get, ctx)
             case SendCancel(call_id=call_id, reason=reason):
-                if self.pending.pop(call_id, None) is not None and self.ws is not None:
-                    await self._send_quietly(ToolCancel(call_id=call_id, reason=reason))
+                if self.pending.pop(call_id, None) is not None and self.writer is not None:
+                    self._send_soon(ToolCancel(call_id=call_id, reason=reason), ctx)
             case GetShardRtt():
                 return self.rtt_ms
         return None
@@ -201,17 +208,28 @@ class ShardConnection(Actor[ShardMessage]):
             reply.fail(ToolError("relay.overloaded", "too many calls waiting for the relay"))
             return
         self.pending[key] = _Pending(reply=reply, tenant=tenant, frame=frame)
-        if self.ws is not None:
-            ctx.nursery.start_soon(self._send_quietly, frame)
+        if self.writer is not None:
+            self._send_soon(frame, ctx)
         else:
             self.waiting.append(key)
 
-    async def _send_quietly(self, frame: Frame) -> None:
-        ws = self.ws
-        if ws is None:
+    def _send_soon(self, frame: Frame, ctx: ActorContext[ShardMessage]) -> None:
+        """Queue ``frame`` on the connection's writer, which coalesces what is ready."""
+        writer = self.writer
+        if writer is None:
             return
-        with contextlib.suppress(Exception), trio.fail_after(self.settings.send_timeout_s):
-            await ws.send_message(encode_frame(frame, validate=False))
+        try:
+            writer.send_nowait(frame)
+        except trio.WouldBlock:
+            # The writer's queue is full (the relay reads slowly): wait for room in a task of
+            # its own, so that this actor keeps taking results meanwhile.
+            ctx.nursery.start_soon(self._send_quietly, writer, frame)
+        except WriterClosed:
+            pass  # the connection is going; its calls are failed when it ends
+
+    async def _send_quietly(self, writer: FrameWriter, frame: Frame) -> None:
+        with contextlib.suppress(WriterClosed):
+            await writer.send(frame)
 
     async def _run(self) -> None:
         attempt = 0
@@ -222,7 +240,7 @@ class ShardConnection(Actor[ShardMessage]):
                 reason = "connection closed"
             except (HandshakeError, ConnectionClosed, OSError, trio.TooSlowError, BadFrame) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
-            self.ws = None
+            self.writer = None
             for key, pending in list(self.pending.items()):
                 if key not in self.waiting:
                     # Sent on the lost connection: its result cannot come back any more.
@@ -245,25 +263,41 @@ class ShardConnection(Actor[ShardMessage]):
             message_queue_size=WS_MESSAGE_QUEUE_SIZE,
             max_message_size=self.settings.max_frame_bytes,
             connect_timeout_s=self.settings.connect_timeout_s,
+            subprotocols=OFFERED_SUBPROTOCOLS if self.settings.binary_frames else (SUBPROTOCOL,),
         ) as ws:
-            self.ws = ws
-            waiting, self.waiting = self.waiting, []
-            for key in waiting:
-                if key in self.pending:
-                    await self._send_quietly(self.pending[key].frame)
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._pinger, ws)
-                await self._read(ws)
-                nursery.cancel_scope.cancel()
+            codec = codec_for(ws.subprotocol)
+            failure: list[str] = []
+            try:
+                async with trio.open_nursery() as nursery:
 
-    async def _pinger(self, ws: WebSocketConnection) -> None:
+                    def writer_failed(reason: str) -> None:
+                        failure.append(reason)
+                        nursery.cancel_scope.cancel()
+
+                    writer = FrameWriter(
+                        ws, codec, timeout_s=self.settings.send_timeout_s, on_failure=writer_failed
+                    )
+                    nursery.start_soon(writer.run)
+                    self.writer = writer
+                    waiting, self.waiting = self.waiting, []
+                    for key in waiting:
+                        if key in self.pending:
+                            await self._send_quietly(writer, self.pending[key].frame)
+                    nursery.start_soon(self._pinger, writer)
+                    await self._read(ws, codec)
+                    nursery.cancel_scope.cancel()
+            finally:
+                self.writer = None
+            if failure:
+                raise trio.TooSlowError(f"relay link: {failure[0]}")
+
+    async def _pinger(self, writer: FrameWriter) -> None:
         while True:
             ping = Ping(nonce=f"h{next(self.nonces)}", sent_at_ms=trio.current_time() * 1000)
-            with trio.fail_after(self.settings.send_timeout_s):
-                await ws.send_message(encode_frame(ping, validate=False))
+            await self._send_quietly(writer, ping)
             await trio.sleep(self.settings.heartbeat_s)
 
-    async def _read(self, ws: WebSocketConnection) -> None:
+    async def _read(self, ws: WebSocketConnection, codec: FrameCodec) -> None:
         idle_s = self.settings.heartbeat_s * 3
         while True:
             with trio.move_on_after(idle_s) as idle:
@@ -271,29 +305,35 @@ class ShardConnection(Actor[ShardMessage]):
             if idle.cancelled_caught:
                 raise trio.TooSlowError(f"no frame from the relay for {idle_s:g} s")
             # The relay validated every frame where it entered (from a device); trusted here.
-            frame = decode_frame(data, max_bytes=self.settings.max_frame_bytes, validate=False)
-            match frame:
-                case ToolResult(call_id=key, device_rtt_ms=device_rtt):
-                    self._resolve(key, frame)
-                    if device_rtt is not None:
-                        self._observe_rtt(device_rtt)
-                case Catalog(request_id=key):
-                    self._resolve(key, frame)
-                case ErrorFrame(call_id=str(key)) if key in self.pending:
-                    self.pending.pop(key).reply.fail(ToolError(frame.code, frame.message))
-                case Redirect(tenant=tenant):
-                    for key, pending in list(self.pending.items()):
-                        if pending.tenant == tenant:
-                            del self.pending[key]
-                            pending.reply.resolve(frame)
-                case Pong(sent_at_ms=sent_at_ms):
-                    self.rtt_ms = max(0.0, trio.current_time() * 1000 - sent_at_ms)
-                case Ping(nonce=nonce, sent_at_ms=sent_at_ms):
-                    await self._send_quietly(Pong(nonce=nonce, sent_at_ms=sent_at_ms))
-                case ErrorFrame(code=code, message=message):
-                    log.warning("relay %s reports %s: %s", self.url, code, message)
-                case _:
-                    log.debug("relay link: ignoring %s frame", frame.TYPE)
+            for frame in codec.decode(
+                data, max_bytes=self.settings.max_frame_bytes, validate=False
+            ):
+                await self._on_frame(frame)
+
+    async def _on_frame(self, frame: Frame) -> None:
+        match frame:
+            case ToolResult(call_id=key, device_rtt_ms=device_rtt):
+                self._resolve(key, frame)
+                if device_rtt is not None:
+                    self._observe_rtt(device_rtt)
+            case Catalog(request_id=key):
+                self._resolve(key, frame)
+            case ErrorFrame(call_id=str(key)) if key in self.pending:
+                self.pending.pop(key).reply.fail(ToolError(frame.code, frame.message))
+            case Redirect(tenant=tenant):
+                for key, pending in list(self.pending.items()):
+                    if pending.tenant == tenant:
+                        del self.pending[key]
+                        pending.reply.resolve(frame)
+            case Pong(sent_at_ms=sent_at_ms):
+                self.rtt_ms = max(0.0, trio.current_time() * 1000 - sent_at_ms)
+            case Ping(nonce=nonce, sent_at_ms=sent_at_ms):
+                if self.writer is not None:
+                    await self._send_quietly(self.writer, Pong(nonce=nonce, sent_at_ms=sent_at_ms))
+            case ErrorFrame(code=code, message=message):
+                log.warning("relay %s reports %s: %s", self.url, code, message)
+            case _:
+                log.debug("relay link: ignoring %s frame", frame.TYPE)
 
     def _resolve(self, key: str, frame: ToolResult | Catalog) -> None:
         pending = self.pending.pop(key, None)

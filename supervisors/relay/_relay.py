@@ -30,11 +30,11 @@ from actors.relay import (
     HostClaims,
     Unauthenticated,
     authorize,
-    decode_frame,
     load_public_key,
     redirect_for,
     verify_token,
 )
+from actors.relay._codec import FrameCodec, choose_subprotocol, codec_for
 from actors.relay._device_conn import DeviceConnection
 from actors.relay._host_conn import HostConnection
 from actors.relay._router import Router
@@ -102,10 +102,12 @@ class _Relay:
         if request.path.split("?")[0] != path:
             await request.reject(404, body=f"the endpoint here is {path}".encode())
             return None
-        if SUBPROTOCOL not in request.proposed_subprotocols:
+        # Binary frames when the peer offers them, else JSON (for older peers and debugging).
+        subprotocol = choose_subprotocol(request.proposed_subprotocols)
+        if subprotocol is None:
             await request.reject(400, body=f"subprotocol {SUBPROTOCOL} is required".encode())
             return None
-        return await request.accept(subprotocol=SUBPROTOCOL)
+        return await request.accept(subprotocol=subprotocol)
 
     async def device_handler(self, request: WebSocketRequest) -> None:
         ws = await self._accept(request, DEVICE_PATH)
@@ -123,7 +125,8 @@ class _Relay:
                     ws, CLOSE_WRONG_SHARD, f"tenant is served by {redirect.shard_id}", redirect
                 )
                 return
-            hello = await _read_hello(ws, limits.hello_timeout_s, limits.max_frame_bytes)
+            codec = codec_for(ws.subprotocol)
+            hello = await _read_hello(ws, codec, limits.hello_timeout_s, limits.max_frame_bytes)
             authorize(claims, claims.tenant, hello.device_id)
         except (Unauthenticated, Forbidden, BadFrame) as exc:
             log.info("relay: device connection refused: %s", exc)
@@ -143,6 +146,7 @@ class _Relay:
                 router=self.router,
                 limits=limits,
                 done=done,
+                codec=codec,
             ),
             restart=Restart.TEMPORARY,
         )
@@ -178,6 +182,7 @@ class _Relay:
                 local_shard_id=self.config.shard_id,
                 limits=self.config.limits,
                 done=done,
+                codec=codec_for(ws.subprotocol),
             ),
             restart=Restart.TEMPORARY,
         )
@@ -192,7 +197,9 @@ class _Relay:
         await done.wait()
 
 
-async def _read_hello(ws: WebSocketConnection, timeout_s: float, max_bytes: int) -> DeviceHello:
+async def _read_hello(
+    ws: WebSocketConnection, codec: FrameCodec, timeout_s: float, max_bytes: int
+) -> DeviceHello:
     """The connection's first frame, which must be a ``device.hello``.
 
     Raises:
@@ -204,9 +211,12 @@ async def _read_hello(ws: WebSocketConnection, timeout_s: float, max_bytes: int)
         data = await ws.get_message()
     if data is None:
         raise BadFrame(f"no device.hello within {timeout_s:g} s")
-    hello = decode_frame(data, max_bytes=max_bytes)
+    frames = codec.decode(data, max_bytes=max_bytes)
+    hello = frames[0]
     if not isinstance(hello, DeviceHello):
         raise BadFrame(f"the first frame must be device.hello, not {hello.TYPE}")
+    if len(frames) > 1:
+        raise BadFrame("device.hello must come alone, before any other frame")
     return hello
 
 

@@ -43,7 +43,11 @@ semvers = st.builds(
 )
 finite = st.floats(allow_nan=False, allow_infinity=False)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63) | finite | st.text(max_size=20),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53 - 1), 2**53 - 1)
+    | finite
+    | st.text(max_size=20),
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
     ),
@@ -92,6 +96,7 @@ frames: st.SearchStrategy[Frame] = st.one_of(
         ),
         traceparent=st.none()
         | st.from_regex(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", fullmatch=True),
+        policy=st.none() | st.text(min_size=1, max_size=100),
     ),
     st.builds(ToolResult, call_id=ids, result=json_objects, device_rtt_ms=st.none() | clocks),
     st.builds(ToolResult, call_id=ids, error=wire_errors, device_rtt_ms=st.none() | clocks),
