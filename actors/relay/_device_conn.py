@@ -1,7 +1,11 @@
 """One actor per connected device: calls in flight, heartbeats, catalog, replacement.
 
-The reader task turns socket messages into ``FromPeer`` (or ``PeerGone``) in the
-actor's own mailbox, so every state change happens in ``handle``, one at a time.
+The connection's reader (:func:`read_frames`, run by the listener's task that accepted the
+connection) turns socket messages into ``FromPeer`` (or ``PeerGone``) in the actor's own
+mailbox, so every state change happens in ``handle``, one at a time; the router's
+``Heartbeat`` says when to ping. So a connected device costs the relay three tasks (the
+listener's, trio-websocket's reader and the actor's) and no timer of its own: what an idle
+device holds is most of what a shard's memory is spent on (``bench.bridge --idle-only``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import trio
 from actors.errors import WireError
 from zl_actors import Actor, ActorContext, ActorRef, ActorStopped, MailboxFull
 
-from ._codec import JSON_CODEC, FrameCodec, FrameWriter, WriterClosed
+from ._codec import JSON_CODEC, FrameCodec
 from ._errors import BadFrame
 from ._frames import (
     DeviceHello,
@@ -46,6 +50,7 @@ from .messages import (
     DeliverCancel,
     DeviceMessage,
     FromPeer,
+    Heartbeat,
     HostMessage,
     PeerGone,
     RegisterDevice,
@@ -62,8 +67,7 @@ log = logging.getLogger("zl.relay.device")
 DEVICE_MAILBOX_CAPACITY: Final = 64
 #: Registration with the router is in-process; a router this slow is broken.
 REGISTER_TIMEOUT_S: Final = 5.0
-#: How long a stopping connection lets its writer send what is queued before closing.
-CLOSE_FLUSH_S: Final = 1.0
+
 
 
 async def read_frames(
@@ -118,9 +122,12 @@ async def read_frames(
 class DeviceConnection(Actor[DeviceMessage]):
     """The relay's side of one bridge's WebSocket.
 
+    Only this actor's task writes the socket (calls, cancels, pings and pongs); whoever
+    started it runs :func:`read_frames` for it once it is ready.
+
     Args:
-        ws: the accepted WebSocket (the listener's handler task keeps it open until
-            ``done`` is set).
+        ws: the accepted WebSocket (the listener's handler task reads it and keeps it open
+            until ``done`` is set).
         tenant: from the verified device token.
         hello: the bridge's ``device.hello`` (its device id was checked against the token).
         router: where the device registers.
@@ -144,7 +151,6 @@ class DeviceConnection(Actor[DeviceMessage]):
     ) -> None:
         self.ws = ws
         self.codec = codec
-        self.writer: FrameWriter | None = None
         self.tenant = tenant
         self.hello = hello
         self.device_id = hello.device_id
@@ -161,17 +167,6 @@ class DeviceConnection(Actor[DeviceMessage]):
         self.gone = False
 
     async def on_start(self, ctx: ActorContext[DeviceMessage]) -> None:
-        self_ref = ctx.self_ref
-
-        def writer_failed(reason: str) -> None:
-            with contextlib.suppress(MailboxFull, ActorStopped):
-                self_ref.send_nowait(PeerGone(reason=reason))
-
-        writer = FrameWriter(
-            self.ws, self.codec, timeout_s=self.limits.send_timeout_s, on_failure=writer_failed
-        )
-        self.writer = writer
-        ctx.nursery.start_soon(writer.run)
         await self.router.ask(
             RegisterDevice(
                 tenant=self.tenant, device_id=self.device_id, hello=self.hello, ref=ctx.self_ref
@@ -184,32 +179,19 @@ class DeviceConnection(Actor[DeviceMessage]):
             max_frame_bytes=self.limits.max_frame_bytes,
             max_in_flight=self.limits.max_in_flight,
         )
-        await writer.send(ack)
-        ctx.nursery.start_soon(
-            lambda: read_frames(
-                self.ws,
-                ctx.self_ref,
-                idle_s=self.limits.device_dead_after_s,
-                max_bytes=self.limits.max_frame_bytes,
-                codec=self.codec,
-            )
-        )
-        ctx.nursery.start_soon(self._heartbeat)
-
-    async def _heartbeat(self) -> None:
-        while True:
-            await trio.sleep(self.limits.heartbeat_s)
-            ping = Ping(nonce=f"r{next(self.nonces)}", sent_at_ms=trio.current_time() * 1000)
-            if not await self._send(ping):
-                return
+        if not await self._send(ack):
+            ctx.stop()
 
     async def _send(self, frame: Frame) -> bool:
-        """Queue ``frame`` for the device; False once the connection's writer has stopped."""
-        assert self.writer is not None
+        """Send ``frame`` within ``send_timeout_s``; False (and ``gone``) if that failed."""
         try:
-            await self.writer.send(frame)
-        except WriterClosed as exc:
-            log.info("device %s/%s: send failed (%s)", self.tenant, self.device_id, exc)
+            with trio.fail_after(self.limits.send_timeout_s):
+                for message in self.codec.encode([frame]):
+                    await self.ws.send_message(message)
+        except Exception as exc:
+            log.info(
+                "device %s/%s: send failed (%s)", self.tenant, self.device_id, type(exc).__name__
+            )
             self.gone = True
             return False
         return True
@@ -255,6 +237,10 @@ class DeviceConnection(Actor[DeviceMessage]):
                 if call_id in self.in_flight and not await self._send(
                     ToolCancel(call_id=call_id, reason=reason)
                 ):
+                    ctx.stop()
+            case Heartbeat():
+                ping = Ping(nonce=f"r{next(self.nonces)}", sent_at_ms=trio.current_time() * 1000)
+                if not await self._send(ping):
                     ctx.stop()
             case Replace():
                 self.close_code, self.close_reason = (
@@ -333,9 +319,6 @@ class DeviceConnection(Actor[DeviceMessage]):
             self.router.send_nowait(
                 UnregisterDevice(tenant=self.tenant, device_id=self.device_id, ref=ctx.self_ref)
             )
-        if self.writer is not None:
-            await self.writer.flush(timeout_s=CLOSE_FLUSH_S)
-            self.writer.close()
         if not self.gone:
             await close_quietly(self.ws, self.close_code, self.close_reason)
         self.done.set()

@@ -16,7 +16,7 @@ import trio
 from zl_actors import Actor, ActorContext, ActorRef, ActorStopped, AskTimeout, MailboxFull
 
 from ._codec import JSON_CODEC, FrameCodec, FrameWriter, WriterClosed
-from ._device_conn import CLOSE_FLUSH_S, read_frames
+from ._device_conn import read_frames
 from ._errors import Forbidden
 from ._frames import (
     CatalogGet,
@@ -49,6 +49,8 @@ log = logging.getLogger("zl.relay.host")
 #: Results from many devices converge here; devices hand them over with send_nowait.
 HOST_MAILBOX_CAPACITY: Final = 4096
 CATALOG_TIMEOUT_S: Final = 5.0
+#: How long a stopping connection lets its writer send what is queued before closing.
+CLOSE_FLUSH_S: Final = 1.0
 
 
 class HostConnection(Actor[HostMessage]):

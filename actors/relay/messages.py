@@ -3,8 +3,8 @@
 * ``Router``: :class:`RegisterDevice` (ask → None), :class:`UnregisterDevice`,
   :class:`RouteCall`, :class:`RouteCancel`, :class:`UpdateRtt`, :class:`GetCatalog`
   (ask → ``Catalog`` frame), :class:`GetRouterStats` (ask → :class:`RouterStats`).
-* ``DeviceConnection``: :class:`DeliverCall`, :class:`DeliverCancel`, :class:`Replace`,
-  :class:`FromPeer`, :class:`PeerGone`.
+* ``DeviceConnection``: :class:`DeliverCall`, :class:`DeliverCancel`, :class:`Heartbeat`,
+  :class:`Replace`, :class:`FromPeer`, :class:`PeerGone`.
 * ``HostConnection``: :class:`CallEnded` (a result or progress for one of its calls),
   :class:`FromPeer`, :class:`PeerGone`.
 
@@ -64,11 +64,16 @@ class DeliverCancel:
 
 
 @attrs.frozen(kw_only=True)
+class Heartbeat:
+    """Router → device: time to ping the device (the router paces every device's pings)."""
+
+
+@attrs.frozen(kw_only=True)
 class Replace:
     """Router → device: a newer connection with the same device id took over; close."""
 
 
-DeviceMessage: TypeAlias = DeliverCall | DeliverCancel | Replace | FromPeer | PeerGone
+DeviceMessage: TypeAlias = DeliverCall | DeliverCancel | Heartbeat | Replace | FromPeer | PeerGone
 
 
 @attrs.frozen(kw_only=True)

@@ -35,7 +35,7 @@ from actors.relay import (
     verify_token,
 )
 from actors.relay._codec import FrameCodec, choose_subprotocol, codec_for
-from actors.relay._device_conn import DeviceConnection
+from actors.relay._device_conn import DeviceConnection, read_frames
 from actors.relay._host_conn import HostConnection
 from actors.relay._router import Router
 from actors.relay._wire import (
@@ -151,13 +151,21 @@ class _Relay:
             restart=Restart.TEMPORARY,
         )
         try:
-            await self.devices.start_child(spec)
+            device = await self.devices.start_child(spec)
         except TooManyChildren:
             await close_quietly(ws, CLOSE_TRY_LATER, "relay at capacity")
             return
         except Exception as exc:
             log.info("relay: device %s did not start: %s", name, exc)
             return
+        # This task reads the connection for the actor: one task fewer per idle device.
+        await read_frames(
+            ws,
+            device,
+            idle_s=limits.device_dead_after_s,
+            max_bytes=limits.max_frame_bytes,
+            codec=codec,
+        )
         await done.wait()
 
     async def host_handler(self, request: WebSocketRequest) -> None:
@@ -258,7 +266,10 @@ async def run_relay(
             f"relay shard {config.shard_id} endpoints", flag="tls.insecure_dev_plaintext"
         )
     async with open_actor_system("relay", stop_grace_s=STOP_GRACE_S) as system:
-        router = await system.spawn(ActorSpec(name="router", factory=Router))
+        heartbeat_s = config.limits.heartbeat_s
+        router = await system.spawn(
+            ActorSpec(name="router", factory=lambda: Router(heartbeat_s=heartbeat_s))
+        )
         devices = await system.spawn(
             SupervisorSpec(
                 name="devices", max_children=config.max_devices, stop_grace_s=STOP_GRACE_S
