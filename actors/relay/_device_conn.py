@@ -69,7 +69,6 @@ DEVICE_MAILBOX_CAPACITY: Final = 64
 REGISTER_TIMEOUT_S: Final = 5.0
 
 
-
 async def read_frames(
     ws: WsPeer,
     self_ref: ActorRef[DeviceMessage] | ActorRef[HostMessage],

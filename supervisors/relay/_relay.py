@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 import attrs
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from trio_websocket import WebSocketConnection, WebSocketRequest, serve_websocket
+from trio_websocket import WebSocketConnection, WebSocketRequest, WebSocketServer
 
 from actors.relay import (
     SUBPROTOCOL,
@@ -51,6 +51,7 @@ from supervisors.tls import ALPN_HTTP1, server_ssl_context, warn_plaintext
 from zl_actors import (
     ActorRef,
     ActorSpec,
+    EagerSocketStream,
     Restart,
     SupervisorRef,
     SupervisorSpec,
@@ -69,6 +70,36 @@ WS_CONNECT_TIMEOUT_S = 10.0
 WS_DISCONNECT_TIMEOUT_S = 2.0
 #: Grace for connection actors to close their sockets at shutdown.
 STOP_GRACE_S = 3.0
+#: What trio-websocket reads from a socket at a time (its default, 4 KiB, takes two reads
+#: for a 4 KiB tool result).
+WS_RECEIVE_BUFFER_BYTES = 65_536
+
+
+class _EagerListener(trio.abc.Listener[trio.abc.Stream]):
+    """A TCP listener whose connections are ``EagerSocketStream``s, under TLS when given.
+
+    Why: Trio's socket stream ends every send and receive with a scheduling point (and two
+    context managers) even when the kernel had the bytes at once; a relayed call crosses the
+    relay's sockets four times. TLS is set up as ``trio.SSLListener`` does (the handshake
+    happens on the first read or write, in the connection's own task).
+    """
+
+    def __init__(self, inner: trio.SocketListener, ssl_context: ssl.SSLContext | None) -> None:
+        self.inner = inner
+        self.ssl_context = ssl_context
+
+    @property
+    def port(self) -> int:
+        return int(self.inner.socket.getsockname()[1])
+
+    async def accept(self) -> trio.abc.Stream:
+        stream = EagerSocketStream.from_trio(await self.inner.accept())
+        if self.ssl_context is None:
+            return stream
+        return trio.SSLStream(stream, self.ssl_context, server_side=True, https_compatible=True)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 @attrs.frozen(kw_only=True)
@@ -288,20 +319,21 @@ async def run_relay(
                 port: int,
                 context: ssl.SSLContext | None,
             ) -> int:
-                server = await nursery.start(
-                    lambda task_status: serve_websocket(
-                        handler,
-                        host,
-                        port,
-                        context,
-                        message_queue_size=WS_MESSAGE_QUEUE_SIZE,
-                        max_message_size=max_bytes,
-                        connect_timeout=WS_CONNECT_TIMEOUT_S,
-                        disconnect_timeout=WS_DISCONNECT_TIMEOUT_S,
-                        task_status=task_status,
-                    )
+                listeners = [
+                    _EagerListener(listener, context)
+                    for listener in await trio.open_tcp_listeners(port, host=host)
+                ]
+                server = WebSocketServer(
+                    handler,
+                    listeners,  # type: ignore[arg-type]  # any trio listener will do
+                    message_queue_size=WS_MESSAGE_QUEUE_SIZE,
+                    max_message_size=max_bytes,
+                    receive_buffer_size=WS_RECEIVE_BUFFER_BYTES,
+                    connect_timeout=WS_CONNECT_TIMEOUT_S,
+                    disconnect_timeout=WS_DISCONNECT_TIMEOUT_S,
                 )
-                return int(server.port)
+                await nursery.start(server.run)
+                return listeners[0].port
 
             device_port = await listen(
                 relay.device_handler, config.devices.host, config.devices.port, device_ctx
