@@ -59,6 +59,7 @@ bench *args:
     {{python}} -m bench.bridge {{args}}
     {{python}} -m bench.provider {{args}}
     {{python}} -m bench.adapter_cpu {{args}}
+    {{python}} -m bench.shards {{args}}
 
 # Time to first token and streaming gaps under 1, 100 and 1000 sessions.
 bench-ttft *args:
@@ -92,3 +93,7 @@ node-deps:
 # Benchmark the actor runtime against bare Trio channels.
 bench-actors *args:
     {{python}} -m bench.actors {{args}}
+
+# Rendezvous hashing of 100k tenants over 3..16 relay shards: what moves when N changes.
+bench-shards *args:
+    {{python}} -m bench.shards {{args}}

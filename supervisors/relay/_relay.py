@@ -265,6 +265,11 @@ def _contexts(config: RelayConfig) -> tuple[ssl.SSLContext | None, ssl.SSLContex
         return None, None
     device = server_ssl_context(tls.cert, tls.key, alpn=ALPN_HTTP1)
     host = server_ssl_context(tls.cert, tls.key, client_ca=tls.host_client_ca, alpn=ALPN_HTTP1)
+    for context in (device, host):
+        # No TLS 1.3 session tickets: bridges and hosts keep one long connection and never
+        # resume, and each ticket is a session the shard makes, encrypts and sends for
+        # nothing (memory and CPU per connection, times every device).
+        context.num_tickets = 0
     return device, host
 
 
