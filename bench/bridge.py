@@ -252,8 +252,13 @@ async def idle_devices(args: argparse.Namespace, tmp: Path, certs: Any) -> dict[
                 line = await trio.to_thread.run_sync(client.stdout.readline)
                 failed += int(line.split()[2]) if line.startswith("ready") else 0
         out["idle_connect_s"] = round(time.perf_counter() - started, 2)
-        # Two heartbeats with everyone connected: every device is pinged and answers.
+        # Two heartbeats with everyone connected: every device is pinged and answers. The
+        # relay's CPU meanwhile is what idle devices cost it (pings, pongs, timers).
+        idle_cpu_before, idle_started = cpu_s(relay.pid), time.perf_counter()
         await trio.sleep(heartbeat_s * 2 + 1)
+        out["relay_cpu_pct_idle"] = round(
+            100 * (cpu_s(relay.pid) - idle_cpu_before) / (time.perf_counter() - idle_started), 1
+        )
         connected = 0
         for client in clients:
             assert client.stdin is not None

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -185,17 +184,20 @@ class ChunkAssembler:
         self.got_content = False
 
     def feed(self, chunk: object) -> str:
-        """Take one chunk; return its text (possibly empty) to forward at once.
+        """Take one parsed chunk (JSON objects are dicts); return its text to forward at once.
+
+        The shape checks are ``isinstance(..., dict)``: a decoder's objects are dicts, and the
+        ABC check of ``Mapping`` was about a seventh of this method's time in a profile.
 
         Raises:
             ProviderError: ``provider.bad_response`` for a chunk without the stream's shape;
                 ``provider.unavailable`` for an ``error`` object sent inside the stream.
         """
-        if not isinstance(chunk, Mapping):
+        if not isinstance(chunk, dict):
             raise _bad("a stream chunk is not a JSON object")
         error = chunk.get("error")
         if error:
-            detail = error.get("message") if isinstance(error, Mapping) else error
+            detail = error.get("message") if isinstance(error, dict) else error
             raise ProviderError("provider.unavailable", f"upstream error in stream: {detail!s}")
         usage = chunk.get("usage")
         if usage is not None:
@@ -207,7 +209,7 @@ class ChunkAssembler:
             raise _bad("a stream chunk has no choices list")
         text = ""
         for choice in choices:
-            if not isinstance(choice, Mapping):
+            if not isinstance(choice, dict):
                 raise _bad("a choice is not a JSON object")
             # Only the first choice is asked for (n defaults to 1); others are not ours.
             if choice.get("index", 0) != 0:
@@ -215,9 +217,9 @@ class ChunkAssembler:
             text += self._feed_choice(choice)
         return text
 
-    def _feed_choice(self, choice: Mapping[str, Any]) -> str:
+    def _feed_choice(self, choice: dict[str, Any]) -> str:
         delta = choice.get("delta") or {}
-        if not isinstance(delta, Mapping):
+        if not isinstance(delta, dict):
             raise _bad("a choice's delta is not a JSON object")
         content = delta.get("content")
         if content is not None and not isinstance(content, str):
@@ -240,7 +242,7 @@ class ChunkAssembler:
         return text
 
     def _feed_fragment(self, fragment: object) -> None:
-        if not isinstance(fragment, Mapping):
+        if not isinstance(fragment, dict):
             raise _bad("a tool_calls fragment is not a JSON object")
         index = fragment.get("index", 0)
         if not isinstance(index, int) or isinstance(index, bool) or index < 0:
@@ -250,7 +252,7 @@ class ChunkAssembler:
         if isinstance(call_id, str) and call_id and not call.call_id:
             call.call_id = call_id
         function = fragment.get("function") or {}
-        if not isinstance(function, Mapping):
+        if not isinstance(function, dict):
             raise _bad("a tool_calls fragment's function is not a JSON object")
         name = function.get("name")
         # The name arrives whole in one fragment; a server that repeats it is tolerated.
@@ -287,7 +289,7 @@ class ChunkAssembler:
 
 
 def _parse_usage(usage: object) -> tuple[int, int]:
-    if not isinstance(usage, Mapping):
+    if not isinstance(usage, dict):
         raise _bad("usage is not a JSON object")
     return _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
 

@@ -207,17 +207,21 @@ class ServerStream(Generic[RequestT, ResponseT]):
         if not connection.outbox_has_room():
             return False
         data = frame(message.SerializeToString())
+        h2_connection = connection.h2
         try:
-            window = connection.h2.local_flow_control_window(self.stream_id)
+            stream = h2_connection._get_stream_by_id(self.stream_id)
         except h2.exceptions.H2Error:
             return False  # closed in h2 already; send() reports it
-        if len(data) > min(window, connection.h2.max_outbound_frame_size):
+        # h2's local_flow_control_window(), without looking the stream up a second time.
+        window = min(
+            h2_connection.outbound_flow_control_window, stream.outbound_flow_control_window
+        )
+        if len(data) > window or len(data) > h2_connection.max_outbound_frame_size:
+            return False
+        if stream.state_machine.state not in _SENDING_STATES:
             return False
         self._send_headers_once()
-        try:
-            self._send_data_frame(data)
-        except StreamReset:
-            return False  # closed in h2 already; send() reports it
+        self._write_data_frame(stream, data)
         return True
 
     def _send_data_frame(self, payload: bytes) -> None:
@@ -233,17 +237,20 @@ class ServerStream(Generic[RequestT, ResponseT]):
         Raises:
             StreamReset: h2 holds the stream as closed (it was reset meanwhile).
         """
-        connection = self._connection
-        h2_connection = connection.h2
         try:
-            stream = h2_connection._get_stream_by_id(self.stream_id)
+            stream = self._connection.h2._get_stream_by_id(self.stream_id)
         except h2.exceptions.H2Error:
             raise StreamReset("stream closed") from None
         if stream.state_machine.state not in _SENDING_STATES:
             raise StreamReset("stream closed")
+        self._write_data_frame(stream, payload)
+
+    def _write_data_frame(self, stream: Any, payload: bytes) -> None:
+        """The frame of :meth:`_send_data_frame` for an h2 stream known to be sending."""
+        connection = self._connection
         size = len(payload)
         stream.outbound_flow_control_window -= size
-        h2_connection.outbound_flow_control_window -= size
+        connection.h2.outbound_flow_control_window -= size
         # Frame header (RFC 9113 section 4.1): 24-bit length, type DATA (0), no flags, stream.
         connection.send_frame(
             size.to_bytes(3, "big") + b"\x00\x00" + self.stream_id.to_bytes(4, "big"), payload
