@@ -35,7 +35,7 @@ from ._frames import (
     ToolResult,
 )
 from ._limits import RelayLimits
-from ._router import error_result, reply_nowait
+from ._router import RttMeter, error_result, reply_nowait
 from ._wire import (
     CLOSE_BAD_FRAME,
     CLOSE_GOING_AWAY,
@@ -57,7 +57,6 @@ from .messages import (
     Replace,
     RouterMessage,
     UnregisterDevice,
-    UpdateRtt,
 )
 
 log = logging.getLogger("zl.relay.device")
@@ -76,12 +75,14 @@ async def read_frames(
     idle_s: float,
     max_bytes: int,
     codec: FrameCodec = JSON_CODEC,
+    rtt: RttMeter | None = None,
 ) -> None:
     """Feed decoded frames into the actor's mailbox until the peer goes or goes silent.
 
     Ends by sending ``PeerGone``. A bad frame is answered with an ``error`` frame and a
     4400 close. Waits for mailbox room (back-pressure on the socket). A binary message's
-    frames are checked all together before any is delivered.
+    frames are checked all together before any is delivered. With ``rtt``, pongs go to it
+    and not to the actor.
     """
     from trio_websocket import ConnectionClosed  # the edge library, only at the edge
 
@@ -106,6 +107,9 @@ async def read_frames(
                 )
                 break
             for frame in frames:
+                if rtt is not None and type(frame) is Pong:
+                    rtt.pong(frame)
+                    continue
                 await self_ref.tell(FromPeer(frame=frame))
     except ConnectionClosed as exc:
         if exc.reason is not None:
@@ -133,6 +137,7 @@ class DeviceConnection(Actor[DeviceMessage]):
         limits: heartbeats and bounds.
         done: set when this connection has ended, so the handler task can return.
         codec: the connection's negotiated frame codec.
+        rtt: the connection's round-trip meter (the reader gives it the pongs).
     """
 
     mailbox_capacity = DEVICE_MAILBOX_CAPACITY
@@ -147,9 +152,11 @@ class DeviceConnection(Actor[DeviceMessage]):
         limits: RelayLimits,
         done: trio.Event,
         codec: FrameCodec = JSON_CODEC,
+        rtt: RttMeter | None = None,
     ) -> None:
         self.ws = ws
         self.codec = codec
+        self.rtt = rtt if rtt is not None else RttMeter()
         self.tenant = tenant
         self.hello = hello
         self.device_id = hello.device_id
@@ -159,8 +166,6 @@ class DeviceConnection(Actor[DeviceMessage]):
         self.tools = {tool.name for tool in hello.tools}
         self.in_flight: dict[str, ActorRef[HostMessage]] = {}
         self.nonces = itertools.count()
-        #: The last relay↔device round trip in milliseconds (None before the first pong).
-        self.rtt_ms: float | None = None
         self.close_code = CLOSE_GOING_AWAY
         self.close_reason = "relay shutting down"
         self.gone = False
@@ -168,7 +173,11 @@ class DeviceConnection(Actor[DeviceMessage]):
     async def on_start(self, ctx: ActorContext[DeviceMessage]) -> None:
         await self.router.ask(
             RegisterDevice(
-                tenant=self.tenant, device_id=self.device_id, hello=self.hello, ref=ctx.self_ref
+                tenant=self.tenant,
+                device_id=self.device_id,
+                hello=self.hello,
+                ref=ctx.self_ref,
+                rtt=self.rtt,
             ),
             timeout=REGISTER_TIMEOUT_S,
         )
@@ -260,8 +269,8 @@ class DeviceConnection(Actor[DeviceMessage]):
                 reply_to = self.in_flight.pop(call_id, None)
                 if reply_to is not None:
                     # The relay is the one that measured it: a device's own figure is replaced.
-                    if frame.device_rtt_ms != self.rtt_ms:
-                        frame = attrs.evolve(frame, device_rtt_ms=self.rtt_ms)
+                    if frame.device_rtt_ms != self.rtt.rtt_ms:
+                        frame = attrs.evolve(frame, device_rtt_ms=self.rtt.rtt_ms)
                     reply_nowait(reply_to, frame)
             case ToolProgress(call_id=call_id):
                 progress_to = self.in_flight.get(call_id)
@@ -283,12 +292,8 @@ class DeviceConnection(Actor[DeviceMessage]):
             case Ping(nonce=nonce, sent_at_ms=sent_at_ms):
                 if not await self._send(Pong(nonce=nonce, sent_at_ms=sent_at_ms)):
                     ctx.stop()
-            case Pong(sent_at_ms=sent_at_ms):
-                self.rtt_ms = max(0.0, trio.current_time() * 1000 - sent_at_ms)
-                with contextlib.suppress(MailboxFull, ActorStopped):
-                    self.router.send_nowait(
-                        UpdateRtt(tenant=self.tenant, device_id=self.device_id, rtt_ms=self.rtt_ms)
-                    )
+            case Pong():
+                self.rtt.pong(frame)  # when the reader was not given the meter
             case _:
                 kind = getattr(frame, "TYPE", "?")
                 self.close_code, self.close_reason = (

@@ -17,7 +17,7 @@ import trio
 from actors.errors import WireError
 from zl_actors import Actor, ActorContext, ActorRef, ActorStopped, MailboxFull
 
-from ._frames import Catalog, DeviceHello, ToolResult
+from ._frames import Catalog, DeviceHello, Pong, ToolResult
 from .messages import (
     CallEnded,
     DeliverCall,
@@ -66,11 +66,34 @@ def reply_nowait(reply_to: ActorRef[HostMessage], frame: ToolResult) -> None:
 
 
 @attrs.define
+class RttMeter:
+    """The last relay↔device round trip of one connection, from the device's pongs.
+
+    Written only by the connection's reader (a pong needs no state change of the actor, so
+    it does not wake it: heartbeats are most of what idle devices cost a shard's CPU); read
+    by the connection actor (for results) and the router (for catalogs).
+    """
+
+    rtt_ms: float | None = None
+
+    def pong(self, pong: Pong) -> None:
+        """Take a pong: the time since its ping was sent."""
+        self.rtt_ms = max(0.0, trio.current_time() * 1000 - pong.sent_at_ms)
+
+
+@attrs.define
 class _Entry:
     ref: ActorRef[DeviceMessage]
     hello: DeviceHello
     tick: int = 0
     rtt_ms: float | None = None
+    #: The connection's meter, when it registered one (read for catalogs).
+    rtt: RttMeter | None = None
+
+    @property
+    def last_rtt_ms(self) -> float | None:
+        measured = self.rtt.rtt_ms if self.rtt is not None else None
+        return measured if measured is not None else self.rtt_ms
 
 
 class Router(Actor[RouterMessage]):
@@ -114,12 +137,12 @@ class Router(Actor[RouterMessage]):
 
     async def handle(self, message: RouterMessage, ctx: ActorContext[RouterMessage]) -> object:
         match message:
-            case RegisterDevice(tenant=tenant, device_id=device_id, hello=hello, ref=ref):
+            case RegisterDevice(tenant=tenant, device_id=device_id, hello=hello, ref=ref, rtt=rtt):
                 key = (tenant, device_id)
                 old = self.devices.get(key)
                 self._forget(key)
                 tick = next(self._next_tick) % HEARTBEAT_TICKS
-                self.devices[key] = _Entry(ref=ref, hello=hello, tick=tick)
+                self.devices[key] = _Entry(ref=ref, hello=hello, tick=tick, rtt=rtt)
                 self._ticks[tick][key] = ref
                 if old is not None and old.ref != ref:
                     log.info(
@@ -161,7 +184,7 @@ class Router(Actor[RouterMessage]):
                     online=True,
                     tools=entry.hello.tools,
                     bridge_version=entry.hello.bridge_version,
-                    rtt_ms=entry.rtt_ms,
+                    rtt_ms=entry.last_rtt_ms,
                 )
             case GetRouterStats():
                 return RouterStats(

@@ -13,13 +13,16 @@ Frames inside these messages were checked by ``decode_frame`` where they entered
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 import attrs
 
 from zl_actors import ActorRef, Request
 
 from ._frames import Catalog, DeviceHello, Frame, ToolCall, ToolProgress, ToolResult
+
+if TYPE_CHECKING:
+    from ._router import RttMeter
 
 
 @attrs.frozen(kw_only=True)
@@ -78,12 +81,17 @@ DeviceMessage: TypeAlias = DeliverCall | DeliverCancel | Heartbeat | Replace | F
 
 @attrs.frozen(kw_only=True)
 class RegisterDevice(Request[None]):
-    """A device connection is ready; an older one with the same key is told to ``Replace``."""
+    """A device connection is ready; an older one with the same key is told to ``Replace``.
+
+    ``rtt`` is the connection's round-trip meter (``_router.RttMeter``), which the
+    router reads for catalogs; without one, ``UpdateRtt`` messages keep the figure.
+    """
 
     tenant: str
     device_id: str
     hello: DeviceHello
     ref: ActorRef[DeviceMessage]
+    rtt: RttMeter | None = None
 
 
 @attrs.frozen(kw_only=True)

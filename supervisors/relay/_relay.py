@@ -37,7 +37,7 @@ from actors.relay import (
 from actors.relay._codec import FrameCodec, choose_subprotocol, codec_for
 from actors.relay._device_conn import DeviceConnection, read_frames
 from actors.relay._host_conn import HostConnection
-from actors.relay._router import Router
+from actors.relay._router import Router, RttMeter
 from actors.relay._wire import (
     CLOSE_BAD_FRAME,
     CLOSE_TRY_LATER,
@@ -167,6 +167,7 @@ class _Relay:
             log.info("relay: device connection lost during hello: %s", type(exc).__name__)
             return
         done = trio.Event()
+        rtt = RttMeter()
         name = f"{claims.tenant}:{hello.device_id}:{next(self.serial)}"
         spec = ActorSpec(
             name=name,
@@ -178,6 +179,7 @@ class _Relay:
                 limits=limits,
                 done=done,
                 codec=codec,
+                rtt=rtt,
             ),
             restart=Restart.TEMPORARY,
         )
@@ -196,6 +198,7 @@ class _Relay:
             idle_s=limits.device_dead_after_s,
             max_bytes=limits.max_frame_bytes,
             codec=codec,
+            rtt=rtt,
         )
         await done.wait()
 
