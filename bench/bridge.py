@@ -228,7 +228,7 @@ async def idle_devices(args: argparse.Namespace, tmp: Path, certs: Any) -> dict[
     target = args.idle or (IDLE_QUICK if args.quick else IDLE_FULL)
     processes = 1 if target <= IDLE_QUICK else IDLE_PROCESSES
     port, host_port = free_port(), free_port()
-    heartbeat_s = IDLE_HEARTBEAT_S
+    heartbeat_s = args.idle_heartbeat
     idle_dir = tmp / "idle"
     idle_dir.mkdir()
     config = write_relay_config(idle_dir, certs, tmp / "signing.pub", port, host_port, heartbeat_s)
@@ -327,7 +327,8 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     result: dict[str, Any] = {"bench": "bridge", "quick": args.quick}
     if not args.idle_only:
         result.update(await measure_calls(args, tmp, certs, key))
-    result.update(await idle_devices(args, tmp, certs))
+    if not args.no_idle:
+        result.update(await idle_devices(args, tmp, certs))
     if args.quick:
         result["note"] = (
             f"--quick: fewer calls per level and {IDLE_QUICK} idle devices "
@@ -493,6 +494,18 @@ def main() -> None:
     )
     parser.add_argument(
         "--idle-only", action="store_true", help="measure only the idle devices' memory"
+    )
+    parser.add_argument(
+        "--no-idle", action="store_true", help="measure only the calls (no idle devices)"
+    )
+    parser.add_argument(
+        "--idle-heartbeat",
+        type=float,
+        default=IDLE_HEARTBEAT_S,
+        help=(
+            f"the shard's heartbeat in the idle run (default {IDLE_HEARTBEAT_S:g} s, the "
+            "relay's default); longer lets a small machine's client processes keep up"
+        ),
     )
     args = parser.parse_args()
     pin_load_generator()

@@ -234,7 +234,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="shorter runs; under 60 s")
     parser.add_argument(
-        "--only", type=int, default=None, help="run just the run with this concurrency"
+        "--only",
+        default=None,
+        help="run just the runs with these concurrencies (comma-separated, e.g. 1,100)",
     )
     parser.add_argument(
         "--tls",
@@ -257,7 +259,11 @@ def main() -> None:
             RunSpec(concurrency=1000, tokens_per_s=5, answer_tokens=25, turns=2),
         ]
     if args.only is not None:
-        specs = [spec for spec in specs if spec.concurrency == args.only]
+        try:
+            wanted = {int(level) for level in args.only.split(",")}
+        except ValueError:
+            parser.error(f"--only: expected concurrencies like 1,100, got {args.only!r}")
+        specs = [spec for spec in specs if spec.concurrency in wanted]
     runs = []
     for spec in specs:
         progress(f"run: {spec.concurrency} sessions at {spec.tokens_per_s:g} tokens/s ...")
