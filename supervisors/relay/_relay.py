@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 import attrs
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from trio_websocket import WebSocketConnection, WebSocketRequest, WebSocketServer
+from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, WebSocketServer
 
 from actors.relay import (
     SUBPROTOCOL,
@@ -135,10 +135,16 @@ class _Relay:
             return None
         # Binary frames when the peer offers them, else JSON (for older peers and debugging).
         subprotocol = choose_subprotocol(request.proposed_subprotocols)
-        if subprotocol is None:
-            await request.reject(400, body=f"subprotocol {SUBPROTOCOL} is required".encode())
+        try:
+            if subprotocol is None:
+                await request.reject(400, body=f"subprotocol {SUBPROTOCOL} is required".encode())
+                return None
+            return await request.accept(subprotocol=subprotocol)
+        except ConnectionClosed:
+            # The peer left during the opening handshake (a client that gave up waiting):
+            # that ends its own connection, never the listener and every device on it.
+            log.info("relay: a peer left during the WebSocket handshake")
             return None
-        return await request.accept(subprotocol=subprotocol)
 
     async def device_handler(self, request: WebSocketRequest) -> None:
         ws = await self._accept(request, DEVICE_PATH)

@@ -270,3 +270,36 @@ class TestMutualTls:
         ):
             with trio.fail_after(DEADLINE_S):
                 assert await catalog_names(link, "laptop") == {"fs.read"}
+
+
+class TestHandshakeLoss:
+    """A peer that leaves during the opening handshake ends only its own connection."""
+
+    @pytest.mark.parametrize("offered", [["zl.relay.v1+proto"], ["chat"]], ids=["accept", "reject"])
+    async def test_a_peer_gone_before_the_answer_is_not_an_error(
+        self, env: Env, offered: list[str]
+    ) -> None:
+        from trio_websocket import CloseReason
+
+        from supervisors.relay._relay import _Relay
+
+        class GoneRequest:
+            """Shaped like ``WebSocketRequest``: the peer closed before it was answered."""
+
+            path = "/v1/device"
+            proposed_subprotocols = offered
+
+            async def accept(self, **_: object) -> None:
+                raise ConnectionClosed(CloseReason(1006, None))
+
+            async def reject(self, *_: object, **__: object) -> None:
+                raise ConnectionClosed(CloseReason(1006, None))
+
+        relay = _Relay(
+            config=env.config("relay-1"),
+            keys=[],
+            router=None,  # type: ignore[arg-type]  # not reached
+            devices=None,  # type: ignore[arg-type]
+            hosts=None,  # type: ignore[arg-type]
+        )
+        assert await relay._accept(GoneRequest(), "/v1/device") is None  # type: ignore[arg-type]
