@@ -172,7 +172,8 @@ def start_bridge(
             "--root",
             str(root),
             "--quiet",
-            *(["--json-frames"] if json_frames else []),
+            # A build without binary frames speaks JSON anyway (and has no such flag).
+            *(["--json-frames"] if json_frames and HAS_BINARY_FRAMES else []),
         ],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
