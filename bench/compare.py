@@ -95,7 +95,23 @@ def run_once(folder: Path, bench: str, args: list[str]) -> dict[str, Any]:
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"bench.{bench} failed in {folder}: {done.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(lines[-1])
-    return flatten_levels(result)
+    return flatten_nested(flatten_levels(result))
+
+
+def flatten_nested(result: dict[str, Any]) -> dict[str, Any]:
+    """Lift figures nested in objects (``bench.bridge``'s ``concurrency_50``) to the top.
+
+    ``{"concurrency_50": {"relay_cpu_ms_per_call": {"relay": 0.6}}}`` becomes
+    ``concurrency_50_relay_cpu_ms_per_call_relay``, so that it is summarized too.
+    """
+    flat: dict[str, Any] = {}
+    for key, value in result.items():
+        if isinstance(value, dict):
+            for inner, item in flatten_nested(value).items():
+                flat[f"{key}_{inner}"] = item
+        else:
+            flat[key] = value
+    return flat
 
 
 def flatten_levels(result: dict[str, Any]) -> dict[str, Any]:
