@@ -27,6 +27,12 @@ BODY = json.dumps({"model": "m", "stream": True, "messages": [{"role": "user", "
 HEADERS = {"content-type": "application/json"}
 
 
+async def serve_plain(nursery: trio.Nursery, handler: object) -> int:
+    """A plain TCP server on loopback running ``handler`` per connection; its port."""
+    listeners = await nursery.start(partial(trio.serve_tcp, host="127.0.0.1"), handler, 0)
+    return int(listeners[0].socket.getsockname()[1])
+
+
 async def drain(client: StreamingHttpClient, url: str) -> list[bytes]:
     """One streamed completion's event data."""
     out: list[bytes] = []
@@ -192,8 +198,7 @@ class TestPool:
             await stream.aclose()
 
         async with trio.open_nursery() as nursery:
-            listeners = await nursery.start(partial(trio.serve_tcp, host="127.0.0.1"), handler, 0)
-            port = listeners[0].socket.getsockname()[1]
+            port = await serve_plain(nursery, handler)
             async with open_streaming_http_client(
                 max_connections=2, max_keepalive_connections=2, connect_timeout=5
             ) as client:
@@ -226,8 +231,7 @@ class TestErrors:
             await stream.aclose()
 
         async with trio.open_nursery() as nursery:
-            listeners = await nursery.start(partial(trio.serve_tcp, host="127.0.0.1"), handler, 0)
-            port = listeners[0].socket.getsockname()[1]
+            port = await serve_plain(nursery, handler)
             async with open_streaming_http_client(
                 max_connections=1, max_keepalive_connections=1, connect_timeout=5
             ) as client:
@@ -242,8 +246,7 @@ class TestErrors:
             await stream.aclose()
 
         async with trio.open_nursery() as nursery:
-            listeners = await nursery.start(partial(trio.serve_tcp, host="127.0.0.1"), handler, 0)
-            port = listeners[0].socket.getsockname()[1]
+            port = await serve_plain(nursery, handler)
             async with open_streaming_http_client(
                 max_connections=1, max_keepalive_connections=1, connect_timeout=5
             ) as client:
