@@ -27,6 +27,11 @@ BRIDGE = [sys.executable, "-m", "supervisors.bridge"]
 RUN_TIMEOUT_S = 60
 
 
+#: A folder whose ``sitecustomize`` makes the OTLP exporter package look uninstalled (it is a
+#: dependency, so a test cannot simply leave it out): what a process that imports it sees.
+HIDES_OTLP_EXPORTER = str(Path(__file__).parent / "hide_otlp_exporter")
+
+
 def run(argv: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("ZL_")}
     environ.update(env)
@@ -109,7 +114,7 @@ class TestHost:
                 id="missing-audit-folder",
             ),
             pytest.param(
-                {"ZL_TELEMETRY__EXPORTER": "otlp"},
+                {"ZL_TELEMETRY__EXPORTER": "otlp", "PYTHONPATH": HIDES_OTLP_EXPORTER},
                 ("telemetry.exporter", "opentelemetry-exporter-otlp-proto-http"),
                 id="missing-otlp-exporter",
             ),
