@@ -79,6 +79,20 @@ class CpuMeter:
         }
 
 
+def _handshake_caps() -> str:
+    """Top-level relay settings that let every idle client's handshakes in at once.
+
+    The relay caps the handshakes pending from one address (``max_pending_per_source``, 32
+    by default), and here every device dials from 127.0.0.1: ``IDLE_PROCESSES`` clients
+    of ``IDLE_RAMP`` attempts in flight each. A build without the cap gets nothing.
+    """
+    from supervisors.relay._config import RelayConfig
+
+    if "max_pending_per_source" not in attrs.fields_dict(RelayConfig):
+        return ""
+    return f"max_pending_per_source = {IDLE_PROCESSES * IDLE_RAMP}\n"
+
+
 def write_relay_config(
     tmp: Path, certs: Any, public: Path, port: int, host_port: int, heartbeat_s: float
 ) -> Path:
@@ -86,7 +100,7 @@ def write_relay_config(
     config.write_text(
         f"""shard_id = "relay-1"
 public_keys = ["{public}"]
-[[shards]]
+{_handshake_caps()}[[shards]]
 shard_id = "relay-1"
 url = "wss://127.0.0.1:{port}/v1/device"
 host_url = "wss://127.0.0.1:{host_port}/v1/host"
