@@ -64,6 +64,7 @@ bench *args:
     {{python}} -m bench.redact {{args}}
     {{python}} -m bench.bff {{args}}
     {{python}} -m bench.policy {{args}}
+    {{python}} -m bench.shards {{args}}
 
 # Time to first token and streaming gaps under 1, 100 and 1000 sessions.
 bench-ttft *args:
@@ -142,3 +143,6 @@ k8s shards="3":
 # What installing the bridge costs: pipx install of the main and the bridge distribution.
 bench-bridge-install *args:
     {{python}} -m bench.bridge_install {{args}}
+# Rendezvous hashing of 100k tenants over 3..16 relay shards: what moves when N changes.
+bench-shards *args:
+    {{python}} -m bench.shards {{args}}

@@ -3,7 +3,7 @@
     python -m bench._floor_server --upstream URL [--max-connections N] [--keepalive N]
 
 StreamChat on the host's own gRPC edge (h2), each call answered by the host's own
-OpenAI-compatible adapter (httpx, httpx-sse, the adapter's network backend), and nothing
+OpenAI-compatible adapter (its h11 streaming client and msgspec chunk decoder), and nothing
 else: no actors, sessions, turns, outbox, audit or telemetry, no request validation. The
 handler streams each completion straight onto its gRPC stream in its own task. Whatever TTFT
 this adds over a bare client is what the libraries and the event loop cost on this machine;

@@ -16,11 +16,10 @@ from typing import Any
 
 import attrs
 
-from actors.policy import mint_caller_token
 from actors.relay import generate_signing_key, save_public_key
 from supervisors.tls import generate_dev_certs
 
-from ._proc import cpu_s, rss_mb
+from ._proc import core_sets, cpu_s, pin_server, rss_mb
 
 # How long a host may take to start listening.
 READY_TIMEOUT_S = 30.0
@@ -105,6 +104,8 @@ def baseline_process(
             stdout=subprocess.DEVNULL,
         )
         try:
+            # On its own core, as the host is: the two servers' CPU compare like for like.
+            pin_server(process.pid)
             deadline = time.monotonic() + READY_TIMEOUT_S
             while not (port_file.exists() and port_file.stat().st_size):
                 if process.poll() is not None or time.monotonic() > deadline:
@@ -133,7 +134,8 @@ def host_process(
 
     Plaintext gRPC unless ``tls``: then the host serves TLS with development certificates
     made in a scratch folder, and ``HostProcess.ca_cert`` is the CA a client must trust.
-    ``cpus`` pins the host (every thread it will ever start) to those cores.
+    ``cpus`` pins the host (every thread it will ever start) to those cores; by default the
+    server cores of ``_proc.core_sets`` (the load generator has the others).
     """
     with tempfile.TemporaryDirectory(prefix="zl-bench-") as scratch:
         ready = Path(scratch) / "ready.json"
@@ -143,29 +145,46 @@ def host_process(
             if certs is not None
             else {"ZL_GRPC__INSECURE_DEV_PLAINTEXT": "true"}
         )
-        # Callers are proven, as deployed: the load generator sends a token signed by a key
-        # the host trusts (verified once per stream).
-        caller_key = generate_signing_key()
-        save_public_key(caller_key.public_key(), Path(scratch) / "caller.pub")
-        token = mint_caller_token(caller_key, tenant="bench", user="u", devices=["*"], ttl_s=3600)
+        auth, token, public_key = _caller_auth(Path(scratch))
         env = dict(
             os.environ,
             ZL_GRPC__PORT="0",
             ZL_DEBUG__PORT="0",
             ZL_AUDIT__PATH=str(Path(scratch) / "audit.jsonl"),
-            ZL_AUTH__TRUSTED_KEYS=str(Path(scratch) / "caller.pub"),
+            **auth,
             **transport,
             **settings,
         )
-        with zl_process("host", env, ready, cpus=cpus) as (pid, addresses):
+        server_cores = cpus if cpus is not None else core_sets()[0]
+        with zl_process("host", env, ready, cpus=server_cores) as (pid, addresses):
             yield HostProcess(
                 pid=pid,
                 grpc_port=addresses["grpc_port"],
                 debug_url=addresses.get("debug_url"),
                 ca_cert=certs.ca_cert if certs is not None else None,
                 caller_token=token,
-                caller_public_key=Path(scratch) / "caller.pub",
+                caller_public_key=public_key,
             )
+
+
+def _caller_auth(scratch: Path) -> tuple[dict[str, str], str | None, Path | None]:
+    """The host's caller-key setting, a caller token it trusts, and the key's file.
+
+    Callers are proven, as deployed: the load generator sends a token signed by a key the
+    host trusts (verified once per stream). A build from before caller tokens (which
+    ``bench.compare`` may run) gets no setting and no token.
+    """
+    from supervisors.host._config import HostConfig
+
+    if "auth" not in attrs.fields_dict(HostConfig):
+        return {}, None, None
+    from actors.policy import mint_caller_token
+
+    caller_key = generate_signing_key()
+    public_key = scratch / "caller.pub"
+    save_public_key(caller_key.public_key(), public_key)
+    token = mint_caller_token(caller_key, tenant="bench", user="u", devices=["*"], ttl_s=3600)
+    return {"ZL_AUTH__TRUSTED_KEYS": str(public_key)}, token, public_key
 
 
 @contextmanager

@@ -31,3 +31,59 @@ def child_pids(pid: int) -> list[int]:
 def open_fds(pid: int) -> int:
     """How many file descriptors the process has open now."""
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+#: Which cores the process under test gets, and which the load generator and the fakes get
+#: (``ZL_BENCH_SERVER_CORES`` / ``ZL_BENCH_LOAD_CORES``: comma-separated core numbers, for
+#: bigger machines). By default the server has core 0 and everything else the other cores.
+SERVER_CORES_ENV = "ZL_BENCH_SERVER_CORES"
+LOAD_CORES_ENV = "ZL_BENCH_LOAD_CORES"
+
+
+def _cores(variable: str, default: set[int]) -> set[int]:
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        cores = {int(part) for part in raw.split(",") if part.strip()}
+    except ValueError:
+        raise SystemExit(f"{variable}: expected core numbers like 0,1; got {raw!r}") from None
+    usable = os.sched_getaffinity(0) | _all_cores()
+    if not cores or not cores <= usable:
+        raise SystemExit(f"{variable}: cores {sorted(cores)} are not all on this machine")
+    return cores
+
+
+def _all_cores() -> set[int]:
+    return set(range(os.cpu_count() or 1))
+
+
+def core_sets() -> tuple[set[int], set[int]]:
+    """``(server cores, load cores)``: disjoint unless the machine has one core."""
+    every = _all_cores()
+    server = _cores(SERVER_CORES_ENV, {min(every)})
+    load = _cores(LOAD_CORES_ENV, (every - server) or every)
+    return server, load
+
+
+def pin(pid: int, cores: set[int]) -> None:
+    """Run every thread of ``pid`` (and what it starts later) on ``cores`` only."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cores)
+        except (ProcessLookupError, FileNotFoundError):
+            continue  # a thread that ended meanwhile
+
+
+def pin_server(pid: int) -> str:
+    """Pin a server under test to the server cores; returns them as text for the report."""
+    server, _ = core_sets()
+    pin(pid, server)
+    return ",".join(map(str, sorted(server)))
+
+
+def pin_load_generator() -> str:
+    """Pin this process (the load generator; fakes it starts inherit it) to the load cores."""
+    _, load = core_sets()
+    pin(os.getpid(), load)
+    return ",".join(map(str, sorted(load)))

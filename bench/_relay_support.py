@@ -18,13 +18,14 @@ import trio
 from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
 
 from actors.relay import (
+    OFFERED_SUBPROTOCOLS,
     BadFrame,
     DeviceHello,
     DeviceHelloAck,
+    FrameCodec,
     Ping,
     Pong,
-    decode_frame,
-    encode_frame,
+    codec_for,
     load_private_key,
 )
 from actors.relay import mint_device_token as mint
@@ -54,16 +55,17 @@ class Devices:
             self.all_tried.set()
 
 
-async def say_hello(ws: WebSocketConnection, device_id: str) -> None:
+async def say_hello(ws: WebSocketConnection, codec: FrameCodec, device_id: str) -> None:
     """Send ``device.hello`` and wait for its ack.
 
     Raises:
         BadFrame: the relay answered with another frame (an error, a redirect).
     """
     hello = DeviceHello(bridge_version="0.1.0", device_id=device_id, tools=())
-    await ws.send_message(encode_frame(hello))
+    for message in codec.encode([hello], validate=True):
+        await ws.send_message(message)
     with trio.fail_after(CONNECT_TIMEOUT_S):
-        ack = decode_frame(await ws.get_message(), max_bytes=MAX_FRAME)
+        (ack,) = codec.decode(await ws.get_message(), max_bytes=MAX_FRAME, validate=False)
     if not isinstance(ack, DeviceHelloAck):
         raise BadFrame(f"expected device.hello.ack, got {ack.TYPE}")
 
@@ -87,8 +89,11 @@ async def one_device(
             message_queue_size=1,
             max_message_size=MAX_FRAME,
             connect_timeout_s=CONNECT_TIMEOUT_S,
+            # What a bridge offers; the relay's own frames are trusted, as a bridge does.
+            subprotocols=OFFERED_SUBPROTOCOLS,
         ) as ws:
-            await say_hello(ws, device_id)
+            codec = codec_for(ws.subprotocol)
+            await say_hello(ws, codec, device_id)
             acked = True
             ramp.release()
             devices.acked += 1
@@ -96,10 +101,12 @@ async def one_device(
             devices.tried()
             try:
                 while True:
-                    frame = decode_frame(await ws.get_message(), max_bytes=MAX_FRAME)
-                    if isinstance(frame, Ping):
-                        pong = Pong(nonce=frame.nonce, sent_at_ms=frame.sent_at_ms)
-                        await ws.send_message(encode_frame(pong))
+                    data = await ws.get_message()
+                    for frame in codec.decode(data, max_bytes=MAX_FRAME, validate=False):
+                        if isinstance(frame, Ping):
+                            pong = Pong(nonce=frame.nonce, sent_at_ms=frame.sent_at_ms)
+                            for message in codec.encode([pong]):
+                                await ws.send_message(message)
             finally:
                 devices.connected -= 1
     except (OSError, HandshakeError, ConnectionClosed, trio.TooSlowError, BadFrame) as exc:

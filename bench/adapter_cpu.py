@@ -2,9 +2,9 @@
 
     python -m bench.adapter_cpu [--quick]
 
-What the host's event loop pays for the provider leg alone: the adapter (httpx, httpcore,
-h11, httpx-sse, the network backend of ``actors/provider/_net.py``, the chunk assembler)
-streams completions from the fake upstream (its own process; the pace of
+What the host's event loop pays for the provider leg alone: the adapter (the streaming
+HTTP/1.1 client of ``actors/provider/_stream_http.py`` on h11, msgspec for chunks, the chunk
+assembler) streams completions from the fake upstream (its own process; the pace of
 ``bench.provider``: first token after 50 ms, then 25 tokens at 50 tokens/s, so every chunk
 arrives on its own, as from a real model). The baseline, in the same process and the same
 Trio loop, is a bare client: one raw socket per stream, the request written by hand, the
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -31,6 +32,7 @@ from actors.provider import ChatMessage, CompletionRequest, Finished, ProviderEv
 from actors.provider._openai import open_openai_provider
 from actors.provider._openai_config import OpenAIProviderConfig
 
+from ._proc import core_sets, pin, pin_server
 from ._stats import emit, median, progress
 from .provider import ANSWER_TOKENS, MODEL, fake_upstream_process, raw_completion_request
 
@@ -148,7 +150,10 @@ def main() -> None:
     adapter_us: list[float] = []
     bare_us: list[float] = []
     adapter_tokens = bare_tokens = 0
-    with fake_upstream_process() as (_, url):
+    # This process is the one measured: it gets the server cores, the fake upstream the others.
+    server_cores = pin_server(os.getpid())
+    with fake_upstream_process() as (upstream_pid, url):
+        pin(upstream_pid, core_sets()[1])
         for repeat in range(repeats):
             progress(f"round {repeat + 1}/{repeats}: {completions} completions each way ...")
             used, adapter_tokens = trio.run(adapter_round, url, args.concurrency, per_stream)
@@ -174,6 +179,7 @@ def main() -> None:
             "adapter_cpu_us_per_completion_range": [round(min(adapter_us)), round(max(adapter_us))],
             "bare_cpu_us_per_completion_range": [round(min(bare_us)), round(max(bare_us))],
             "quick": args.quick,
+            "server_cores": server_cores,
         }
     )
 

@@ -6,15 +6,18 @@ On this kind of machine one run's p95 can move two- or threefold between identic
 single run per build ranks noise. Each revision is checked out in a temporary git worktree;
 every round runs the benchmark once per build, starting the rotation one build later each
 round (so no build always runs first or last), with a pause between runs. ``WORKTREE`` as a
-revision means the working tree itself, uncommitted changes included. Each run's figures go to
-stderr as they come; the last line is one JSON object with, per build, the median and the
-spread of every numeric figure the benchmark printed.
+revision means the working tree itself, uncommitted changes included. ``--bench-from REV``
+runs the benchmark code (``bench/``) of that revision in every build, so that an older build
+is measured with the same instruments (CPU per token, core pinning) as a newer one. Each run's
+figures go to stderr as they come; the last line is one JSON object with, per build, the median
+and the spread of every numeric figure the benchmark printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -58,6 +61,27 @@ def checkouts(revisions: list[str]) -> Iterator[dict[str, Path]]:
                     )
 
 
+def use_bench_code(revision: str, folders: dict[str, Path]) -> None:
+    """Replace every checkout's ``bench/`` with that of ``revision`` (never the work tree's)."""
+    with tempfile.TemporaryDirectory(prefix="zl-bench-code-") as scratch:
+        source = REPO / "bench"
+        if revision != WORKTREE:
+            archive = subprocess.run(
+                ["git", "-C", str(REPO), "archive", revision, "bench"],
+                check=True,
+                capture_output=True,
+            ).stdout
+            subprocess.run(["tar", "-x", "-C", scratch], input=archive, check=True)
+            source = Path(scratch) / "bench"
+        for folder in folders.values():
+            if folder == REPO:
+                if revision != WORKTREE:
+                    raise SystemExit("--bench-from: the work tree itself cannot take other code")
+                continue
+            shutil.rmtree(folder / "bench")
+            shutil.copytree(source, folder / "bench")
+
+
 def run_once(folder: Path, bench: str, args: list[str]) -> dict[str, Any]:
     """One run of ``python -m bench.<bench>`` in ``folder``; its JSON line."""
     done = subprocess.run(
@@ -71,7 +95,23 @@ def run_once(folder: Path, bench: str, args: list[str]) -> dict[str, Any]:
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"bench.{bench} failed in {folder}: {done.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(lines[-1])
-    return flatten_levels(result)
+    return flatten_nested(flatten_levels(result))
+
+
+def flatten_nested(result: dict[str, Any]) -> dict[str, Any]:
+    """Lift figures nested in objects (``bench.bridge``'s ``concurrency_50``) to the top.
+
+    ``{"concurrency_50": {"relay_cpu_ms_per_call": {"relay": 0.6}}}`` becomes
+    ``concurrency_50_relay_cpu_ms_per_call_relay``, so that it is summarized too.
+    """
+    flat: dict[str, Any] = {}
+    for key, value in result.items():
+        if isinstance(value, dict):
+            for inner, item in flatten_nested(value).items():
+                flat[f"{key}_{inner}"] = item
+        else:
+            flat[key] = value
+    return flat
 
 
 def flatten_levels(result: dict[str, Any]) -> dict[str, Any]:
@@ -112,6 +152,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6, help="runs of every build (default 6)")
     parser.add_argument("--bench", default="provider", help="bench module (default provider)")
     parser.add_argument("--pause", type=float, default=6.0, help="seconds between runs")
+    parser.add_argument(
+        "--bench-from",
+        default=None,
+        help=f"run this revision's bench/ (or {WORKTREE}'s) in every build",
+    )
     args, bench_args = parser.parse_known_args()
     if bench_args and bench_args[0] == "--":
         bench_args = bench_args[1:]
@@ -119,6 +164,8 @@ def main() -> None:
         parser.error("--rounds must be at least 1")
     results: dict[str, list[dict[str, Any]]] = {revision: [] for revision in args.revisions}
     with checkouts(args.revisions) as folders:
+        if args.bench_from is not None:
+            use_bench_code(args.bench_from, folders)
         order = list(args.revisions)
         for round_ in range(args.rounds):
             rotation = order[round_ % len(order) :] + order[: round_ % len(order)]

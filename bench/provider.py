@@ -31,9 +31,9 @@ from typing import Any
 import attrs
 
 from ._host_process import EXIT_TIMEOUT_S, HostProcess, host_process
-from ._proc import cpu_s
+from ._proc import core_sets, cpu_s, pin_load_generator, pin_server
 from ._stats import emit, median, percentile, progress
-from .ttft import RunSpec, Samples, run_load
+from .ttft import RunSpec, Samples, cpu_us_per_token, run_load
 
 FIRST_TOKEN_DELAY_S = 0.05
 TOKENS_PER_S = 50
@@ -100,6 +100,7 @@ def floor_process(upstream_url: str, concurrency: int, keepalive: int) -> Iterat
         "--keepalive",
         str(keepalive),
     ) as (pid, port):
+        pin_server(pid)
         yield HostProcess(pid=pid, grpc_port=int(port), debug_url=None)
 
 
@@ -120,16 +121,16 @@ def _cpu_pct(pid: int) -> Iterator[_CpuShare]:
 
 def _host_load(
     host: HostProcess, spec: RunSpec, upstream_pid: int
-) -> tuple[Samples, float, float, float, float]:
-    """``run_load`` on the host; also what else used the machine's two cores meanwhile.
+) -> tuple[Samples, float, float, float, float, float]:
+    """``run_load`` on the host; also what else used the machine's cores meanwhile.
 
     Returns:
-        The samples, the host's peak RSS and CPU share, the fake upstream's CPU share and
-        this process's (the load generator's).
+        The samples, the elapsed seconds, the host's peak RSS and CPU share, the fake
+        upstream's CPU share and this process's (the load generator's).
     """
     with _cpu_pct(upstream_pid) as upstream, _cpu_pct(os.getpid()) as load_generator:
-        samples, _, rss, host_cpu_pct = asyncio.run(run_load(host, spec))
-    return samples, rss, host_cpu_pct, upstream.pct, load_generator.pct
+        samples, elapsed, rss, host_cpu_pct = asyncio.run(run_load(host, spec))
+    return samples, elapsed, rss, host_cpu_pct, upstream.pct, load_generator.pct
 
 
 def provider_settings(upstream_url: str, concurrency: int, keepalive: int) -> dict[str, str]:
@@ -236,18 +237,20 @@ def run(
         turns=turns,
     )
     floor_samples: Samples | None = None
-    floor_cpu_pct = 0.0
+    floor_cpu_pct = floor_elapsed = 0.0
     with fake_upstream_process() as (upstream_pid, url):
         # Warm both paths (imports, pools, first connections) before measuring.
         asyncio.run(direct_load(url, 1, concurrency, keepalive=keepalive > 0))
         direct = asyncio.run(direct_load(url, turns, concurrency, keepalive=keepalive > 0))
         with host_process(provider_settings(url, concurrency, keepalive), tls=tls) as host:
-            samples, rss, host_cpu_pct, upstream_cpu_pct, load_cpu_pct = _host_load(
+            samples, elapsed, rss, host_cpu_pct, upstream_cpu_pct, load_cpu_pct = _host_load(
                 host, spec, upstream_pid
             )
         if floor:
             with floor_process(url, concurrency, keepalive) as floor_server:
-                floor_samples, _, _, floor_cpu_pct = asyncio.run(run_load(floor_server, spec))
+                floor_samples, floor_elapsed, _, floor_cpu_pct = asyncio.run(
+                    run_load(floor_server, spec)
+                )
         direct_after = asyncio.run(direct_load(url, turns, concurrency, keepalive=keepalive > 0))
     direct += direct_after
     host_ttft = samples.ttft_ms
@@ -262,6 +265,9 @@ def run(
                 percentile(floor_ttft, 95) - percentile(direct, 95), 2
             ),
             "floor_cpu_pct": round(floor_cpu_pct, 1),
+            "floor_cpu_us_per_token": round(
+                cpu_us_per_token(floor_cpu_pct, floor_elapsed, floor_samples.tokens), 1
+            ),
             "floor_errors": floor_samples.errors + concurrency * turns - len(floor_ttft),
         }
     return {
@@ -280,6 +286,11 @@ def run(
         "added_ttft_ms_p95": round(percentile(host_ttft, 95) - percentile(direct, 95), 2),
         "server_rss_mb": round(rss, 1),
         "host_cpu_pct": round(host_cpu_pct, 1),
+        # CPU per streamed token from /proc, the host alone on the server core.
+        "host_cpu_us_per_token": round(cpu_us_per_token(host_cpu_pct, elapsed, samples.tokens), 1),
+        "upstream_cpu_us_per_token": round(
+            cpu_us_per_token(upstream_cpu_pct, elapsed, samples.tokens), 1
+        ),
         # Beside the host, on the same cores: the fake upstream and this process (the client).
         "upstream_cpu_pct": round(upstream_cpu_pct, 1),
         "load_generator_cpu_pct": round(load_cpu_pct, 1),
@@ -317,11 +328,17 @@ def main() -> None:
         ),
     )
     args = parser.parse_args()
+    server_cores, _ = core_sets()
+    # The fake upstream and the direct client inherit the load cores; the host and the floor
+    # are moved to the server cores when they start.
+    load_cores = pin_load_generator()
     turns = 3 if args.quick else 10
     over = "TLS" if args.tls else "plaintext"
     progress(f"{args.concurrency} sessions x {turns} turns over {over} gRPC, host vs direct ...")
     result = run(turns, args.concurrency, args.keepalive, tls=args.tls, floor=args.floor)
     result["quick"] = args.quick
+    result["server_cores"] = ",".join(map(str, sorted(server_cores)))
+    result["load_cores"] = load_cores
     progress(
         f"  host ttft p50 {result['host_ttft_ms_p50']} / p95 {result['host_ttft_ms_p95']} ms; "
         f"direct p50 {result['direct_ttft_ms_p50']} / p95 {result['direct_ttft_ms_p95']} ms; "

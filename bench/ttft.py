@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import threading
 import time
@@ -28,6 +27,7 @@ import grpc.aio
 from contracts.generated import agent_pb2
 
 from ._host_process import HostProcess, baseline_process, host_process, otlp_sink
+from ._proc import core_sets, pin_load_generator
 from ._stats import emit, median, percentile, progress
 
 FIRST_TOKEN_DELAY_MS = 50.0
@@ -188,7 +188,9 @@ def run(spec: RunSpec, *, tls: bool = False) -> dict[str, Any]:
         answer_tokens=spec.answer_tokens,
         tls=tls,
     ) as baseline_host:
-        baseline, _, _, _ = asyncio.run(run_load(baseline_host, spec))
+        baseline, baseline_elapsed, _, baseline_cpu_pct = asyncio.run(run_load(baseline_host, spec))
+    host_us = cpu_us_per_token(cpu_pct, elapsed, samples.tokens)
+    baseline_us = cpu_us_per_token(baseline_cpu_pct, baseline_elapsed, baseline.tokens)
     pace_ms = 1000 / spec.tokens_per_s
     added_gaps = [gap - pace_ms for gap in samples.gaps_ms]
     expected_turns = spec.concurrency * spec.turns
@@ -216,12 +218,17 @@ def run(spec: RunSpec, *, tls: bool = False) -> dict[str, Any]:
         "baseline_gap_ms_p99": round(percentile(baseline.gaps_ms, 99) - pace_ms, 2),
         "server_rss_mb": round(rss, 1),
         "server_cpu_pct": round(cpu_pct, 1),
+        # CPU per streamed token, from /proc: the host's, and grpcio's C-core baseline server's
+        # under the same load in the same run (each alone on the server core).
+        "server_cpu_us_per_token": round(host_us, 1),
+        "baseline_cpu_pct": round(baseline_cpu_pct, 1),
+        "baseline_cpu_us_per_token": round(baseline_us, 1),
+        "server_over_baseline_cpu_per_token": round(host_us / baseline_us, 2)
+        if baseline_us
+        else 0.0,
     }
 
 
-#: The host runs alone on this core; the load generator and the OTLP sink on the other.
-HOST_CPU = 0
-LOAD_CPU = 1
 WARM_UP = RunSpec(concurrency=20, tokens_per_s=50, answer_tokens=25, turns=2)
 
 
@@ -232,12 +239,13 @@ def telemetry_cost(rounds: int, spec: RunSpec) -> dict[str, Any]:
     Collector) and keeps the /metrics reader; "off" exports nothing and keeps no metrics
     (trace context still propagates); "metrics_only" is the default configuration
     (``exporter = "none"``: no spans, but /metrics kept). The audit is written in every
-    mode. The host is pinned to one core, the load generator and the sink to the other;
-    CPU time comes from /proc. Each round runs every mode back to back, in a rotating
-    order, and the increase is also given per round (robust to a machine whose load
-    drifts between rounds).
+    mode. The host is pinned to the server cores, the load generator and the sink to the
+    others (``_proc.core_sets``); CPU time comes from /proc. Each round runs every mode back
+    to back, in a rotating order, and the increase is also given per round (robust to a
+    machine whose load drifts between rounds).
     """
-    os.sched_setaffinity(0, {LOAD_CPU})
+    _, load_cores = core_sets()
+    pin_load_generator()
     base = {
         "ZL_PROVIDER__MOCK__FIRST_TOKEN_DELAY_MS": str(FIRST_TOKEN_DELAY_MS),
         "ZL_PROVIDER__MOCK__TOKENS_PER_S": str(spec.tokens_per_s),
@@ -247,7 +255,7 @@ def telemetry_cost(rounds: int, spec: RunSpec) -> dict[str, Any]:
     names = ("off", "metrics_only", "on")
     figures: dict[str, list[float]] = {name: [] for name in names}
     ttft: dict[str, list[float]] = {name: [] for name in names}
-    with otlp_sink(cpus={LOAD_CPU}) as sink:
+    with otlp_sink(cpus=load_cores) as sink:
         modes = {
             "off": {"ZL_TELEMETRY__EXPORTER": "none", "ZL_TELEMETRY__PROMETHEUS": "false"},
             "metrics_only": {"ZL_TELEMETRY__EXPORTER": "none", "ZL_TELEMETRY__PROMETHEUS": "true"},
@@ -261,7 +269,7 @@ def telemetry_cost(rounds: int, spec: RunSpec) -> dict[str, Any]:
         for round_ in range(rounds):
             order = names[round_ % 3 :] + names[: round_ % 3]
             for mode in order:
-                with host_process({**base, **modes[mode]}, cpus={HOST_CPU}) as host:
+                with host_process({**base, **modes[mode]}) as host:
                     # A short load first: one-time costs (lazy imports, first connections,
                     # caches) are not what a token costs.
                     asyncio.run(run_load(host, WARM_UP))
@@ -289,11 +297,18 @@ def telemetry_cost(rounds: int, spec: RunSpec) -> dict[str, Any]:
     return result
 
 
+def cpu_us_per_token(cpu_pct: float, elapsed_s: float, tokens: int) -> float:
+    """Microseconds of a server's CPU per token it streamed, from its share of one core."""
+    return cpu_pct / 100 * elapsed_s / tokens * 1e6 if tokens else 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="shorter runs; under 60 s")
     parser.add_argument(
-        "--only", type=int, default=None, help="run just the run with this concurrency"
+        "--only",
+        default=None,
+        help="run just the runs with these concurrencies (comma-separated, e.g. 1,100)",
     )
     parser.add_argument(
         "--tls",
@@ -305,7 +320,7 @@ def main() -> None:
         type=int,
         metavar="ROUNDS",
         help="only compare the host's CPU per token with telemetry off and on at 100 "
-        "sessions, over ROUNDS alternating rounds (host pinned to core 0)",
+        "sessions, over ROUNDS alternating rounds (host pinned to the server cores)",
     )
     args = parser.parse_args()
     if args.telemetry_cost:
@@ -318,6 +333,8 @@ def main() -> None:
         )
         emit({"bench": "ttft", "mode": "telemetry_cost", **result})
         return
+    server_cores, _ = core_sets()
+    load_cores = pin_load_generator()
     if args.quick:
         specs = [
             RunSpec(concurrency=1, tokens_per_s=50, answer_tokens=10, turns=10),
@@ -331,7 +348,11 @@ def main() -> None:
             RunSpec(concurrency=1000, tokens_per_s=5, answer_tokens=25, turns=2),
         ]
     if args.only is not None:
-        specs = [spec for spec in specs if spec.concurrency == args.only]
+        try:
+            wanted = {int(level) for level in args.only.split(",")}
+        except ValueError:
+            parser.error(f"--only: expected concurrencies like 1,100, got {args.only!r}")
+        specs = [spec for spec in specs if spec.concurrency in wanted]
     runs = []
     for spec in specs:
         progress(f"run: {spec.concurrency} sessions at {spec.tokens_per_s:g} tokens/s ...")
@@ -348,6 +369,8 @@ def main() -> None:
             "quick": args.quick,
             "grpc_tls": args.tls,
             "first_token_delay_ms": FIRST_TOKEN_DELAY_MS,
+            "server_cores": ",".join(map(str, sorted(server_cores))),
+            "load_cores": load_cores,
             "runs": runs,
         }
     )

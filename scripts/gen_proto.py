@@ -12,9 +12,12 @@ Sources and outputs (``-I`` decides the file name each descriptor registers unde
 - ``contracts/api/internal/agent.proto`` -> ``contracts/generated/agent_pb2.py`` (``agent.proto``)
 - ``contracts/api/grpc/...`` (standard health and reflection) ->
   ``contracts/generated/grpc/...`` (``grpc/health/v1/health.proto`` etc., the upstream names)
+- ``contracts/api/relay/v1/relay.proto`` (the relay's binary frames) ->
+  ``contracts/generated/relay/v1/relay_pb2.py`` (``relay/v1/relay.proto``)
 
-The baseline (``contracts/baseline/agent.v0.1.binpb``) is a serialized FileDescriptorSet.
-:func:`breaking_changes` compares two sets and lists every change that is not additive.
+Each baseline (``contracts/baseline/agent.v0.1.binpb``, ``contracts/baseline/relay.v1.binpb``)
+is a serialized FileDescriptorSet. :func:`breaking_changes` compares two sets and lists every
+change that is not additive.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ STANDARD_PROTOS = (
     "grpc/reflection/v1alpha/reflection.proto",
     "grpc/reflection/v1/reflection.proto",
 )
+RELAY_PROTO = "relay/v1/relay.proto"
+RELAY_BASELINE = ROOT / "contracts" / "baseline" / "relay.v1.binpb"
 
 PACKAGE_DOC = '''"""Generated protobuf code; do not edit: run ``python scripts/gen_proto.py``."""
 '''
@@ -76,6 +81,7 @@ def generate(out: Path) -> None:
     """
     _protoc(AGENT_INCLUDE, (AGENT_PROTO,), out)
     _protoc(STANDARD_INCLUDE, STANDARD_PROTOS, out)
+    _protoc(STANDARD_INCLUDE, (RELAY_PROTO,), out)
     # Every folder is a package, so `contracts.generated.grpc.health.v1.health_pb2` imports.
     for folder in [out, *(p for p in out.rglob("*") if p.is_dir())]:
         (folder / "__init__.py").write_text(PACKAGE_DOC, encoding="utf-8")
@@ -259,6 +265,19 @@ def current_agent_set() -> descriptor_pb2.FileDescriptorSet:
     return descriptor_set(AGENT_INCLUDE, AGENT_PROTO)
 
 
+def current_relay_set() -> descriptor_pb2.FileDescriptorSet:
+    """The descriptor set of ``relay/v1/relay.proto`` as it is in the work tree."""
+    return descriptor_set(STANDARD_INCLUDE, RELAY_PROTO)
+
+
+def _baselines() -> list[tuple[str, Path, descriptor_pb2.FileDescriptorSet]]:
+    """(name, baseline file, current set) of every proto held to the additive-only rule."""
+    return [
+        ("agent.proto", BASELINE, current_agent_set()),
+        (RELAY_PROTO, RELAY_BASELINE, current_relay_set()),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     group = parser.add_mutually_exclusive_group()
@@ -267,9 +286,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.write_baseline:
-        BASELINE.parent.mkdir(parents=True, exist_ok=True)
-        BASELINE.write_bytes(current_agent_set().SerializeToString(deterministic=True))
-        print(f"wrote {BASELINE.relative_to(ROOT)}")
+        for _, path, current in _baselines():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(current.SerializeToString(deterministic=True))
+            print(f"wrote {path.relative_to(ROOT)}")
         return 0
 
     if args.check:
@@ -280,13 +300,16 @@ def main(argv: list[str] | None = None) -> int:
             print("contracts/generated is out of date (run scripts/gen_proto.py):", file=sys.stderr)
             for line in problems:
                 print(f"  {line}", file=sys.stderr)
-        baseline = descriptor_pb2.FileDescriptorSet.FromString(BASELINE.read_bytes())
-        breaking = breaking_changes(baseline, current_agent_set())
-        if breaking:
-            print(f"agent.proto breaks {BASELINE.name} (additive changes only):", file=sys.stderr)
-            for line in breaking:
-                print(f"  {line}", file=sys.stderr)
-        return 1 if problems or breaking else 0
+        broken = False
+        for name, path, current in _baselines():
+            baseline = descriptor_pb2.FileDescriptorSet.FromString(path.read_bytes())
+            breaking = breaking_changes(baseline, current)
+            if breaking:
+                broken = True
+                print(f"{name} breaks {path.name} (additive changes only):", file=sys.stderr)
+                for line in breaking:
+                    print(f"  {line}", file=sys.stderr)
+        return 1 if problems or broken else 0
 
     with tempfile.TemporaryDirectory() as tmp:
         generate(Path(tmp))

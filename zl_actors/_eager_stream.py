@@ -14,6 +14,10 @@ What it keeps of Trio's contract:
 * A call that has to wait is a full checkpoint (``wait_readable`` / ``wait_writable``).
 * A stream that never has to wait cannot starve the other tasks: every ``fairness_every``-th
   call in a row that did not wait yields anyway.
+* A stream whose last receive had to wait waits for readability first (``wait_readable``)
+  instead of trying ``recv`` and catching ``BlockingIOError``: a model's tokens arrive one
+  by one, so the read right after a chunk nearly always finds nothing, and the failed
+  ``recv`` (a system call and a raised exception) was paid on every token.
 * Errors are Trio's: ``BrokenResourceError`` for a failed socket, ``ClosedResourceError``
   after ``aclose`` (also in a task that was waiting on the socket when it was closed).
 
@@ -48,6 +52,8 @@ class EagerSocketStream(trio.abc.HalfCloseableStream):
         self._fairness_every = fairness_every
         self._unyielded = 0
         self._closed = False
+        # Whether the last receive had to wait: the next one then waits first.
+        self._receive_waits = False
 
     @classmethod
     def from_trio(cls, stream: trio.SocketStream) -> EagerSocketStream:
@@ -103,6 +109,10 @@ class EagerSocketStream(trio.abc.HalfCloseableStream):
         if size < 1:
             raise ValueError("max_bytes must be at least 1")
         waited = False
+        if self._receive_waits:
+            waited = True
+            await trio.lowlevel.wait_readable(self.socket)
+            self._check_open()
         while True:
             try:
                 data = self.socket.recv(size)
@@ -114,6 +124,8 @@ class EagerSocketStream(trio.abc.HalfCloseableStream):
             except OSError as exc:
                 self._check_open()
                 raise trio.BrokenResourceError(f"receive failed: {exc}") from exc
+            # A full read means more may be queued: try at once next time.
+            self._receive_waits = waited and len(data) < size
             await self._after(waited)
             return data
 
@@ -128,12 +140,16 @@ class EagerSocketStream(trio.abc.HalfCloseableStream):
 
     async def aclose(self) -> None:
         """Close the socket; a task waiting on it gets ``ClosedResourceError``. Idempotent."""
+        self.close_now()
+        await trio.lowlevel.checkpoint()
+
+    def close_now(self) -> None:
+        """``aclose`` without its scheduling point, for code that cannot await. Idempotent."""
         if not self._closed:
             self._closed = True
             # Wakes the tasks parked on this descriptor before it is gone (or reused).
             trio.lowlevel.notify_closing(self.socket)
             self.socket.close()
-        await trio.lowlevel.checkpoint()
 
     def _check_open(self) -> None:
         if self._closed:

@@ -1,9 +1,10 @@
 """``RelayLink``: the bridge's connection to its relay shard, kept up for as long as it runs.
 
-It dials (``Authorization: Bearer``, subprotocol ``zl.relay.v1``, TLS verified against the
-configured CA), announces the MCP server's catalog in ``device.hello``, follows a
-``redirect`` to the tenant's shard, then serves: pings are answered, each ``tool.call``
-runs as a task that asks the MCP client, ``tool.cancel`` cancels it (the MCP server gets
+It dials (``Authorization: Bearer``, subprotocol ``zl.relay.v1+proto`` preferred over
+``zl.relay.v1`` unless JSON frames are asked for, TLS verified against the configured CA),
+announces the MCP server's catalog in ``device.hello``, follows a ``redirect`` to the
+tenant's shard, then serves: pings are answered, each ``tool.call`` runs as a task that
+asks the MCP client, ``tool.cancel`` cancels it (the MCP server gets
 ``notifications/cancelled``). Any failure ends the connection; the next attempt waits
 ``min(initial * 2**n, max)`` seconds times a random factor in [0.5, 1.5] (jitter keeps a
 fleet of bridges from reconnecting in lockstep after a relay restart).
@@ -28,22 +29,24 @@ from actors.errors import Overloaded, PolicyError, ToolError, WireError, interna
 from actors.mcp import CallTool, CancelCall, ListTools, McpClientMessage, call_meta, call_tool
 from actors.relay import (
     DEFAULT_MAX_FRAME_BYTES,
+    OFFERED_SUBPROTOCOLS,
+    SUBPROTOCOL,
     BadFrame,
     DeviceHello,
     DeviceHelloAck,
     ErrorFrame,
     Frame,
+    FrameCodec,
     Ping,
     Pong,
     Redirect,
     ToolCall,
     ToolCancel,
     ToolResult,
-    decode_frame,
-    encode_for_link,
-    encode_frame,
+    codec_for,
     result_budget,
 )
+from actors.relay._codec import FrameWriter, WriterClosed, open_frame_writer
 from actors.relay._dial import open_relay_websocket
 from zl_actors import Actor, ActorContext, ActorError, ActorRef
 
@@ -108,6 +111,8 @@ class RelayLinkConfig:
         token_file: where ``token`` came from: read again before every reconnection, so
             that a token replaced in the file (a renewal) is used, and a refused token that
             the file still holds stops the bridge instead of retrying forever.
+        binary_frames: offer the binary subprotocol first (the relay then uses it); False
+            speaks JSON only, for debugging with a plain WebSocket client.
     """
 
     relay_url: str
@@ -122,6 +127,7 @@ class RelayLinkConfig:
     send_timeout_s: float = attrs.field(default=10.0, validator=gt(0))
     max_frame_bytes: int = attrs.field(default=DEFAULT_MAX_FRAME_BYTES, validator=gt(0))
     token_file: Path | None = None
+    binary_frames: bool = True
 
 
 class _Redirected(Exception):
@@ -318,13 +324,20 @@ class RelayLink(Actor[BridgeMessage]):
             message_queue_size=WS_MESSAGE_QUEUE_SIZE,
             max_message_size=self.config.max_frame_bytes,
             connect_timeout_s=self.config.connect_timeout_s,
+            subprotocols=OFFERED_SUBPROTOCOLS if self.config.binary_frames else (SUBPROTOCOL,),
         ) as ws:
+            codec = codec_for(ws.subprotocol)
             hello = DeviceHello(
                 bridge_version=BRIDGE_VERSION, device_id=self.config.device_id, tools=tools
             )
-            await self._send(ws, hello, validate=True)
+            message = codec.encode_for_link(
+                hello, limit=self.frame_limit, link="the relay link", validate=True
+            )
+            with trio.fail_after(self.config.send_timeout_s):
+                await ws.send_message(message)
             with trio.fail_after(self.config.hello_timeout_s):
-                first = decode_frame(await ws.get_message(), max_bytes=self.config.max_frame_bytes)
+                data = await ws.get_message()
+            first = codec.decode(data, max_bytes=self.config.max_frame_bytes)[0]
             if isinstance(first, Redirect):
                 raise _Redirected(first.shard_url)
             if isinstance(first, ErrorFrame):
@@ -340,75 +353,83 @@ class RelayLink(Actor[BridgeMessage]):
             self.attempt = 0
             self.connects += 1
             self.last_error = None
-            log.info("bridge: connected to %s as %s", self.url, self.config.device_id)
+            log.info(
+                "bridge: connected to %s as %s (%s frames)",
+                self.url,
+                self.config.device_id,
+                "binary" if codec.binary else "JSON",
+            )
             try:
-                await self._serve(ws, first)
+                await self._serve(ws, codec, first)
             finally:
                 for scope in self.calls.values():
                     scope.cancel()
 
-    async def _send(self, ws: WebSocketConnection, frame: Frame, *, validate: bool = False) -> None:
-        limit = self.frame_limit
-        try:
-            if validate:
-                encode_frame(frame, validate=True)
-            text = encode_for_link(frame, limit=limit, link="the relay link")
-        except BadFrame as exc:
-            if exc.call_id is None or not isinstance(frame, ToolResult):
-                raise
-            # A result that cannot go out fails its call, never the connection.
-            text = encode_frame(ToolResult(call_id=exc.call_id, error=exc.to_wire()))
-        with trio.fail_after(self.config.send_timeout_s):
-            await ws.send_message(text)
-
-    async def _serve(self, ws: WebSocketConnection, ack: DeviceHelloAck) -> None:
+    async def _serve(self, ws: WebSocketConnection, codec: FrameCodec, ack: DeviceHelloAck) -> None:
         idle_s = ack.heartbeat_ms / 1000 * DEAD_AFTER_HEARTBEATS
         max_bytes = min(ack.max_frame_bytes, self.config.max_frame_bytes)
         self.frame_limit = max_bytes
-        async with trio.open_nursery() as nursery:
+        # Every frame to the relay goes through one writer: results of calls that finish
+        # together leave in one message on the binary subprotocol, within the frame limit
+        # (the smaller of ours and the relay's).
+        async with open_frame_writer(
+            ws, codec, limit=max_bytes, link="the relay link", timeout_s=self.config.send_timeout_s
+        ) as (writer, nursery):
             while True:
                 with trio.move_on_after(idle_s) as idle:
                     data = await ws.get_message()
                 if idle.cancelled_caught:
                     raise trio.TooSlowError(f"no frame from the relay for {idle_s:g} s")
                 # The relay validated the host's frames where they entered; the bridge's own
-                # defence is its caps and the MCP server's roots, not the frame schema.
-                try:
-                    frame = decode_frame(data, max_bytes=max_bytes, validate=False)
-                except BadFrame as exc:
-                    if exc.call_id is None:
-                        raise
-                    # One call's frame cannot be read: that call fails, the others go on.
-                    log.warning("bridge: bad frame for call %s: %s", exc.call_id, exc.message)
-                    await self._send(ws, ToolResult(call_id=exc.call_id, error=exc.to_wire()))
-                    continue
-                match frame:
-                    case Ping(nonce=nonce, sent_at_ms=sent_at_ms):
-                        await self._send(ws, Pong(nonce=nonce, sent_at_ms=sent_at_ms))
-                    case ToolCall(call_id=call_id):
-                        if call_id in self.calls or len(self.calls) >= ack.max_in_flight:
-                            error = WireError(
-                                code="relay.overloaded", message="bridge busy", retryable=True
-                            )
-                            await self._send(ws, ToolResult(call_id=call_id, error=error))
-                            continue
-                        scope = trio.CancelScope()
-                        self.calls[call_id] = scope
-                        self._report()
-                        nursery.start_soon(self._call, ws, frame, scope, max_bytes)
-                    case ToolCancel(call_id=call_id, reason=reason):
-                        if call_id in self.calls:
-                            # The MCP client sends notifications/cancelled and answers the
-                            # waiting call with tool.cancelled, which goes back as the result.
-                            with contextlib.suppress(ActorError):
-                                self.mcp.send_nowait(CancelCall(call_id=call_id, reason=reason))
-                    case ErrorFrame(code=code, message=message):
-                        log.warning("bridge: relay reports %s: %s", code, message)
-                        if code in REFUSED_ERROR_CODES:
-                            # The relay closes next (the token expired mid-connection).
-                            self.last_error = f"{code}: {message}"
-                    case _:
-                        log.debug("bridge: ignoring %s frame", frame.TYPE)
+                # defence is its caps and the MCP server's roots, not the frame schema. Still
+                # read strictly: one call's frame that cannot be read fails that call only.
+                for frame in codec.decode_each(data, max_bytes=max_bytes, validate=False):
+                    if isinstance(frame, BadFrame):
+                        log.warning(
+                            "bridge: bad frame for call %s: %s", frame.call_id, frame.message
+                        )
+                        assert frame.call_id is not None
+                        await _send(
+                            writer, ToolResult(call_id=frame.call_id, error=frame.to_wire())
+                        )
+                    else:
+                        await self._on_frame(frame, writer, nursery, ack, max_bytes)
+
+    async def _on_frame(
+        self,
+        frame: Frame,
+        writer: FrameWriter,
+        nursery: trio.Nursery,
+        ack: DeviceHelloAck,
+        max_bytes: int,
+    ) -> None:
+        match frame:
+            case Ping(nonce=nonce, sent_at_ms=sent_at_ms):
+                await _send(writer, Pong(nonce=nonce, sent_at_ms=sent_at_ms))
+            case ToolCall(call_id=call_id):
+                if call_id in self.calls or len(self.calls) >= ack.max_in_flight:
+                    error = WireError(
+                        code="relay.overloaded", message="bridge busy", retryable=True
+                    )
+                    await _send(writer, ToolResult(call_id=call_id, error=error))
+                    return
+                scope = trio.CancelScope()
+                self.calls[call_id] = scope
+                self._report()
+                nursery.start_soon(self._call, writer, frame, scope, max_bytes)
+            case ToolCancel(call_id=call_id, reason=reason):
+                if call_id in self.calls:
+                    # The MCP client sends notifications/cancelled and answers the
+                    # waiting call with tool.cancelled, which goes back as the result.
+                    with contextlib.suppress(ActorError):
+                        self.mcp.send_nowait(CancelCall(call_id=call_id, reason=reason))
+            case ErrorFrame(code=code, message=message):
+                log.warning("bridge: relay reports %s: %s", code, message)
+                if code in REFUSED_ERROR_CODES:
+                    # The relay closes next (the token expired mid-connection).
+                    self.last_error = f"{code}: {message}"
+            case _:
+                log.debug("bridge: ignoring %s frame", frame.TYPE)
 
     def _report(self) -> None:
         if self.telemetry is not None:
@@ -429,13 +450,13 @@ class RelayLink(Actor[BridgeMessage]):
         return None
 
     async def _call(
-        self, ws: WebSocketConnection, call: ToolCall, scope: trio.CancelScope, frame_limit: int
+        self, writer: FrameWriter, call: ToolCall, scope: trio.CancelScope, frame_limit: int
     ) -> None:
         """One call in its own span (a child of the relay's), which the MCP server's
         span is a child of in turn."""
         telemetry = self.telemetry
         if telemetry is None:
-            await self._run_call(ws, call, scope, frame_limit, call.traceparent)
+            await self._run_call(writer, call, scope, frame_limit, call.traceparent)
             return
         # Only a bridge that was given telemetry has (and loads) OpenTelemetry.
         from actors.telemetry import (
@@ -460,7 +481,7 @@ class RelayLink(Actor[BridgeMessage]):
         with telemetry.hop_span(
             "bridge tool.call", traceparent=call.traceparent, attributes=attributes
         ) as span:
-            outcome = await self._run_call(ws, call, scope, frame_limit, traceparent_of(span))
+            outcome = await self._run_call(writer, call, scope, frame_limit, traceparent_of(span))
             span.set_attribute(ATTR_OUTCOME, "ok" if outcome == "ok" else "error")
             if outcome != "ok":
                 span.set_attribute(ATTR_ERROR_CODE, outcome)
@@ -468,7 +489,7 @@ class RelayLink(Actor[BridgeMessage]):
 
     async def _run_call(
         self,
-        ws: WebSocketConnection,
+        writer: FrameWriter,
         call: ToolCall,
         scope: trio.CancelScope,
         frame_limit: int,
@@ -481,7 +502,7 @@ class RelayLink(Actor[BridgeMessage]):
             with scope:
                 refusal = self._refusal(call)
                 if refusal is not None:
-                    await self._send(ws, ToolResult(call_id=call.call_id, error=refusal))
+                    await _send_result(writer, ToolResult(call_id=call.call_id, error=refusal))
                     return refusal.code
                 arguments = capped_arguments(
                     call.args, self.input_schemas.get(call.tool), caps.max_bytes
@@ -515,13 +536,8 @@ class RelayLink(Actor[BridgeMessage]):
                 except Exception as exc:
                     log.exception("bridge: call %s failed", call.call_id)
                     result = ToolResult(call_id=call.call_id, error=internal_error(exc))
-                await self._send(ws, result)
-        except (
-            ConnectionClosed,
-            trio.TooSlowError,
-            trio.BrokenResourceError,
-            trio.ClosedResourceError,
-        ):
+                await _send_result(writer, result)
+        except WriterClosed:
             pass  # the connection is going; the relay fails the call on its side
         finally:
             self.calls.pop(call.call_id, None)
@@ -530,3 +546,29 @@ class RelayLink(Actor[BridgeMessage]):
         if result is None:
             return "tool.cancelled"
         return "ok" if result.error is None else result.error.code
+
+
+async def _send(writer: FrameWriter, frame: Frame) -> None:
+    """Queue a frame; a writer that stopped ends the connection (it cancels the serve loop).
+
+    Raises:
+        BadFrame: the frame cannot go on the link (only results can fail, see
+            ``_send_result``; the bridge's own frames are small).
+    """
+    with contextlib.suppress(WriterClosed):
+        await _send_result(writer, frame)
+
+
+async def _send_result(writer: FrameWriter, frame: Frame) -> None:
+    """Queue a frame; a result that cannot go out fails its call, never the connection.
+
+    Raises:
+        WriterClosed: the writer has stopped.
+        BadFrame: a frame other than a result cannot go on the link.
+    """
+    try:
+        await writer.send(frame)
+    except BadFrame as exc:
+        if exc.call_id is None or not isinstance(frame, ToolResult):
+            raise
+        await writer.send(ToolResult(call_id=exc.call_id, error=exc.to_wire()))

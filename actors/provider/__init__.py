@@ -19,6 +19,7 @@ from ._openai import UsageObserver as UsageObserver
 from ._openai import open_openai_provider as open_openai_provider
 from ._openai_config import OpenAIProviderConfig as OpenAIProviderConfig
 from ._openai_wire import ModelPrice as ModelPrice
+from ._pacer import Pacer as Pacer
 from ._retry import RetryConfig as RetryConfig
 from ._types import ChatMessage as ChatMessage
 from ._types import CompletionRequest as CompletionRequest
@@ -49,6 +50,7 @@ __all__ = [
     "OpenAICompatibleProvider",
     "OpenAIProviderConfig",
     "Outcome",
+    "Pacer",
     "ProviderEvent",
     "ProviderEventSink",
     "RetryConfig",

@@ -22,6 +22,7 @@ import re
 import attrs
 import trio
 
+from ._pacer import Pacer
 from ._types import (
     ChatMessage,
     CompletionRequest,
@@ -31,6 +32,7 @@ from ._types import (
     ToolCallRequest,
     ToolCallRequested,
     Usage,
+    nowait_of,
 )
 
 _FILLER_TEXT = (
@@ -127,8 +129,16 @@ class ScriptedMockProvider:
 
     name = "mock"
 
-    def __init__(self, config: MockProviderConfig | None = None) -> None:
+    def __init__(
+        self, config: MockProviderConfig | None = None, *, pacer: Pacer | None = None
+    ) -> None:
+        """Args:
+        config: the script's delays, pace and length.
+        pacer: paces the tokens of all streams from one timer (``_pacer.py``); without
+            one (or before its driver runs) each stream sleeps on its own.
+        """
         self.config = config or MockProviderConfig()
+        self._sleep_until = pacer.sleep_until if pacer is not None else trio.sleep_until
         #: Text tokens handed to consumers so far, over all streams (shows back-pressure).
         self.tokens_streamed = 0
 
@@ -137,7 +147,8 @@ class ScriptedMockProvider:
         config = self.config
         tokens, call = scripted_reply(request, config)
         input_tokens = _count_words(request.messages)
-        await trio.sleep(config.first_token_delay_s)
+        sleep_until = self._sleep_until
+        await sleep_until(trio.current_time() + config.first_token_delay_s)
         if call is not None:
             await events.send(ToolCallRequested(call=call))
             usage = Usage(input_tokens=input_tokens, output_tokens=1)
@@ -147,10 +158,18 @@ class ScriptedMockProvider:
         # Tokens leave on a fixed schedule from the first one, so a slow consumer does not
         # make the model's own pace drift (and a fast one does not speed it up).
         start = trio.current_time()
+        send_nowait = nowait_of(events)
         for index, token in enumerate(tokens):
             if index:
-                await trio.sleep_until(start + index * interval)
-            await events.send(TextDelta(text=token))
+                await sleep_until(start + index * interval)
+            delta = TextDelta(text=token)
+            if send_nowait is None:
+                await events.send(delta)
+            else:
+                try:
+                    send_nowait(delta)
+                except trio.WouldBlock:
+                    await events.send(delta)
             self.tokens_streamed += 1
         reason = "stop"
         if request.max_output_tokens is not None and len(tokens) >= request.max_output_tokens:

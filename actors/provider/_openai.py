@@ -1,7 +1,8 @@
 """The OpenAI-compatible adapter: one streamed chat completion per ``stream`` call.
 
-It posts to ``{base_url}/chat/completions`` over ``httpx.AsyncClient`` (running on Trio), parses
-the server-sent events with ``httpx-sse``, forwards every text piece as a ``TextDelta`` the
+It posts to ``{base_url}/chat/completions`` over the streaming HTTP/1.1 client of
+``_stream_http.py`` (h11 under a keep-alive pool of its own), splits the server-sent events
+there, decodes every chunk with msgspec, forwards every text piece as a ``TextDelta`` the
 moment it is parsed, assembles tool-call fragments, and ends with one ``Finished``.
 
 Every failure leaves as ``actors.errors.ProviderError`` with one of these codes::
@@ -23,27 +24,32 @@ repeat text the user already saw).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 import attrs
-import httpx
-import httpx_sse
+import msgspec
 import trio
 
 from actors.errors import ProviderError
 
 from ._credentials import ApiKey, load_api_key
-from ._http_pool import PooledHttpClient, open_pooled_http_client
 from ._openai_config import OpenAIProviderConfig
 from ._openai_wire import ChunkAssembler, ToolNames, build_request_body, make_usage, parse_chunk
 from ._retry import backoff_delay, parse_retry_after
+from ._stream_http import (
+    ConnectTimeout,
+    EventStreamError,
+    HttpError,
+    StreamingHttpClient,
+    StreamingResponse,
+    open_streaming_http_client,
+)
 from ._types import (
     CompletionRequest,
     Finished,
@@ -61,13 +67,12 @@ logger = logging.getLogger(__name__)
 _ERROR_BODY_LIMIT = 16_384
 # How much of the upstream's error message goes into ours.
 _ERROR_QUOTE_LIMIT = 200
-# How long closing a response and unwinding its iterators may hold off a cancellation: the
-# socket is closed first, so this is a bound on local work, not on the network.
-_DRAIN_GRACE = 0.05
 # Statuses that mean "try again": overloaded or briefly broken upstreams.
 _RETRYABLE_STATUS = frozenset({408, 500, 502, 503, 504})
 
 Outcome = Literal["finished", "cancelled", "failed"]
+#: Request bodies are encoded with msgspec (chunks are decoded with it: ``parse_chunk``).
+_encode_body: Final = msgspec.json.Encoder().encode
 UsageObserver = Callable[[Outcome, Usage], None]
 
 
@@ -107,7 +112,7 @@ class OpenAICompatibleProvider:
     def __init__(
         self,
         config: OpenAIProviderConfig,
-        client: PooledHttpClient,
+        client: StreamingHttpClient,
         api_key: ApiKey | None,
         *,
         rng: random.Random | None = None,
@@ -119,6 +124,8 @@ class OpenAICompatibleProvider:
         self._api_key = api_key
         self._rng = rng if rng is not None else random.Random()
         self._usage_observer = usage_observer
+        # The same for every request: built once.
+        self._headers = self._request_headers()
 
     def __repr__(self) -> str:
         return f"OpenAICompatibleProvider(name={self.name!r}, base_url={self.config.base_url!r})"
@@ -138,7 +145,7 @@ class OpenAICompatibleProvider:
         not pooled), the usage observer gets the usage so far, and ``trio.Cancelled`` re-raises.
         """
         names = ToolNames(tuple(t.name for t in request.tools))
-        body = build_request_body(request, names)
+        body = _encode_body(build_request_body(request, names))
         progress = _Progress()
         outcome: Outcome = "failed"
         finished_usage: Usage | None = None
@@ -175,7 +182,7 @@ class OpenAICompatibleProvider:
     async def _attempts(
         self,
         request: CompletionRequest,
-        body: dict[str, Any],
+        body: bytes,
         names: ToolNames,
         events: ProviderEventSink,
         progress: _Progress,
@@ -205,8 +212,12 @@ class OpenAICompatibleProvider:
                 await trio.sleep(delay)
                 attempt += 1
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"accept": "text/event-stream", "cache-control": "no-store"}
+    def _request_headers(self) -> dict[str, str]:
+        headers = {
+            "content-type": "application/json",
+            "accept": "text/event-stream",
+            "cache-control": "no-store",
+        }
         if self._api_key is not None:
             headers["authorization"] = f"Bearer {self._api_key.reveal()}"
         return headers
@@ -217,7 +228,7 @@ class OpenAICompatibleProvider:
     async def _attempt(
         self,
         request: CompletionRequest,
-        body: dict[str, Any],
+        body: bytes,
         names: ToolNames,
         events: ProviderEventSink,
         progress: _Progress,
@@ -236,21 +247,20 @@ class OpenAICompatibleProvider:
             clock = _IdleClock(watchdog, self.config.idle_timeout)
             try:
                 async with self._client.stream(
-                    "POST", self.config.completions_url, json=body, headers=self._headers()
+                    self.config.completions_url, body, self._headers
                 ) as response:
                     if response.status_code != 200:
                         await self._refuse(response)
-                    sse_events = httpx_sse.EventSource(response).aiter_sse()
-                    try:
-                        async for sse in sse_events:
+                    while (batch := await response.receive_events()) is not None:
+                        for data in batch:
                             if done:
                                 # Only the body's end may follow [DONE]; reading to it lets
                                 # the connection go back to the pool.
                                 continue
-                            if sse.data == "[DONE]":
+                            if data == b"[DONE]":
                                 done = True
                                 continue
-                            text = self._feed(assembler, sse.data)
+                            text = self._feed(assembler, data)
                             if text:
                                 await _forward(TextDelta(text=text), events, send_nowait, clock)
                                 progress.forwarded = True
@@ -263,25 +273,23 @@ class OpenAICompatibleProvider:
                                         ToolCallRequested(call=call), events, send_nowait, clock
                                     )
                                     progress.forwarded = True
-                    finally:
-                        await _close_and_drain(response, sse_events)
-            except httpx.TimeoutException as exc:
+            except ConnectTimeout as exc:
                 raise _Retryable(
                     ProviderError(
                         "provider.timeout", f"{self.name}: {type(exc).__name__} to the upstream"
                     )
                 ) from None
-            except httpx.TransportError as exc:
+            except EventStreamError as exc:
+                raise ProviderError(
+                    "provider.bad_response",
+                    f"{self.name}: the response is not an event stream ({exc})",
+                ) from None
+            except HttpError as exc:
                 raise _Retryable(
                     ProviderError(
                         "provider.unavailable",
                         f"{self.name}: connection failed ({type(exc).__name__})",
                     )
-                ) from None
-            except (httpx_sse.SSEError, httpx.DecodingError) as exc:
-                raise ProviderError(
-                    "provider.bad_response",
-                    f"{self.name}: the response is not an event stream ({type(exc).__name__})",
                 ) from None
         if watchdog.cancelled_caught:
             if assembler.got_content:
@@ -300,13 +308,13 @@ class OpenAICompatibleProvider:
         progress.forwarded = True
         return usage
 
-    def _feed(self, assembler: ChunkAssembler, data: str) -> str:
+    def _feed(self, assembler: ChunkAssembler, data: bytes) -> str:
         try:
             return assembler.feed(parse_chunk(data))
         except ProviderError as exc:
             raise ProviderError(exc.code, f"{self.name}: {self._redact(exc.message)}") from None
 
-    async def _refuse(self, response: httpx.Response) -> None:
+    async def _refuse(self, response: StreamingResponse) -> None:
         """Turn a non-200 answer into the right error; always raises."""
         quoted = await self._error_message(response)
         status = response.status_code
@@ -323,18 +331,10 @@ class OpenAICompatibleProvider:
             raise _Retryable(error)
         raise error
 
-    async def _error_message(self, response: httpx.Response) -> str:
-        raw = bytearray()
-        pieces = response.aiter_bytes()
+    async def _error_message(self, response: StreamingResponse) -> str:
+        raw = await response.read(_ERROR_BODY_LIMIT)
         try:
-            async for piece in pieces:
-                raw += piece
-                if len(raw) >= _ERROR_BODY_LIMIT:
-                    break
-        finally:
-            await _close_and_drain(response, pieces)
-        try:
-            parsed = json.loads(bytes(raw))
+            parsed = json.loads(raw)
             message = parsed["error"]["message"]
         except (ValueError, KeyError, TypeError):
             return ""
@@ -396,27 +396,6 @@ async def _forward(
     clock.chunk()
 
 
-async def _close_and_drain(response: httpx.Response, chain: AsyncIterator[object]) -> None:
-    """Close the response, then run its generator chain to its end.
-
-    httpx's body iterators are nested async generators (SSE events over text over bytes over
-    the transport's stream) and none closes the one it iterates. Closing only the outermost
-    would leave the inner ones suspended for the garbage collector, which Trio reports as
-    abandoned. Closing the response first makes the next read fail at once, so resuming the
-    chain ends every generator in it by running; leftover buffered events are discarded.
-
-    Only ever awaited from a ``finally`` block (it is cleanup).
-
-    Cancellation: shielded for at most ``_DRAIN_GRACE``; past it the shield's own cancel
-    ends the chain the same way.
-    """
-    with trio.move_on_after(_DRAIN_GRACE, shield=True):
-        await response.aclose()
-        with contextlib.suppress(Exception):
-            async for _ in chain:
-                pass
-
-
 @asynccontextmanager
 async def open_openai_provider(
     config: OpenAIProviderConfig,
@@ -440,12 +419,12 @@ async def open_openai_provider(
     Cancellation: the pool is closed on the way out.
     """
     api_key = load_api_key(key=config.api_key, env_var=config.api_key_env, file=config.api_key_file)
-    async with open_pooled_http_client(
+    async with open_streaming_http_client(
         max_connections=config.max_connections,
         max_keepalive_connections=config.max_keepalive_connections,
-        # Only the connect timeout is httpx's; the stream's deadlines are Trio scopes above,
-        # which (unlike per-read timeouts) also bound a server that trickles keep-alive bytes.
-        timeout=httpx.Timeout(connect=config.connect_timeout, read=None, write=None, pool=None),
+        # Only the connect timeout is the client's; the stream's deadlines are Trio scopes
+        # above, which (unlike per-read timeouts) also bound a server that trickles bytes.
+        connect_timeout=config.connect_timeout,
     ) as client:
         yield OpenAICompatibleProvider(
             config, client, api_key, rng=rng, usage_observer=usage_observer

@@ -19,10 +19,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final, NoReturn
 
 import attrs
+import msgspec
 
 from actors.errors import ProviderError
 
@@ -175,15 +175,50 @@ def _utf8(text: str, what: str) -> str:
     return text
 
 
-def parse_chunk(data: str) -> object:
+#: Chunks are decoded with msgspec: in C, straight from the event's bytes (no text decode
+#: first), about three times faster than ``json.loads`` on a chunk; plain dicts and lists
+#: come out, so the assembler checks their shape.
+_decode_chunk: Final = msgspec.json.Decoder().decode
+#: A ``\\uD800``-``\\uDFFF`` escape: a UTF-16 surrogate, lone or half of a pair.
+_SURROGATE_ESCAPE: Final = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError("number out of range")
+    return value
+
+
+def parse_chunk(data: bytes | str) -> object:
     """One SSE ``data:`` payload as JSON.
 
+    Read with msgspec, which refuses what is not UTF-8 or not JSON, ``NaN`` and
+    ``Infinity``, numbers beyond a double's range and nesting past its recursion limit. A
+    lone UTF-16 surrogate escape (``"\\ud800"``) is the one thing msgspec refuses that a
+    chunk may still carry: that rare chunk is read again with ``json`` (NaN and infinities
+    refused the same way), and the assembler refuses the surrogate in the text it forwards
+    and in a tool call's name or id; in a tool call's arguments it is left to the tool path,
+    whose strict reader refuses it with a receipt (as an integer past 2**53 or a duplicate
+    key there).
+
     Raises:
-        ProviderError: ``provider.bad_response`` when it is not JSON (or nests too deep
-            to read).
+        ProviderError: ``provider.bad_response`` when it is not a JSON value we can read.
     """
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     try:
-        return json.loads(data)
+        return _decode_chunk(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        if not _SURROGATE_ESCAPE.search(raw):
+            raise _bad("a stream chunk is not valid JSON") from None
+    try:
+        return json.loads(
+            raw.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float
+        )
     except (ValueError, RecursionError):
         raise _bad("a stream chunk is not valid JSON") from None
 
@@ -212,17 +247,20 @@ class ChunkAssembler:
         self.got_content = False
 
     def feed(self, chunk: object) -> str:
-        """Take one chunk; return its text (possibly empty) to forward at once.
+        """Take one parsed chunk (JSON objects are dicts); return its text to forward at once.
+
+        The shape checks are ``isinstance(..., dict)``: a decoder's objects are dicts, and the
+        ABC check of ``Mapping`` was about a seventh of this method's time in a profile.
 
         Raises:
             ProviderError: ``provider.bad_response`` for a chunk without the stream's shape;
                 ``provider.unavailable`` for an ``error`` object sent inside the stream.
         """
-        if not isinstance(chunk, Mapping):
+        if not isinstance(chunk, dict):
             raise _bad("a stream chunk is not a JSON object")
         error = chunk.get("error")
         if error:
-            detail = error.get("message") if isinstance(error, Mapping) else error
+            detail = error.get("message") if isinstance(error, dict) else error
             raise ProviderError("provider.unavailable", f"upstream error in stream: {detail!s}")
         usage = chunk.get("usage")
         if usage is not None:
@@ -234,7 +272,7 @@ class ChunkAssembler:
             raise _bad("a stream chunk has no choices list")
         text = ""
         for choice in choices:
-            if not isinstance(choice, Mapping):
+            if not isinstance(choice, dict):
                 raise _bad("a choice is not a JSON object")
             # Only the first choice is asked for (n defaults to 1); others are not ours.
             if choice.get("index", 0) != 0:
@@ -242,9 +280,9 @@ class ChunkAssembler:
             text += self._feed_choice(choice)
         return text
 
-    def _feed_choice(self, choice: Mapping[str, Any]) -> str:
+    def _feed_choice(self, choice: dict[str, Any]) -> str:
         delta = choice.get("delta") or {}
-        if not isinstance(delta, Mapping):
+        if not isinstance(delta, dict):
             raise _bad("a choice's delta is not a JSON object")
         content = delta.get("content")
         if content is not None and not isinstance(content, str):
@@ -267,7 +305,7 @@ class ChunkAssembler:
         return text
 
     def _feed_fragment(self, fragment: object) -> None:
-        if not isinstance(fragment, Mapping):
+        if not isinstance(fragment, dict):
             raise _bad("a tool_calls fragment is not a JSON object")
         index = fragment.get("index", 0)
         if not isinstance(index, int) or isinstance(index, bool) or index < 0:
@@ -277,7 +315,7 @@ class ChunkAssembler:
         if isinstance(call_id, str) and call_id and not call.call_id:
             call.call_id = _utf8(call_id, "a tool call's id")
         function = fragment.get("function") or {}
-        if not isinstance(function, Mapping):
+        if not isinstance(function, dict):
             raise _bad("a tool_calls fragment's function is not a JSON object")
         name = function.get("name")
         # The name arrives whole in one fragment; a server that repeats it is tolerated.
@@ -314,7 +352,7 @@ class ChunkAssembler:
 
 
 def _parse_usage(usage: object) -> tuple[int, int]:
-    if not isinstance(usage, Mapping):
+    if not isinstance(usage, dict):
         raise _bad("usage is not a JSON object")
     return _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
 

@@ -1,9 +1,22 @@
 """The tool relay's domain: frames and their codec, bearer tokens, shard choice.
 
-The public surface is pure logic (no Trio, no sockets). The connection actors and the
-client dialler (``_dial.open_relay_websocket``) live in private modules.
+The public surface is pure logic (no Trio, no sockets): both codecs (JSON ``zl.relay.v1``
+and binary ``zl.relay.v1+proto``) and the choice between them. The connection actors, the
+client dialler (``_dial.open_relay_websocket``) and a connection's coalescing writer
+(``_codec.FrameWriter``) live in private modules.
 """
 
+from ._binary import BINARY_SUBPROTOCOL as BINARY_SUBPROTOCOL
+from ._binary import MAX_FRAMES_PER_MESSAGE as MAX_FRAMES_PER_MESSAGE
+from ._binary import decode_binary_batch as decode_binary_batch
+from ._binary import decode_binary_frames as decode_binary_frames
+from ._binary import encode_binary_frames as encode_binary_frames
+from ._codec import BINARY_CODEC as BINARY_CODEC
+from ._codec import JSON_CODEC as JSON_CODEC
+from ._codec import OFFERED_SUBPROTOCOLS as OFFERED_SUBPROTOCOLS
+from ._codec import FrameCodec as FrameCodec
+from ._codec import choose_subprotocol as choose_subprotocol
+from ._codec import codec_for as codec_for
 from ._errors import BadFrame as BadFrame
 from ._errors import Forbidden as Forbidden
 from ._errors import KeyFileError as KeyFileError
@@ -53,11 +66,16 @@ from ._tokens import verify_token as verify_token
 from ._wire import encode_for_link as encode_for_link
 
 __all__ = [
+    "BINARY_CODEC",
+    "BINARY_SUBPROTOCOL",
     "DEFAULT_AUDIENCE",
     "DEFAULT_MAX_FRAME_BYTES",
     "DEFAULT_MAX_HOST_FRAME_BYTES",
     "FRAME_CLASSES",
+    "JSON_CODEC",
+    "MAX_FRAMES_PER_MESSAGE",
     "MAX_FRAME_DEPTH",
+    "OFFERED_SUBPROTOCOLS",
     "SUBPROTOCOL",
     "BadFrame",
     "Caps",
@@ -70,6 +88,7 @@ __all__ = [
     "ErrorFrame",
     "Forbidden",
     "Frame",
+    "FrameCodec",
     "HostClaims",
     "KeyFileError",
     "Ping",
@@ -84,7 +103,12 @@ __all__ = [
     "Unauthenticated",
     "authorize",
     "check_outbound_size",
+    "choose_subprotocol",
+    "codec_for",
+    "decode_binary_batch",
+    "decode_binary_frames",
     "decode_frame",
+    "encode_binary_frames",
     "encode_for_link",
     "encode_frame",
     "generate_signing_key",

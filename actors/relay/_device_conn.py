@@ -1,7 +1,12 @@
 """One actor per connected device: calls in flight, heartbeats, catalog, replacement.
 
-The reader task turns socket messages into ``FromPeer`` (or ``PeerGone``) in the
-actor's own mailbox, so every state change happens in ``handle``, one at a time.
+The connection's reader (:func:`read_frames`, run by the listener's task that accepted the
+connection) turns socket messages into ``FromPeer`` (or ``PeerGone``) in the actor's own
+mailbox, so every state change happens in ``handle``, one at a time; the router's
+``Heartbeat`` says when to ping, and when to check that the device token has not expired.
+So a connected device costs the relay three tasks (the listener's, trio-websocket's reader
+and the actor's) and no timer of its own: what an idle device holds is most of what a
+shard's memory is spent on (``bench.bridge --idle-only``).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import trio
 from actors.errors import WireError
 from zl_actors import Actor, ActorContext, ActorRef, ActorStopped, MailboxFull
 
+from ._codec import JSON_CODEC, FrameCodec
 from ._errors import BadFrame
 from ._frames import (
     DeviceHello,
@@ -29,10 +35,9 @@ from ._frames import (
     ToolCancel,
     ToolProgress,
     ToolResult,
-    decode_frame,
 )
 from ._limits import RelayLimits
-from ._router import error_result, reply_nowait
+from ._router import RttMeter, error_result, reply_nowait
 from ._tokens import CLOCK_LEEWAY_S
 from ._wire import (
     CLOSE_BAD_FRAME,
@@ -42,9 +47,7 @@ from ._wire import (
     CLOSE_UNAUTHENTICATED,
     WsPeer,
     close_quietly,
-    encode_for_link,
-    send_frame,
-    send_text,
+    send_message,
 )
 from .messages import (
     BadCallFrame,
@@ -53,6 +56,7 @@ from .messages import (
     DeliverCancel,
     DeviceMessage,
     FromPeer,
+    Heartbeat,
     HostMessage,
     PeerGone,
     RegisterDevice,
@@ -60,7 +64,6 @@ from .messages import (
     RouterMessage,
     TokenExpired,
     UnregisterDevice,
-    UpdateRtt,
 )
 
 log = logging.getLogger("zl.relay.device")
@@ -78,12 +81,16 @@ async def read_frames(
     *,
     idle_s: float,
     max_bytes: int,
+    codec: FrameCodec = JSON_CODEC,
+    rtt: RttMeter | None = None,
 ) -> None:
     """Feed decoded frames into the actor's mailbox until the peer goes or goes silent.
 
     Ends by sending ``PeerGone``. A bad frame that names a call becomes ``BadCallFrame``
-    (only that call fails); any other bad frame is answered with an ``error`` frame and a
-    4400 close. Waits for mailbox room (back-pressure on the socket).
+    (only that call fails; in a binary message the other frames are still delivered); any
+    other bad frame is answered with an ``error`` frame and a 4400 close. Waits for mailbox
+    room (back-pressure on the socket). A binary message's frames are checked all together
+    before any is delivered. With ``rtt``, pongs go to it and not to the actor.
     """
     from trio_websocket import ConnectionClosed  # the edge library, only at the edge
 
@@ -97,13 +104,8 @@ async def read_frames(
                 await close_quietly(ws, CLOSE_HEARTBEAT, "missed heartbeats")
                 break
             try:
-                frame = decode_frame(data, max_bytes=max_bytes)
+                frames = codec.decode_each(data, max_bytes=max_bytes)
             except BadFrame as exc:
-                if exc.call_id is not None:
-                    # One call's frame is bad (a result nested too deep, a number out of
-                    # range): that call fails, the connection and its other calls go on.
-                    await self_ref.tell(BadCallFrame(call_id=exc.call_id, error=exc.to_wire()))
-                    continue
                 reason, code = str(exc), CLOSE_BAD_FRAME
                 await close_quietly(
                     ws,
@@ -112,7 +114,16 @@ async def read_frames(
                     ErrorFrame.from_wire(exc.to_wire(), call_id=exc.call_id),
                 )
                 break
-            await self_ref.tell(FromPeer(frame=frame))
+            for frame in frames:
+                if isinstance(frame, BadFrame):
+                    # One call's frame is bad (a result nested too deep, a number out of
+                    # range): that call fails, the connection and its other calls go on.
+                    assert frame.call_id is not None
+                    await self_ref.tell(BadCallFrame(call_id=frame.call_id, error=frame.to_wire()))
+                elif rtt is not None and type(frame) is Pong:
+                    rtt.pong(frame)
+                else:
+                    await self_ref.tell(FromPeer(frame=frame))
     except ConnectionClosed as exc:
         if exc.reason is not None:
             reason, code = f"closed by peer ({exc.reason.code})", exc.reason.code
@@ -127,16 +138,22 @@ async def read_frames(
 class DeviceConnection(Actor[DeviceMessage]):
     """The relay's side of one bridge's WebSocket.
 
+    Only this actor's task writes the socket (calls, cancels, pings and pongs); whoever
+    started it runs :func:`read_frames` for it once it is ready.
+
     Args:
-        ws: the accepted WebSocket (the listener's handler task keeps it open until
-            ``done`` is set).
+        ws: the accepted WebSocket (the listener's handler task reads it and keeps it open
+            until ``done`` is set).
         tenant: from the verified device token.
         hello: the bridge's ``device.hello`` (its device id was checked against the token).
         router: where the device registers.
         limits: heartbeats and bounds.
         done: set when this connection has ended, so the handler task can return.
         expires_at: when the device token expires (Unix time); the connection is closed
-            with 4401 then (after the same clock leeway the token check allows).
+            with 4401 at the first heartbeat past it (after the same clock leeway the
+            token check allows).
+        codec: the connection's negotiated frame codec.
+        rtt: the connection's round-trip meter (the reader gives it the pongs).
     """
 
     mailbox_capacity = DEVICE_MAILBOX_CAPACITY
@@ -151,9 +168,13 @@ class DeviceConnection(Actor[DeviceMessage]):
         limits: RelayLimits,
         done: trio.Event,
         expires_at: float | None = None,
+        codec: FrameCodec = JSON_CODEC,
+        rtt: RttMeter | None = None,
     ) -> None:
         self.ws = ws
         self.expires_at = expires_at
+        self.codec = codec
+        self.rtt = rtt if rtt is not None else RttMeter()
         self.tenant = tenant
         self.hello = hello
         self.device_id = hello.device_id
@@ -163,8 +184,6 @@ class DeviceConnection(Actor[DeviceMessage]):
         self.tools = {tool.name for tool in hello.tools}
         self.in_flight: dict[str, ActorRef[HostMessage]] = {}
         self.nonces = itertools.count()
-        #: The last relay↔device round trip in milliseconds (None before the first pong).
-        self.rtt_ms: float | None = None
         self.close_code = CLOSE_GOING_AWAY
         self.close_reason = "relay shutting down"
         self.close_error: WireError | None = None
@@ -177,7 +196,11 @@ class DeviceConnection(Actor[DeviceMessage]):
     async def on_start(self, ctx: ActorContext[DeviceMessage]) -> None:
         await self.router.ask(
             RegisterDevice(
-                tenant=self.tenant, device_id=self.device_id, hello=self.hello, ref=ctx.self_ref
+                tenant=self.tenant,
+                device_id=self.device_id,
+                hello=self.hello,
+                ref=ctx.self_ref,
+                rtt=self.rtt,
             ),
             timeout=REGISTER_TIMEOUT_S,
         )
@@ -187,18 +210,9 @@ class DeviceConnection(Actor[DeviceMessage]):
             max_frame_bytes=self.limits.max_frame_bytes,
             max_in_flight=self.limits.max_in_flight,
         )
-        await send_frame(self.ws, ack, timeout_s=self.limits.send_timeout_s)
-        ctx.nursery.start_soon(
-            lambda: read_frames(
-                self.ws,
-                ctx.self_ref,
-                idle_s=self.limits.device_dead_after_s,
-                max_bytes=self.limits.max_frame_bytes,
-            )
-        )
-        ctx.nursery.start_soon(self._heartbeat)
-        if self.expires_at is not None:
-            ctx.nursery.start_soon(expire_at, self.expires_at, ctx.self_ref)
+        if not await self._send(ack):
+            ctx.stop()
+            return
         log.info(
             "%s connected (bridge %s, %d tools)",
             self.who,
@@ -206,26 +220,31 @@ class DeviceConnection(Actor[DeviceMessage]):
             len(self.hello.tools),
         )
 
-    async def _heartbeat(self) -> None:
-        while True:
-            await trio.sleep(self.limits.heartbeat_s)
-            ping = Ping(nonce=f"r{next(self.nonces)}", sent_at_ms=trio.current_time() * 1000)
-            if not await self._send(ping):
-                return
+    def _encode(self, frame: Frame) -> bytes | str:
+        """``frame`` in this connection's codec, measured against the device link's limit.
+
+        Raises:
+            BadFrame: it cannot be encoded or does not fit (``call_id`` names its call).
+        """
+        return self.codec.encode_for_link(
+            frame, limit=self.limits.max_frame_bytes, link="the device link"
+        )
 
     async def _send(self, frame: Frame) -> bool:
+        """Send a frame the relay made itself; False (and ``gone``) if the peer is gone."""
         try:
-            text = encode_for_link(frame, limit=self.limits.max_frame_bytes, link="the device link")
+            message = self._encode(frame)
         except BadFrame as exc:
             # Only frames the relay makes itself come here (pings, cancels, errors): one that
             # cannot be sent is dropped and logged, never a reason to close the connection.
             log.warning("%s: not sending a %s frame: %s", self.who, frame.TYPE, exc.message)
             return True
-        return await self._send_text(text)
+        return await self._send_message(message)
 
-    async def _send_text(self, text: str) -> bool:
+    async def _send_message(self, message: bytes | str) -> bool:
+        """Send one encoded message within ``send_timeout_s``; False (and ``gone``) if not."""
         try:
-            await send_text(self.ws, text, timeout_s=self.limits.send_timeout_s)
+            await send_message(self.ws, message, timeout_s=self.limits.send_timeout_s)
         except Exception as exc:
             log.info("%s: send failed (%s)", self.who, type(exc).__name__)
             self.gone = True
@@ -267,21 +286,27 @@ class DeviceConnection(Actor[DeviceMessage]):
                     )
                 else:
                     try:
-                        text = encode_for_link(
-                            frame, limit=self.limits.max_frame_bytes, link="the device link"
-                        )
+                        encoded = self._encode(frame)
                     except BadFrame as exc:
                         reply_nowait(
                             reply_to, ToolResult(call_id=frame.call_id, error=exc.to_wire())
                         )
                         return
                     self.in_flight[frame.call_id] = reply_to
-                    if not await self._send_text(text):
+                    if not await self._send_message(encoded):
                         ctx.stop()
             case DeliverCancel(call_id=call_id, reason=reason):
                 if call_id in self.in_flight and not await self._send(
                     ToolCancel(call_id=call_id, reason=reason)
                 ):
+                    ctx.stop()
+            case Heartbeat():
+                if self._token_expired():
+                    self._close_expired()
+                    ctx.stop()
+                    return
+                ping = Ping(nonce=f"r{next(self.nonces)}", sent_at_ms=trio.current_time() * 1000)
+                if not await self._send(ping):
                     ctx.stop()
             case Replace():
                 self.close_code, self.close_reason = (
@@ -294,13 +319,7 @@ class DeviceConnection(Actor[DeviceMessage]):
                 self.close_reason = reason
                 ctx.stop()
             case TokenExpired():
-                self.close_code = CLOSE_UNAUTHENTICATED
-                self.close_reason = "relay.unauthenticated: the device token has expired"
-                self.close_error = WireError(
-                    code="relay.unauthenticated",
-                    message="the device token has expired; connect again with a fresh one",
-                    retryable=False,
-                )
+                self._close_expired()
                 ctx.stop()
             case BadCallFrame(call_id=call_id, error=error):
                 waiting = self.in_flight.pop(call_id, None)
@@ -320,14 +339,23 @@ class DeviceConnection(Actor[DeviceMessage]):
             case FromPeer(frame=frame):
                 await self._from_device(frame, ctx)
 
+    def _token_expired(self) -> bool:
+        """Whether the device token has expired (with the leeway the token check allows)."""
+        return self.expires_at is not None and time.time() > self.expires_at + CLOCK_LEEWAY_S
+
+    def _close_expired(self) -> None:
+        self.close_code = CLOSE_UNAUTHENTICATED
+        self.close_error = token_expired_error("device")
+        self.close_reason = f"{self.close_error.code}: the device token has expired"
+
     async def _from_device(self, frame: object, ctx: ActorContext[DeviceMessage]) -> None:
         match frame:
             case ToolResult(call_id=call_id):
                 reply_to = self.in_flight.pop(call_id, None)
                 if reply_to is not None:
                     # The relay is the one that measured it: a device's own figure is replaced.
-                    if frame.device_rtt_ms != self.rtt_ms:
-                        frame = attrs.evolve(frame, device_rtt_ms=self.rtt_ms)
+                    if frame.device_rtt_ms != self.rtt.rtt_ms:
+                        frame = attrs.evolve(frame, device_rtt_ms=self.rtt.rtt_ms)
                     reply_nowait(reply_to, frame)
             case ToolProgress(call_id=call_id):
                 progress_to = self.in_flight.get(call_id)
@@ -349,12 +377,8 @@ class DeviceConnection(Actor[DeviceMessage]):
             case Ping(nonce=nonce, sent_at_ms=sent_at_ms):
                 if not await self._send(Pong(nonce=nonce, sent_at_ms=sent_at_ms)):
                     ctx.stop()
-            case Pong(sent_at_ms=sent_at_ms):
-                self.rtt_ms = max(0.0, trio.current_time() * 1000 - sent_at_ms)
-                with contextlib.suppress(MailboxFull, ActorStopped):
-                    self.router.send_nowait(
-                        UpdateRtt(tenant=self.tenant, device_id=self.device_id, rtt_ms=self.rtt_ms)
-                    )
+            case Pong():
+                self.rtt.pong(frame)  # when the reader was not given the meter
             case _:
                 kind = getattr(frame, "TYPE", "?")
                 self.close_code, self.close_reason = (
@@ -389,6 +413,15 @@ class DeviceConnection(Actor[DeviceMessage]):
             last = None if self.close_error is None else ErrorFrame.from_wire(self.close_error)
             await close_quietly(self.ws, self.close_code, self.close_reason, last)
         self.done.set()
+
+
+def token_expired_error(kind: str) -> WireError:
+    """What a connection whose ``kind`` ("device", "host") token expired is told as it closes."""
+    return WireError(
+        code="relay.unauthenticated",
+        message=f"the {kind} token has expired; connect again with a fresh one",
+        retryable=False,
+    )
 
 
 async def expire_at(

@@ -18,11 +18,16 @@ from typing import Any, Final, cast
 import trio
 from trio_websocket import CloseReason, ConnectionClosed, WebSocketConnection, wrap_client_stream
 
+from zl_actors import EagerSocketStream
+
 from ._frames import SUBPROTOCOL
 from ._wire import CLOSE_TIMEOUT_S
 
 #: Default ports when a relay URL names none.
 DEFAULT_PORTS: Final = {"ws": 80, "wss": 443}
+#: What trio-websocket reads from the socket at a time (its default, 4 KiB, takes two reads
+#: and two passes of the event loop for a 4 KiB tool result).
+RECEIVE_BUFFER_BYTES: Final = 65_536
 #: RFC 6455 code for a connection that ended without a close frame.
 ABNORMAL_CLOSURE: Final = 1006
 HANDSHAKE_LOST: Final = "connection lost during the opening handshake"
@@ -76,6 +81,7 @@ async def open_relay_websocket(
     max_message_size: int,
     connect_timeout_s: float,
     extra_headers: Sequence[tuple[bytes, bytes]] = (),
+    subprotocols: Sequence[str] = (SUBPROTOCOL,),
 ) -> AsyncIterator[WebSocketConnection]:
     """Connect to a relay endpoint with the relay subprotocol and a bearer token.
 
@@ -88,6 +94,8 @@ async def open_relay_websocket(
         max_message_size: larger messages close the connection with 1009.
         connect_timeout_s: TCP + TLS + WebSocket opening handshake.
         extra_headers: more request headers.
+        subprotocols: what to offer, most preferred first; ``ws.subprotocol`` is what the
+            relay chose (``_codec.codec_for`` gives its codec).
 
     Yields:
         the open connection; on leaving, it is closed (bounded by ``CLOSE_TIMEOUT_S``) and
@@ -110,16 +118,19 @@ async def open_relay_websocket(
     if token is not None:
         headers.append((b"authorization", f"Bearer {token}".encode()))
     host_header = host if port in (80, 443) else f"{host}:{port}"
-    stream: trio.SocketStream | trio.SSLStream[trio.SocketStream] | None = None
+    stream: EagerSocketStream | trio.SSLStream[EagerSocketStream] | None = None
     try:
         with trio.fail_after(connect_timeout_s):
+            # Socket calls that yield only when they wait (zl_actors.EagerSocketStream): a
+            # relayed call crosses this socket four times, each a pass of the loop saved.
+            tcp = EagerSocketStream.from_trio(await trio.open_tcp_stream(host, port))
             if tls:
                 assert ssl_context is not None
-                stream = await trio.open_ssl_over_tcp_stream(
-                    host, port, ssl_context=ssl_context, https_compatible=True
+                stream = trio.SSLStream(
+                    tcp, ssl_context, server_hostname=host, https_compatible=True
                 )
             else:
-                stream = await trio.open_tcp_stream(host, port)
+                stream = tcp
         try:
             async with trio.open_nursery() as nursery:
                 handshake = trio.CancelScope()
@@ -127,13 +138,14 @@ async def open_relay_websocket(
                 with trio.fail_after(connect_timeout_s), handshake:
                     ws = await wrap_client_stream(
                         reader_nursery,
-                        stream,
+                        stream,  # type: ignore[arg-type]  # any trio stream will do
                         host_header,
                         resource,
-                        subprotocols=[SUBPROTOCOL],
+                        subprotocols=list(subprotocols),
                         extra_headers=headers,
                         message_queue_size=message_queue_size,
                         max_message_size=max_message_size,
+                        receive_buffer_size=RECEIVE_BUFFER_BYTES,
                     )
                 if handshake.cancelled_caught:
                     # The reader task ended first: the relay dropped the connection (or the

@@ -29,7 +29,8 @@ from actors.telemetry import (
 )
 from zl_actors import Actor, ActorContext, ActorRef, ActorStopped, AskTimeout, MailboxFull
 
-from ._device_conn import expire_at, read_frames
+from ._codec import JSON_CODEC, FrameCodec, FrameWriter, WriterClosed
+from ._device_conn import expire_at, read_frames, token_expired_error
 from ._errors import BadFrame, Forbidden
 from ._frames import (
     CatalogGet,
@@ -40,7 +41,6 @@ from ._frames import (
     ToolCall,
     ToolCancel,
     ToolResult,
-    encode_frame,
 )
 from ._limits import RelayLimits
 from ._router import error_result
@@ -52,8 +52,6 @@ from ._wire import (
     CLOSE_UNAUTHENTICATED,
     WsPeer,
     close_quietly,
-    encode_for_link,
-    send_text,
 )
 from .messages import (
     BadCallFrame,
@@ -73,6 +71,8 @@ log = logging.getLogger("zl.relay.host")
 #: Results from many devices converge here; devices hand them over with send_nowait.
 HOST_MAILBOX_CAPACITY: Final = 4096
 CATALOG_TIMEOUT_S: Final = 5.0
+#: How long a stopping connection lets its writer send what is queued before closing.
+CLOSE_FLUSH_S: Final = 1.0
 _LINK: Final = "the host link"
 ATTR_SHARD: Final = "zl.relay.shard"
 
@@ -95,6 +95,7 @@ class HostConnection(Actor[HostMessage]):
         shards: the configured shard list; ``local_shard_id`` names this shard.
         limits: bounds and timers.
         done: set when the connection has ended.
+        codec: the connection's negotiated frame codec.
     """
 
     mailbox_capacity = HOST_MAILBOX_CAPACITY
@@ -111,7 +112,10 @@ class HostConnection(Actor[HostMessage]):
         done: trio.Event,
         telemetry: Telemetry | None = None,
         stats: RelayStats | None = None,
+        codec: FrameCodec = JSON_CODEC,
     ) -> None:
+        self.codec = codec
+        self.writer: FrameWriter | None = None
         self.telemetry = telemetry
         self.stats = stats if stats is not None else RelayStats()
         #: The span of each call in flight (ended when its result goes back to the host).
@@ -130,12 +134,30 @@ class HostConnection(Actor[HostMessage]):
         self.close_error: WireError | None = None
 
     async def on_start(self, ctx: ActorContext[HostMessage]) -> None:
+        self_ref = ctx.self_ref
+
+        def writer_failed(reason: str) -> None:
+            with contextlib.suppress(MailboxFull, ActorStopped):
+                self_ref.send_nowait(PeerGone(reason=reason))
+
+        # Results from many devices converge on this connection: its writer sends those
+        # that are ready together as one message (binary subprotocol).
+        self.writer = FrameWriter(
+            self.ws,
+            self.codec,
+            limit=self.limits.max_host_frame_bytes,
+            link=_LINK,
+            timeout_s=self.limits.send_timeout_s,
+            on_failure=writer_failed,
+        )
+        ctx.nursery.start_soon(self.writer.run)
         ctx.nursery.start_soon(
             lambda: read_frames(
                 self.ws,
                 ctx.self_ref,
                 idle_s=self.limits.host_idle_s,
                 max_bytes=self.limits.max_host_frame_bytes,
+                codec=self.codec,
             )
         )
         ctx.nursery.start_soon(expire_at, self.claims.expires_at, ctx.self_ref)
@@ -150,27 +172,28 @@ class HostConnection(Actor[HostMessage]):
         """Send a frame; one that cannot go on this link fails only its own call.
 
         The connection is shared by every tenant the host serves: a device's result that
-        re-encodes larger than the host link's frame limit must never close it.
+        re-encodes larger than the host link's frame limit (in whichever codec this link
+        speaks) must never close it.
         """
+        assert self.writer is not None
         try:
-            text = encode_for_link(frame, limit=self.limits.max_host_frame_bytes, link=_LINK)
-        except BadFrame as exc:
-            if exc.call_id is None or not isinstance(frame, ToolResult):
-                log.warning(
-                    "host %s: not sending a %s frame: %s",
-                    self.claims.host_id,
-                    frame.TYPE,
-                    exc.message,
+            try:
+                await self.writer.send(frame)
+            except BadFrame as exc:
+                if exc.call_id is None or not isinstance(frame, ToolResult):
+                    log.warning(
+                        "host %s: not sending a %s frame: %s",
+                        self.claims.host_id,
+                        frame.TYPE,
+                        exc.message,
+                    )
+                    return
+                log.info(
+                    "host %s: call %s fails: %s", self.claims.host_id, exc.call_id, exc.message
                 )
-                return
-            log.info("host %s: call %s fails: %s", self.claims.host_id, exc.call_id, exc.message)
-            text = encode_frame(
-                ToolResult(call_id=exc.call_id, error=exc.to_wire()), validate=False
-            )
-        try:
-            await send_text(self.ws, text, timeout_s=self.limits.send_timeout_s)
-        except Exception as exc:
-            log.info("host %s: send failed (%s)", self.claims.host_id, type(exc).__name__)
+                await self.writer.send(ToolResult(call_id=exc.call_id, error=exc.to_wire()))
+        except WriterClosed as exc:
+            log.info("host %s: send failed (%s)", self.claims.host_id, exc)
             self.gone = True
             ctx.stop()
 
@@ -189,12 +212,8 @@ class HostConnection(Actor[HostMessage]):
                 ctx.stop()
             case TokenExpired():
                 self.close_code = CLOSE_UNAUTHENTICATED
-                self.close_reason = "relay.unauthenticated: the host token has expired"
-                self.close_error = WireError(
-                    code="relay.unauthenticated",
-                    message="the host token has expired; connect again with a fresh one",
-                    retryable=False,
-                )
+                self.close_error = token_expired_error("host")
+                self.close_reason = f"{self.close_error.code}: the host token has expired"
                 ctx.stop()
             case BadCallFrame(call_id=call_id, error=error):
                 if call_id not in self.calls:
@@ -355,6 +374,9 @@ class HostConnection(Actor[HostMessage]):
             self.local_shard_id,
             self.close_reason,
         )
+        if self.writer is not None:
+            await self.writer.flush(timeout_s=CLOSE_FLUSH_S)
+            self.writer.close()
         if not self.gone:
             last = None if self.close_error is None else ErrorFrame.from_wire(self.close_error)
             await close_quietly(self.ws, self.close_code, self.close_reason, last)

@@ -7,15 +7,17 @@ connection at once as a ``tool.result`` with a typed error, never as a silent dr
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 from typing import Final
 
 import attrs
+import trio
 
 from actors.errors import WireError
 from zl_actors import Actor, ActorContext, ActorRef, ActorStopped, MailboxFull
 
-from ._frames import Catalog, DeviceHello, ToolResult
+from ._frames import Catalog, DeviceHello, Pong, ToolResult
 from .messages import (
     CallEnded,
     DeliverCall,
@@ -23,6 +25,7 @@ from .messages import (
     DeviceMessage,
     GetCatalog,
     GetRouterStats,
+    Heartbeat,
     HostMessage,
     RegisterDevice,
     Replace,
@@ -38,6 +41,9 @@ log = logging.getLogger("zl.relay.router")
 
 #: Messages queued for the router before host connections wait (back-pressure).
 ROUTER_MAILBOX_CAPACITY: Final = 4096
+#: The heartbeat interval is cut into this many ticks; each pings its share of the devices,
+#: so a shard's pings are spread evenly over the interval instead of coming in waves.
+HEARTBEAT_TICKS: Final = 50
 
 
 def error_result(call_id: str, code: str, message: str, *, retryable: bool) -> ToolResult:
@@ -60,25 +66,84 @@ def reply_nowait(reply_to: ActorRef[HostMessage], frame: ToolResult) -> None:
 
 
 @attrs.define
+class RttMeter:
+    """The last relay↔device round trip of one connection, from the device's pongs.
+
+    Written only by the connection's reader (a pong needs no state change of the actor, so
+    it does not wake it: heartbeats are most of what idle devices cost a shard's CPU); read
+    by the connection actor (for results) and the router (for catalogs).
+    """
+
+    rtt_ms: float | None = None
+
+    def pong(self, pong: Pong) -> None:
+        """Take a pong: the time since its ping was sent."""
+        self.rtt_ms = max(0.0, trio.current_time() * 1000 - pong.sent_at_ms)
+
+
+@attrs.define
 class _Entry:
     ref: ActorRef[DeviceMessage]
     hello: DeviceHello
+    tick: int = 0
     rtt_ms: float | None = None
+    #: The connection's meter, when it registered one (read for catalogs).
+    rtt: RttMeter | None = None
+
+    @property
+    def last_rtt_ms(self) -> float | None:
+        measured = self.rtt.rtt_ms if self.rtt is not None else None
+        return measured if measured is not None else self.rtt_ms
 
 
 class Router(Actor[RouterMessage]):
-    """Holds the device registry of one relay shard."""
+    """Holds the device registry of one relay shard, and paces the devices' heartbeats.
+
+    Args:
+        heartbeat_s: every registered device gets a ``Heartbeat`` this often (None: none,
+            for tests of routing alone). One task here does it for the whole shard: a timer
+            per device was a task and a sleeping cancel scope per idle connection.
+    """
 
     mailbox_capacity = ROUTER_MAILBOX_CAPACITY
 
-    def __init__(self) -> None:
+    def __init__(self, heartbeat_s: float | None = None) -> None:
         self.devices: dict[tuple[str, str], _Entry] = {}
+        self.heartbeat_s = heartbeat_s
+        self._ticks: list[dict[tuple[str, str], ActorRef[DeviceMessage]]] = [
+            {} for _ in range(HEARTBEAT_TICKS)
+        ]
+        self._next_tick = itertools.count()
+
+    async def on_start(self, ctx: ActorContext[RouterMessage]) -> None:
+        if self.heartbeat_s is not None:
+            ctx.nursery.start_soon(self._heartbeats, self.heartbeat_s)
+
+    async def _heartbeats(self, interval_s: float) -> None:
+        tick_s = interval_s / HEARTBEAT_TICKS
+        next_at = trio.current_time()
+        for tick in itertools.cycle(range(HEARTBEAT_TICKS)):
+            next_at += tick_s
+            await trio.sleep_until(next_at)
+            for ref in list(self._ticks[tick].values()):
+                # A device whose mailbox is full is busy, not idle: its ping can wait.
+                with contextlib.suppress(MailboxFull, ActorStopped):
+                    ref.send_nowait(Heartbeat())
+
+    def _forget(self, key: tuple[str, str]) -> None:
+        entry = self.devices.pop(key, None)
+        if entry is not None:
+            self._ticks[entry.tick].pop(key, None)
 
     async def handle(self, message: RouterMessage, ctx: ActorContext[RouterMessage]) -> object:
         match message:
-            case RegisterDevice(tenant=tenant, device_id=device_id, hello=hello, ref=ref):
-                old = self.devices.get((tenant, device_id))
-                self.devices[(tenant, device_id)] = _Entry(ref=ref, hello=hello)
+            case RegisterDevice(tenant=tenant, device_id=device_id, hello=hello, ref=ref, rtt=rtt):
+                key = (tenant, device_id)
+                old = self.devices.get(key)
+                self._forget(key)
+                tick = next(self._next_tick) % HEARTBEAT_TICKS
+                self.devices[key] = _Entry(ref=ref, hello=hello, tick=tick, rtt=rtt)
+                self._ticks[tick][key] = ref
                 if old is not None and old.ref != ref:
                     log.info(
                         "router: %s/%s reconnected; replacing the old connection", tenant, device_id
@@ -88,7 +153,7 @@ class Router(Actor[RouterMessage]):
             case UnregisterDevice(tenant=tenant, device_id=device_id, ref=ref):
                 entry = self.devices.get((tenant, device_id))
                 if entry is not None and entry.ref == ref:
-                    del self.devices[(tenant, device_id)]
+                    self._forget((tenant, device_id))
             case RouteCall(frame=frame, reply_to=reply_to):
                 self._route(
                     frame.tenant, frame.device_id, DeliverCall(frame=frame, reply_to=reply_to)
@@ -119,7 +184,7 @@ class Router(Actor[RouterMessage]):
                     online=True,
                     tools=entry.hello.tools,
                     bridge_version=entry.hello.bridge_version,
-                    rtt_ms=entry.rtt_ms,
+                    rtt_ms=entry.last_rtt_ms,
                 )
             case GetRouterStats():
                 return RouterStats(

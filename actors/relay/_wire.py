@@ -64,28 +64,17 @@ class WsPeer(Protocol):
     async def aclose(self, code: int = 1000, reason: str | None = None) -> None: ...
 
 
-async def send_frame(ws: WsPeer, frame: Frame, *, timeout_s: float) -> None:
-    """Send one frame within ``timeout_s``.
-
-    Raises:
-        trio.TooSlowError: the peer did not take it in time (a stuck peer).
-        trio_websocket.ConnectionClosed: the connection is gone.
-    """
-    text = encode_frame(frame, validate=False)
-    with trio.fail_after(timeout_s):
-        await ws.send_message(text)
-
-
-def encode_for_link(frame: Frame, *, limit: int, link: str) -> str:
+def encode_for_link(frame: Frame, *, limit: int, link: str, validate: bool = False) -> str:
     """The frame's text, checked against the frame limit of the link it will leave on.
 
     Raises:
-        BadFrame: it cannot be encoded, or it is larger than ``limit``; ``call_id`` names
-            the frame's call (if it has one) so that only that call fails.
+        BadFrame: it cannot be encoded (or, with ``validate``, its schema refuses it), or
+            it is larger than ``limit``; ``call_id`` names the frame's call (if it has one)
+            so that only that call fails.
     """
     call_id = getattr(frame, "call_id", None)
     try:
-        text = encode_frame(frame, validate=False)
+        text = encode_frame(frame, validate=validate)
     except BadFrame as exc:
         raise BadFrame(exc.message, call_id=call_id) from None
     # Characters first: a text is at least that many UTF-8 bytes, and most frames are ASCII.
@@ -94,10 +83,15 @@ def encode_for_link(frame: Frame, *, limit: int, link: str) -> str:
     return text
 
 
-async def send_text(ws: WsPeer, text: str, *, timeout_s: float) -> None:
-    """Send one encoded frame within ``timeout_s`` (raises as :func:`send_frame`)."""
+async def send_message(ws: WsPeer, message: bytes | str, *, timeout_s: float) -> None:
+    """Send one encoded message within ``timeout_s``.
+
+    Raises:
+        trio.TooSlowError: the peer did not take it in time (a stuck peer).
+        trio_websocket.ConnectionClosed: the connection is gone.
+    """
     with trio.fail_after(timeout_s):
-        await ws.send_message(text)
+        await ws.send_message(message)
 
 
 async def close_with_error(ws: WsPeer, error: WireError, *, code: int | None = None) -> None:

@@ -3,8 +3,9 @@
 * ``Router``: :class:`RegisterDevice` (ask → None), :class:`UnregisterDevice`,
   :class:`RouteCall`, :class:`RouteCancel`, :class:`UpdateRtt`, :class:`GetCatalog`
   (ask → ``Catalog`` frame), :class:`GetRouterStats` (ask → :class:`RouterStats`).
-* ``DeviceConnection``: :class:`DeliverCall`, :class:`DeliverCancel`, :class:`Replace`,
-  :class:`FromPeer`, :class:`BadCallFrame`, :class:`PeerGone`, :class:`TokenExpired`.
+* ``DeviceConnection``: :class:`DeliverCall`, :class:`DeliverCancel`, :class:`Heartbeat`,
+  :class:`Replace`, :class:`FromPeer`, :class:`BadCallFrame`, :class:`PeerGone`,
+  :class:`TokenExpired`.
 * ``HostConnection``: :class:`CallEnded` (a result or progress for one of its calls),
   :class:`FromPeer`, :class:`BadCallFrame`, :class:`PeerGone`, :class:`TokenExpired`.
 
@@ -13,7 +14,7 @@ Frames inside these messages were checked by ``decode_frame`` where they entered
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 import attrs
 
@@ -21,6 +22,9 @@ from actors.errors import WireError
 from zl_actors import ActorRef, Request
 
 from ._frames import Catalog, DeviceHello, Frame, ToolCall, ToolProgress, ToolResult
+
+if TYPE_CHECKING:
+    from ._router import RttMeter
 
 
 @attrs.frozen(kw_only=True)
@@ -82,23 +86,40 @@ class DeliverCancel:
 
 
 @attrs.frozen(kw_only=True)
+class Heartbeat:
+    """Router → device: time to ping the device (the router paces every device's pings)."""
+
+
+@attrs.frozen(kw_only=True)
 class Replace:
     """Router → device: a newer connection with the same device id took over; close."""
 
 
 DeviceMessage: TypeAlias = (
-    DeliverCall | DeliverCancel | Replace | FromPeer | BadCallFrame | PeerGone | TokenExpired
+    DeliverCall
+    | DeliverCancel
+    | Heartbeat
+    | Replace
+    | FromPeer
+    | BadCallFrame
+    | PeerGone
+    | TokenExpired
 )
 
 
 @attrs.frozen(kw_only=True)
 class RegisterDevice(Request[None]):
-    """A device connection is ready; an older one with the same key is told to ``Replace``."""
+    """A device connection is ready; an older one with the same key is told to ``Replace``.
+
+    ``rtt`` is the connection's round-trip meter (``_router.RttMeter``), which the
+    router reads for catalogs; without one, ``UpdateRtt`` messages keep the figure.
+    """
 
     tenant: str
     device_id: str
     hello: DeviceHello
     ref: ActorRef[DeviceMessage]
+    rtt: RttMeter | None = None
 
 
 @attrs.frozen(kw_only=True)

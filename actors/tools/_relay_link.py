@@ -31,12 +31,15 @@ from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
 from actors.errors import ToolError, ToolsUnreachable
 from actors.relay import (
     DEFAULT_MAX_HOST_FRAME_BYTES,
+    OFFERED_SUBPROTOCOLS,
+    SUBPROTOCOL,
     BadFrame,
     Caps,
     Catalog,
     CatalogGet,
     ErrorFrame,
     Frame,
+    FrameCodec,
     Ping,
     Pong,
     Redirect,
@@ -44,11 +47,10 @@ from actors.relay import (
     ToolCall,
     ToolCancel,
     ToolResult,
-    decode_frame,
-    encode_for_link,
-    encode_frame,
+    codec_for,
     shard_for,
 )
+from actors.relay._codec import FrameWriter, WriterClosed, open_frame_writer
 from actors.relay._dial import open_relay_websocket
 from zl_actors import (
     Actor,
@@ -98,6 +100,8 @@ class RelayLinkSettings:
         max_frame_bytes: the host link's frame limit: the largest frame accepted from a
             relay, and sent to one (a larger ``tool.call`` fails only that call). At least
             the relays' ``limits.max_host_frame_bytes``.
+        binary_frames: offer the binary subprotocol first (the relay then uses it); False
+            speaks JSON only.
     """
 
     shards: tuple[Shard, ...] = attrs.field(converter=_shard_tuple)
@@ -109,6 +113,7 @@ class RelayLinkSettings:
     reconnect_max_s: float = attrs.field(default=10.0, validator=gt(0))
     send_timeout_s: float = attrs.field(default=10.0, validator=gt(0))
     max_frame_bytes: int = attrs.field(default=DEFAULT_MAX_HOST_FRAME_BYTES, validator=gt(0))
+    binary_frames: bool = True
 
 
 # --- the per-shard actor's protocol -----------------------------------------------------
@@ -148,7 +153,6 @@ class _Pending:
     reply: DeferredReply
     tenant: str
     frame: Frame
-    text: str
 
 
 #: Called with a host↔device round trip in milliseconds; runs in the shard connection's
@@ -183,7 +187,10 @@ class ShardConnection(Actor[ShardMessage]):
         self.down_reason: str | None = None
         self.settings = settings
         self.on_rtt = on_rtt
-        self.ws: WebSocketConnection | None = None
+        #: The open connection's writer (None while there is no connection).
+        self.writer: FrameWriter | None = None
+        #: Whether the last attempt connected (so that its end is a drop, not a failure).
+        self.connected = False
         self.pending: dict[str, _Pending] = {}
         self.waiting: list[str] = []
         self.rtt_ms: float | None = None
@@ -198,7 +205,7 @@ class ShardConnection(Actor[ShardMessage]):
             case SendCall(frame=frame):
                 self._enqueue(frame.call_id, frame.tenant, frame, ctx)
             case FetchCatalog(tenant=tenant, device_id=device_id):
-                if self.ws is None and self.down_reason is not None:
+                if self.writer is None and self.down_reason is not None:
                     # Known to be down: say so now, rather than let the session wait out its
                     # catalog timeout and answer without tools as if the device had none.
                     ctx.defer_reply().fail(
@@ -212,8 +219,8 @@ class ShardConnection(Actor[ShardMessage]):
                 get = CatalogGet(request_id=request_id, tenant=tenant, device_id=device_id)
                 self._enqueue(request_id, tenant, get, ctx)
             case SendCancel(call_id=call_id, reason=reason):
-                if self.pending.pop(call_id, None) is not None and self.ws is not None:
-                    await self._send_quietly(ToolCancel(call_id=call_id, reason=reason))
+                if self.pending.pop(call_id, None) is not None and self.writer is not None:
+                    self._send_soon(None, ToolCancel(call_id=call_id, reason=reason), ctx)
             case GetShardRtt():
                 return self.rtt_ms
         return None
@@ -225,26 +232,50 @@ class ShardConnection(Actor[ShardMessage]):
         if len(self.pending) >= MAX_WAITING + SHARD_MAILBOX_CAPACITY:
             reply.fail(ToolError("relay.overloaded", "too many calls waiting for the relay"))
             return
-        try:
-            # Measured here, before it is sent: a frame over the link's limit would make the
-            # relay close the connection (1009) that every tenant's calls share.
-            text = encode_for_link(frame, limit=self.settings.max_frame_bytes, link=_LINK)
-        except BadFrame as exc:
-            reply.fail(ToolError(exc.code, exc.message))
-            return
-        self.pending[key] = _Pending(reply=reply, tenant=tenant, frame=frame, text=text)
-        if self.ws is not None:
-            ctx.nursery.start_soon(self._send_quietly, text)
+        self.pending[key] = _Pending(reply=reply, tenant=tenant, frame=frame)
+        if self.writer is not None:
+            self._send_soon(key, frame, ctx)
         else:
+            # Encoded (and measured) when the connection comes: its codec decides the size.
             self.waiting.append(key)
 
-    async def _send_quietly(self, frame: Frame | str) -> None:
-        ws = self.ws
-        if ws is None:
+    def _send_soon(self, key: str | None, frame: Frame, ctx: ActorContext[ShardMessage]) -> None:
+        """Queue ``frame`` on the connection's writer, which coalesces what is ready."""
+        writer = self.writer
+        if writer is None:
             return
-        text = frame if isinstance(frame, str) else encode_frame(frame, validate=False)
-        with contextlib.suppress(Exception), trio.fail_after(self.settings.send_timeout_s):
-            await ws.send_message(text)
+        try:
+            writer.send_nowait(frame)
+        except trio.WouldBlock:
+            # The writer's queue is full (the relay reads slowly): wait for room in a task of
+            # its own, so that this actor keeps taking results meanwhile.
+            ctx.nursery.start_soon(self._send_quietly, writer, key, frame)
+        except BadFrame as exc:
+            self._refused(key, frame, exc)
+        except WriterClosed:
+            pass  # the connection is going; its calls are failed when it ends
+
+    async def _send_quietly(self, writer: FrameWriter, key: str | None, frame: Frame) -> None:
+        try:
+            await writer.send(frame)
+        except BadFrame as exc:
+            self._refused(key, frame, exc)
+        except WriterClosed:
+            pass
+
+    def _refused(self, key: str | None, frame: Frame, exc: BadFrame) -> None:
+        """A frame this side cannot send: its call (or catalog request) fails, nothing else.
+
+        Measured before it is sent: a frame over the link's limit would make the relay close
+        the connection (1009) that every tenant's calls share.
+        """
+        pending = self.pending.pop(key, None) if key is not None else None
+        if pending is None:
+            log.warning("relay link: not sending a %s frame: %s", frame.TYPE, exc.message)
+            return
+        if key in self.waiting:
+            self.waiting.remove(key)
+        pending.reply.fail(ToolError(exc.code, exc.message))
 
     async def _run(self) -> None:
         attempt = 0
@@ -255,14 +286,14 @@ class ShardConnection(Actor[ShardMessage]):
                 reason = "connection closed"
             except (HandshakeError, ConnectionClosed, OSError, trio.TooSlowError, BadFrame) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
-            if self.ws is not None:
+            if self.connected:
                 log.info(
                     "relay shard %s (%s): connection dropped: %s", self.shard_id, self.url, reason
                 )
             elif attempt == 0 or self.down_reason != reason:
                 log.info("relay shard %s (%s): cannot connect: %s", self.shard_id, self.url, reason)
             self.down_reason = reason
-            self.ws = None
+            self.connected = False
             for key in [k for k in self.waiting if isinstance(self.pending[k].frame, CatalogGet)]:
                 # A catalog is asked for when a turn starts: tell it now that the shard is
                 # unreachable. Calls wait on within their own deadlines.
@@ -294,27 +325,42 @@ class ShardConnection(Actor[ShardMessage]):
             message_queue_size=WS_MESSAGE_QUEUE_SIZE,
             max_message_size=self.settings.max_frame_bytes,
             connect_timeout_s=self.settings.connect_timeout_s,
+            subprotocols=OFFERED_SUBPROTOCOLS if self.settings.binary_frames else (SUBPROTOCOL,),
         ) as ws:
-            self.ws = ws
+            codec = codec_for(ws.subprotocol)
+            self.connected = True
             self.down_reason = None
-            log.info("relay shard %s (%s): connected", self.shard_id, self.url)
-            waiting, self.waiting = self.waiting, []
-            for key in waiting:
-                if key in self.pending:
-                    await self._send_quietly(self.pending[key].text)
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._pinger, ws)
-                await self._read(ws)
-                nursery.cancel_scope.cancel()
+            log.info(
+                "relay shard %s (%s): connected (%s frames)",
+                self.shard_id,
+                self.url,
+                "binary" if codec.binary else "JSON",
+            )
+            try:
+                async with open_frame_writer(
+                    ws,
+                    codec,
+                    limit=self.settings.max_frame_bytes,
+                    link=_LINK,
+                    timeout_s=self.settings.send_timeout_s,
+                ) as (writer, nursery):
+                    self.writer = writer
+                    waiting, self.waiting = self.waiting, []
+                    for key in waiting:
+                        if key in self.pending:
+                            await self._send_quietly(writer, key, self.pending[key].frame)
+                    nursery.start_soon(self._pinger, writer)
+                    await self._read(ws, codec)
+            finally:
+                self.writer = None
 
-    async def _pinger(self, ws: WebSocketConnection) -> None:
+    async def _pinger(self, writer: FrameWriter) -> None:
         while True:
             ping = Ping(nonce=f"h{next(self.nonces)}", sent_at_ms=trio.current_time() * 1000)
-            with trio.fail_after(self.settings.send_timeout_s):
-                await ws.send_message(encode_frame(ping, validate=False))
+            await self._send_quietly(writer, None, ping)
             await trio.sleep(self.settings.heartbeat_s)
 
-    async def _read(self, ws: WebSocketConnection) -> None:
+    async def _read(self, ws: WebSocketConnection, codec: FrameCodec) -> None:
         idle_s = self.settings.heartbeat_s * 3
         while True:
             with trio.move_on_after(idle_s) as idle:
@@ -324,40 +370,54 @@ class ShardConnection(Actor[ShardMessage]):
             # The relay validated every frame where it entered (from a device); trusted here,
             # but still read strictly: a frame that cannot be read fails only its own call.
             try:
-                frame = decode_frame(data, max_bytes=self.settings.max_frame_bytes, validate=False)
-            except BadFrame as exc:
-                pending = self.pending.pop(exc.call_id, None) if exc.call_id else None
-                log.warning(
-                    "relay shard %s sent a bad frame (call %s): %s",
-                    self.shard_id,
-                    exc.call_id or "?",
-                    exc.message,
+                frames = codec.decode_each(
+                    data, max_bytes=self.settings.max_frame_bytes, validate=False
                 )
-                if pending is not None:
-                    pending.reply.fail(ToolError(exc.code, exc.message))
+            except BadFrame as exc:
+                self._bad_frame(exc)
                 continue
-            match frame:
-                case ToolResult(call_id=key, device_rtt_ms=device_rtt):
-                    self._resolve(key, frame)
-                    if device_rtt is not None:
-                        self._observe_rtt(device_rtt)
-                case Catalog(request_id=key):
-                    self._resolve(key, frame)
-                case ErrorFrame(call_id=str(key)) if key in self.pending:
-                    self.pending.pop(key).reply.fail(ToolError(frame.code, frame.message))
-                case Redirect(tenant=tenant):
-                    for key, pending in list(self.pending.items()):
-                        if pending.tenant == tenant:
-                            del self.pending[key]
-                            pending.reply.resolve(frame)
-                case Pong(sent_at_ms=sent_at_ms):
-                    self.rtt_ms = max(0.0, trio.current_time() * 1000 - sent_at_ms)
-                case Ping(nonce=nonce, sent_at_ms=sent_at_ms):
-                    await self._send_quietly(Pong(nonce=nonce, sent_at_ms=sent_at_ms))
-                case ErrorFrame(code=code, message=message):
-                    log.warning("relay %s reports %s: %s", self.url, code, message)
-                case _:
-                    log.debug("relay link: ignoring %s frame", frame.TYPE)
+            for frame in frames:
+                if isinstance(frame, BadFrame):
+                    self._bad_frame(frame)
+                else:
+                    await self._on_frame(frame)
+
+    def _bad_frame(self, exc: BadFrame) -> None:
+        pending = self.pending.pop(exc.call_id, None) if exc.call_id else None
+        log.warning(
+            "relay shard %s sent a bad frame (call %s): %s",
+            self.shard_id,
+            exc.call_id or "?",
+            exc.message,
+        )
+        if pending is not None:
+            pending.reply.fail(ToolError(exc.code, exc.message))
+
+    async def _on_frame(self, frame: Frame) -> None:
+        match frame:
+            case ToolResult(call_id=key, device_rtt_ms=device_rtt):
+                self._resolve(key, frame)
+                if device_rtt is not None:
+                    self._observe_rtt(device_rtt)
+            case Catalog(request_id=key):
+                self._resolve(key, frame)
+            case ErrorFrame(call_id=str(key)) if key in self.pending:
+                self.pending.pop(key).reply.fail(ToolError(frame.code, frame.message))
+            case Redirect(tenant=tenant):
+                for key, pending in list(self.pending.items()):
+                    if pending.tenant == tenant:
+                        del self.pending[key]
+                        pending.reply.resolve(frame)
+            case Pong(sent_at_ms=sent_at_ms):
+                self.rtt_ms = max(0.0, trio.current_time() * 1000 - sent_at_ms)
+            case Ping(nonce=nonce, sent_at_ms=sent_at_ms):
+                if self.writer is not None:
+                    pong = Pong(nonce=nonce, sent_at_ms=sent_at_ms)
+                    await self._send_quietly(self.writer, None, pong)
+            case ErrorFrame(code=code, message=message):
+                log.warning("relay %s reports %s: %s", self.url, code, message)
+            case _:
+                log.debug("relay link: ignoring %s frame", frame.TYPE)
 
     def _resolve(self, key: str, frame: ToolResult | Catalog) -> None:
         pending = self.pending.pop(key, None)

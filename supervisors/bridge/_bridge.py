@@ -214,6 +214,11 @@ def _parser(*, doctor: bool = False) -> argparse.ArgumentParser:
         help="how often metrics are exported by OTLP (default %(default)s)",
     )
     parser.add_argument("--quiet", action="store_true", help="no status line")
+    parser.add_argument(
+        "--json-frames",
+        action="store_true",
+        help="speak JSON frames only (zl.relay.v1), not the binary ones, e.g. for debugging",
+    )
     parser.add_argument("--log-level", default="WARNING")
     parser.add_argument(
         "server",
@@ -267,6 +272,7 @@ def _link_config(args: argparse.Namespace) -> RelayLinkConfig:
         policy=_policy_config(args, token),
         caps=LocalCaps(max_timeout_s=args.max_timeout_s, max_bytes=args.max_bytes),
         reconnect=Reconnect(initial_s=args.reconnect_initial_s, max_s=args.reconnect_max_s),
+        binary_frames=not args.json_frames,
     )
 
 

@@ -154,6 +154,11 @@ class ToolsSection:
     relay_client_cert: str = ""
     relay_client_key: str = ""
     relay_heartbeat_s: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
+    #: relay: frame encoding offered first, "binary" (zl.relay.v1+proto) or "json"
+    #: (zl.relay.v1 only, for debugging with a plain WebSocket client).
+    relay_frames: str = attrs.field(
+        default="binary", validator=attrs.validators.in_(("binary", "json"))
+    )
 
 
 @attrs.frozen(kw_only=True)

@@ -303,6 +303,7 @@ def relay_link_settings(config: HostConfig) -> RelayLinkSettings:
         token=token,
         ssl_context=context,
         heartbeat_s=tools.relay_heartbeat_s,
+        binary_frames=tools.relay_frames == "binary",
     )
 
 

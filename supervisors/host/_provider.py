@@ -53,6 +53,7 @@ from actors.provider import (
     MockProviderConfig,
     ModelPrice,
     OpenAIProviderConfig,
+    Pacer,
     RetryConfig,
     ScriptedMockProvider,
     UsageLedger,
@@ -370,16 +371,25 @@ async def open_host_provider(
     """
     check_provider_section(section)
     ledger = UsageLedger()
+    # One timer paces the mock's tokens for every session (actors/provider/_pacer.py).
+    pacer = Pacer()
     if section.kind == MOCK:
-        mock = ScriptedMockProvider(section.mock.to_provider_config())
-        yield ProviderStack(kind=MOCK, provider=mock, chain=(MOCK,), ledger=ledger)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pacer.run)
+            mock = ScriptedMockProvider(section.mock.to_provider_config(), pacer=pacer)
+            yield ProviderStack(kind=MOCK, provider=mock, chain=(MOCK,), ledger=ledger)
+            nursery.cancel_scope.cancel()
         return
     names = (PRIMARY, *section.fallback_chain)
     async with AsyncExitStack() as stack:
         chain: list[LlmProvider] = []
         for name in names:
             if name == MOCK:
-                chain.append(ScriptedMockProvider(section.mock.to_provider_config()))
+                if MOCK not in names[: names.index(name)]:
+                    nursery = await stack.enter_async_context(trio.open_nursery())
+                    nursery.start_soon(pacer.run)
+                    stack.callback(nursery.cancel_scope.cancel)
+                chain.append(ScriptedMockProvider(section.mock.to_provider_config(), pacer=pacer))
                 continue
             upstream = section.openai if name == PRIMARY else section.upstreams[name]
             key = "provider.openai" if name == PRIMARY else f"provider.upstreams.{name}"

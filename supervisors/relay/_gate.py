@@ -30,6 +30,8 @@ import attrs
 import trio
 from trio_websocket import WebSocketConnection, WebSocketRequest, wrap_server_stream
 
+from zl_actors import EagerSocketStream
+
 log = logging.getLogger("zl.relay")
 
 #: Descriptors kept free for everything else the process opens (files, a new socket to
@@ -143,6 +145,7 @@ async def serve_gated_websocket(
     gate: HandshakeGate,
     message_queue_size: int,
     max_message_size: int,
+    receive_buffer_size: int,
     connect_timeout_s: float,
     disconnect_timeout_s: float,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
@@ -154,15 +157,20 @@ async def serve_gated_websocket(
     ``handler`` gets each upgrade request and its ticket; it calls ``gate.settle(ticket)``
     once the peer has proved who it is (and sets ``ticket.ws`` when it accepts the upgrade,
     so the connection is closed cleanly after it). An evicted connection is cancelled.
+
+    Connections are ``EagerSocketStream``s (under TLS when ``ssl_context`` is given): Trio's
+    socket stream ends every send and receive with a scheduling point even when the kernel
+    had the bytes at once, and a relayed call crosses the relay's sockets four times.
     """
     listeners = await trio.open_tcp_listeners(port, host=host)
 
-    async def serve_one(stream: trio.SocketStream) -> None:
-        source = str(stream.socket.getpeername()[0])
+    async def serve_one(accepted: trio.SocketStream) -> None:
+        source = str(accepted.socket.getpeername()[0])
         ticket = gate.admit(source)
         if ticket is None:
-            await trio.aclose_forcefully(stream)
+            await trio.aclose_forcefully(accepted)
             return
+        stream = EagerSocketStream.from_trio(accepted)
         transport: trio.abc.Stream = stream
         if ssl_context is not None:
             transport = trio.SSLStream(stream, ssl_context, server_side=True)
@@ -175,6 +183,7 @@ async def serve_gated_websocket(
                             transport,
                             message_queue_size=message_queue_size,
                             max_message_size=max_message_size,
+                            receive_buffer_size=receive_buffer_size,
                         )
                     if not connect.cancelled_caught:
                         try:

@@ -19,7 +19,7 @@ import ssl
 import attrs
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from trio_websocket import WebSocketConnection, WebSocketRequest
+from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
 
 from actors.relay import (
     SUBPROTOCOL,
@@ -31,14 +31,14 @@ from actors.relay import (
     KeyFileError,
     Unauthenticated,
     authorize,
-    decode_frame,
     load_public_key,
     redirect_for,
     verify_token,
 )
-from actors.relay._device_conn import DeviceConnection
+from actors.relay._codec import FrameCodec, choose_subprotocol, codec_for
+from actors.relay._device_conn import DeviceConnection, read_frames
 from actors.relay._host_conn import HostConnection, RelayStats
-from actors.relay._router import Router
+from actors.relay._router import Router, RttMeter
 from actors.relay._wire import (
     CLOSE_BAD_FRAME,
     CLOSE_TRY_LATER,
@@ -77,6 +77,9 @@ WS_DISCONNECT_TIMEOUT_S = 2.0
 STOP_GRACE_S = 3.0
 #: Flushing the telemetry exporters at shutdown is bounded by this.
 TELEMETRY_CLOSE_TIMEOUT_S = 5.0
+#: What trio-websocket reads from a socket at a time (its default, 4 KiB, takes two reads
+#: for a 4 KiB tool result).
+WS_RECEIVE_BUFFER_BYTES = 65_536
 
 
 @attrs.frozen(kw_only=True)
@@ -116,10 +119,18 @@ class _Relay:
         if request.path.split("?")[0] != path:
             await request.reject(404, body=f"the endpoint here is {path}".encode())
             return None
-        if SUBPROTOCOL not in request.proposed_subprotocols:
-            await request.reject(400, body=f"subprotocol {SUBPROTOCOL} is required".encode())
+        # Binary frames when the peer offers them, else JSON (for older peers and debugging).
+        subprotocol = choose_subprotocol(request.proposed_subprotocols)
+        try:
+            if subprotocol is None:
+                await request.reject(400, body=f"subprotocol {SUBPROTOCOL} is required".encode())
+                return None
+            ticket.ws = await request.accept(subprotocol=subprotocol)
+        except ConnectionClosed:
+            # The peer left during the opening handshake (a client that gave up waiting):
+            # that ends its own connection, never the listener and every device on it.
+            log.info("relay: a peer left during the WebSocket handshake")
             return None
-        ticket.ws = await request.accept(subprotocol=SUBPROTOCOL)
         return ticket.ws
 
     async def device_handler(self, request: WebSocketRequest, ticket: Ticket) -> None:
@@ -144,7 +155,8 @@ class _Relay:
                     ws, CLOSE_WRONG_SHARD, f"tenant is served by {redirect.shard_id}", redirect
                 )
                 return
-            hello = await _read_hello(ws, limits.hello_timeout_s, limits.max_frame_bytes)
+            codec = codec_for(ws.subprotocol)
+            hello = await _read_hello(ws, codec, limits.hello_timeout_s, limits.max_frame_bytes)
             authorize(claims, claims.tenant, hello.device_id)
         except (Unauthenticated, Forbidden, BadFrame) as exc:
             log.info("relay: device connection refused: %s", exc)
@@ -156,6 +168,7 @@ class _Relay:
         # Proved who it is: it no longer counts against the handshake caps.
         self.device_gate.settle(ticket)
         done = trio.Event()
+        rtt = RttMeter()
         name = f"{claims.tenant}:{hello.device_id}:{next(self.serial)}"
         spec = ActorSpec(
             name=name,
@@ -167,17 +180,28 @@ class _Relay:
                 limits=limits,
                 done=done,
                 expires_at=claims.expires_at,
+                codec=codec,
+                rtt=rtt,
             ),
             restart=Restart.TEMPORARY,
         )
         try:
-            await self.devices.start_child(spec)
+            device = await self.devices.start_child(spec)
         except TooManyChildren:
             await close_quietly(ws, CLOSE_TRY_LATER, "relay at capacity")
             return
         except Exception as exc:
             log.info("relay: device %s did not start: %s", name, exc)
             return
+        # This task reads the connection for the actor: one task fewer per idle device.
+        await read_frames(
+            ws,
+            device,
+            idle_s=limits.device_dead_after_s,
+            max_bytes=limits.max_frame_bytes,
+            codec=codec,
+            rtt=rtt,
+        )
         await done.wait()
 
     async def host_handler(self, request: WebSocketRequest, ticket: Ticket) -> None:
@@ -205,6 +229,7 @@ class _Relay:
                 done=done,
                 telemetry=self.telemetry,
                 stats=self.stats,
+                codec=codec_for(ws.subprotocol),
             ),
             restart=Restart.TEMPORARY,
         )
@@ -219,7 +244,9 @@ class _Relay:
         await done.wait()
 
 
-async def _read_hello(ws: WebSocketConnection, timeout_s: float, max_bytes: int) -> DeviceHello:
+async def _read_hello(
+    ws: WebSocketConnection, codec: FrameCodec, timeout_s: float, max_bytes: int
+) -> DeviceHello:
     """The connection's first frame, which must be a ``device.hello``.
 
     Raises:
@@ -231,9 +258,12 @@ async def _read_hello(ws: WebSocketConnection, timeout_s: float, max_bytes: int)
         data = await ws.get_message()
     if data is None:
         raise BadFrame(f"no device.hello within {timeout_s:g} s")
-    hello = decode_frame(data, max_bytes=max_bytes)
+    frames = codec.decode(data, max_bytes=max_bytes)
+    hello = frames[0]
     if not isinstance(hello, DeviceHello):
         raise BadFrame(f"the first frame must be device.hello, not {hello.TYPE}")
+    if len(frames) > 1:
+        raise BadFrame("device.hello must come alone, before any other frame")
     return hello
 
 
@@ -243,6 +273,11 @@ def _contexts(config: RelayConfig) -> tuple[ssl.SSLContext | None, ssl.SSLContex
         return None, None
     device = server_ssl_context(tls.cert, tls.key, alpn=ALPN_HTTP1)
     host = server_ssl_context(tls.cert, tls.key, client_ca=tls.host_client_ca, alpn=ALPN_HTTP1)
+    for context in (device, host):
+        # No TLS 1.3 session tickets: bridges and hosts keep one long connection and never
+        # resume, and each ticket is a session the shard makes, encrypts and sends for
+        # nothing (memory and CPU per connection, times every device).
+        context.num_tickets = 0
     return device, host
 
 
@@ -338,7 +373,10 @@ async def _run_relay(
                 ),
             )
         )
-        router = await system.spawn(ActorSpec(name="router", factory=Router))
+        heartbeat_s = config.limits.heartbeat_s
+        router = await system.spawn(
+            ActorSpec(name="router", factory=lambda: Router(heartbeat_s=heartbeat_s))
+        )
         devices = await system.spawn(
             SupervisorSpec(name="devices", max_children=plan.max_devices, stop_grace_s=STOP_GRACE_S)
         )
@@ -384,6 +422,7 @@ async def _run_relay(
                             gate=gate,
                             message_queue_size=WS_MESSAGE_QUEUE_SIZE,
                             max_message_size=max_bytes,
+                            receive_buffer_size=WS_RECEIVE_BUFFER_BYTES,
                             connect_timeout_s=WS_CONNECT_TIMEOUT_S,
                             disconnect_timeout_s=WS_DISCONNECT_TIMEOUT_S,
                             task_status=task_status,

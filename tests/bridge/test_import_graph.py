@@ -8,10 +8,13 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-#: Top-level packages the bridge must never import.
-FORBIDDEN_PACKAGES = ("grpc", "grpc_tools", "h2", "httpx", "httpcore", "purerpc", "google")
+#: Top-level packages the bridge must never import. (The protobuf runtime is allowed: it
+#: carries the relay's binary frames, ``zl.relay.v1+proto``; the host's API is not.)
+FORBIDDEN_PACKAGES = ("grpc", "grpc_tools", "h2", "httpx", "httpcore", "purerpc")
 #: Project modules of other processes and domains.
 FORBIDDEN_MODULES = (
+    "contracts.generated.agent_pb2",
+    "contracts.generated.grpc",
     "supervisors.host",
     # The debug endpoint (h11) is allowed: the bridge serves /metrics with it.
     "supervisors.edges.grpc",

@@ -1,12 +1,13 @@
 """Fuzzing every parser of outside bytes (hypothesis): each may refuse its input only with
 its own typed error, never crash with anything else, never hang, never hold unbounded.
 
-Targets: the relay frame decoder, the MCP line parser and splitter, the gRPC ``ChatRequest``
-decoding (framing, protobuf, the edge's validation), the provider adapter's SSE chunk
-parser, and the audit reader (``verify`` and ``tail``). Inputs mix raw bytes, mutated valid
-inputs and JSON built to hit the hard cases (deep nesting, huge numbers, lone surrogates,
-duplicate keys). Each target runs a bounded number of examples; crashes found became the
-regression tests in ``test_fuzz_regressions.py``.
+Targets: the relay frame decoders (JSON and binary), the MCP line parser and splitter, the
+gRPC ``ChatRequest`` decoding (framing, protobuf, the edge's validation), the provider
+adapter's SSE chunk parser (msgspec, on the lean streaming leg), and the audit reader
+(``verify`` and ``tail``). Inputs mix raw bytes, mutated valid inputs and JSON built to hit
+the hard cases (deep nesting, huge numbers, lone surrogates, duplicate keys). Each target
+runs a bounded number of examples; crashes found became the regression tests in
+``test_fuzz_regressions.py``.
 """
 
 from __future__ import annotations
@@ -25,8 +26,16 @@ from actors.errors import ProviderError
 from actors.mcp import JsonRpcError, LineSplitter, parse_message
 from actors.mcp._jsonrpc import OversizedLine
 from actors.provider._openai_wire import ChunkAssembler, ToolNames, parse_chunk
-from actors.relay import BadFrame, decode_frame, encode_frame
+from actors.relay import (
+    BINARY_CODEC,
+    JSON_CODEC,
+    BadFrame,
+    decode_binary_batch,
+    decode_frame,
+    encode_frame,
+)
 from contracts.generated import agent_pb2
+from contracts.generated.relay.v1 import relay_pb2
 from supervisors.edges.grpc._wire import MessageReader, Oversized
 from supervisors.host._chat_edge import request_to_inbound
 from tests.audit._support import receipt
@@ -127,6 +136,46 @@ class TestRelayFrameDecoder:
         except BadFrame:
             return
         encode_frame(frame, validate=False)  # whatever was accepted can be sent on
+
+
+def _binary_result(result_json: bytes, call_id: str = "c-1") -> bytes:
+    batch = relay_pb2.FrameBatch()
+    frame = batch.frames.add().tool_result
+    frame.call_id = call_id
+    frame.result_json = result_json
+    return batch.SerializeToString()
+
+
+VALID_BATCH = _binary_result(VALID_FRAME.split('"result":', 1)[1][:-1].encode())
+binary_messages = st.one_of(
+    st.binary(max_size=300),
+    # The mutations of text, on the message's bytes (each byte one latin-1 character).
+    mutated(VALID_BATCH.decode("latin-1")).map(lambda t: t.encode("latin-1")),
+    json_like.map(lambda v: _binary_result(text_of(v).encode("utf-8", "surrogatepass"))),
+    deep().map(lambda t: _binary_result(t.encode())),
+    st.lists(st.sampled_from([VALID_BATCH, _binary_result(b"[1]")]), min_size=1, max_size=5).map(
+        b"".join
+    ),
+)
+
+
+class TestRelayBinaryDecoder:
+    """The binary decoder refuses a message with ``BadFrame`` only, and a call's frame as its
+    ``BadFrame``; what it accepts re-encodes in either codec."""
+
+    @FUZZ
+    @given(data=binary_messages, validate=st.booleans())
+    def test_only_bad_frame(self, data: bytes, validate: bool) -> None:
+        try:
+            items = decode_binary_batch(data, max_bytes=1 << 16, validate=validate)
+        except BadFrame:
+            return
+        for item in items:
+            if isinstance(item, BadFrame):
+                assert item.call_id is not None
+                continue
+            BINARY_CODEC.encode([item])
+            JSON_CODEC.encode([item])
 
 
 VALID_LINE = (

@@ -51,6 +51,34 @@ class TestSseChunks:
         with pytest.raises(ProviderError):
             parse_chunk(DEEP.decode())
 
+    @pytest.mark.parametrize(
+        "chunk",
+        [
+            pytest.param(b'{"choices":[{"delta":{"content":"\\ud800"}}]}', id="lone-surrogate"),
+            pytest.param(b'{"choices":[{"delta":{"content":"a"}}],"x":NaN}', id="nan"),
+            pytest.param(b'{"choices":[{"delta":{"content":"a"}}],"x":-Infinity}', id="inf"),
+            pytest.param(b'{"choices":[{"delta":{"content":"a"}}],"x":1e999}', id="overflow"),
+            pytest.param(b'{"choices":[{"delta":{"content":"\xff"}}]}', id="not-utf8"),
+            pytest.param(DEEP, id="deep"),
+        ],
+    )
+    def test_bytes_as_the_stream_delivers_them(self, chunk: bytes) -> None:
+        with pytest.raises(ProviderError) as caught:
+            assembler().feed(parse_chunk(chunk))
+        assert caught.value.code == "provider.bad_response"
+
+    def test_arguments_are_left_to_the_tool_path(self) -> None:
+        # A lone surrogate in a tool call's arguments is the tool path's to refuse (its strict
+        # reader, with a receipt): the chunk itself is read, by the slower reader.
+        chunk = (
+            b'{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c1","function":'
+            b'{"name":"fs_read","arguments":"{\\"path\\": \\"a\\ud800\\"}"}}]}}]}'
+        )
+        names = ChunkAssembler(ToolNames(("fs.read",)))
+        names.feed(parse_chunk(chunk))
+        [call] = names.tool_calls()
+        assert call.arguments_json == '{"path": "a\ud800"}'
+
     def test_a_pair_is_fine(self) -> None:
         assert (
             assembler().feed(parse_chunk('{"choices":[{"delta":{"content":"\\ud83d\\ude00"}}]}'))

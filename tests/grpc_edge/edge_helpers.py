@@ -16,6 +16,7 @@ import grpc
 import h2.config
 import h2.connection
 import h2.events
+import h2.settings
 import trio
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -247,9 +248,14 @@ class RawH2Client:
         self.resets: set[int] = set()
 
     @classmethod
-    async def connect(cls, port: int) -> RawH2Client:
+    async def connect(cls, port: int, *, initial_window: int | None = None) -> RawH2Client:
+        """Connect; ``initial_window`` sets the client's per-stream flow-control window."""
         client = cls(await trio.open_tcp_stream("127.0.0.1", port))
         client.h2.initiate_connection()
+        if initial_window is not None:
+            client.h2.update_settings(
+                {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: initial_window}
+            )
         await client.flush()
         return client
 

@@ -166,7 +166,12 @@ class TestBackPressure:
         fast = slow_mock(tokens_per_s=20_000, answer_tokens=3_000)
         async with trio.open_nursery() as nursery:
             host = await start_host(nursery, host_config(tmp_path, tls=False, provider=fast))
-            async with await RawH2Client.connect(host.addresses.grpc_port) as client:
+            # A small window that the client does not open while it sleeps: the host's direct
+            # way must refuse after a few deltas, so the rest queue up behind it (however
+            # fast the host's writer is).
+            async with await RawH2Client.connect(
+                host.addresses.grpc_port, initial_window=2048
+            ) as client:
                 stream_id = await client.open_call(metadata=bearer(caller_token()))
                 await client.send_message(stream_id, start_request().SerializeToString())
                 await client.send_message(stream_id, say("go").SerializeToString(), end=True)

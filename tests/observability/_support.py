@@ -308,6 +308,8 @@ def start_stack(tmp: Path, *, host_env: dict[str, str] | None = None) -> Stack:
             "ZL_TOOLS__RELAY_TOKEN_FILE": str(token),
             "ZL_TOOLS__RELAY_CA": str(env.ca),
             "ZL_TOOLS__RELAY_HEARTBEAT_S": "0.5",
+            # The default, said here: trace context and audit ids cross binary frames.
+            "ZL_TOOLS__RELAY_FRAMES": "binary",
             "ZL_TELEMETRY__EXPORTER": "otlp",
             "ZL_TELEMETRY__OTLP_ENDPOINT": otlp.url,
             "ZL_TELEMETRY__METRIC_INTERVAL_S": "1",

@@ -16,7 +16,13 @@ import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from trio_websocket import WebSocketConnection
 
-from actors.relay import generate_signing_key, mint_device_token, mint_host_token, save_public_key
+from actors.relay import (
+    SUBPROTOCOL,
+    generate_signing_key,
+    mint_device_token,
+    mint_host_token,
+    save_public_key,
+)
 from actors.relay._dial import open_relay_websocket
 from actors.relay._limits import RelayLimits
 from actors.tools._relay_link import RelayLinkSettings, RelayToolLink
@@ -157,8 +163,14 @@ async def open_link(
 
 
 @asynccontextmanager
-async def dial(env: Env, url: str, token: str | None) -> AsyncIterator[WebSocketConnection]:
-    """A raw WebSocket to a relay endpoint, for tests that speak the frames themselves."""
+async def dial(
+    env: Env, url: str, token: str | None, *, subprotocols: Sequence[str] = (SUBPROTOCOL,)
+) -> AsyncIterator[WebSocketConnection]:
+    """A raw WebSocket to a relay endpoint, for tests that speak the frames themselves.
+
+    JSON frames unless ``subprotocols`` offers the binary ones (``ws.subprotocol`` says
+    which the relay chose).
+    """
     async with open_relay_websocket(
         url,
         env.client_context(),
@@ -166,6 +178,7 @@ async def dial(env: Env, url: str, token: str | None) -> AsyncIterator[WebSocket
         message_queue_size=16,
         max_message_size=MAX_BYTES,
         connect_timeout_s=DEADLINE_S,
+        subprotocols=subprotocols,
     ) as ws:
         yield ws
 

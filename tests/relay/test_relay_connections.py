@@ -19,6 +19,8 @@ from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
 
 from actors.errors import ToolError
 from actors.relay import (
+    BINARY_SUBPROTOCOL,
+    SUBPROTOCOL,
     DeviceHello,
     DeviceHelloAck,
     ErrorFrame,
@@ -26,8 +28,8 @@ from actors.relay import (
     Pong,
     Shard,
     Tool,
+    codec_for,
     decode_frame,
-    encode_frame,
     mint_device_token,
     mint_host_token,
     shard_for,
@@ -47,6 +49,12 @@ from ._support import DEADLINE_S, MAX_BYTES, Env, dial, open_link, start_relay
 TENANT = "acme"
 #: Frames larger than this are refused by the relay under test.
 SMALL_FRAME_BYTES = 8192
+#: Both frame encodings a device may speak.
+FRAMES = pytest.mark.parametrize(
+    "frames", [SUBPROTOCOL, BINARY_SUBPROTOCOL], ids=["json-frames", "binary-frames"]
+)
+#: A message each encoding's decoder refuses outright (no call it could belong to).
+MALFORMED = {SUBPROTOCOL: "[1, 2, 3]", BINARY_SUBPROTOCOL: b"\xff\xff\xff"}
 
 
 def home(env: Env) -> ShardSection:
@@ -77,31 +85,39 @@ class Device:
 
     def __init__(self, ws: WebSocketConnection) -> None:
         self.ws = ws
+        self.codec = codec_for(ws.subprotocol)
         self.code: int | None = None
         self.closed = trio.Event()
 
     async def answer_pings(self) -> None:
         try:
             while True:
-                frame = decode_frame(await self.ws.get_message(), max_bytes=MAX_BYTES)
-                if isinstance(frame, Ping):
-                    pong = Pong(nonce=frame.nonce, sent_at_ms=frame.sent_at_ms)
-                    await self.ws.send_message(encode_frame(pong))
+                data = await self.ws.get_message()
+                for frame in self.codec.decode(data, max_bytes=MAX_BYTES):
+                    if isinstance(frame, Ping):
+                        pong = Pong(nonce=frame.nonce, sent_at_ms=frame.sent_at_ms)
+                        for message in self.codec.encode([pong]):
+                            await self.ws.send_message(message)
         except ConnectionClosed as exc:
             self.code = None if exc.reason is None else exc.reason.code
             self.closed.set()
 
 
 @asynccontextmanager
-async def device(env: Env, device_id: str, tools: tuple[Tool, ...] = ()) -> AsyncIterator[Device]:
+async def device(
+    env: Env, device_id: str, tools: tuple[Tool, ...] = (), *, frames: str = SUBPROTOCOL
+) -> AsyncIterator[Device]:
+    """A raw device speaking ``frames`` (the JSON or the binary subprotocol)."""
     token = env.device_token(TENANT, device_id)
-    async with dial(env, home(env).url, token) as ws:
+    async with dial(env, home(env).url, token, subprotocols=(frames,)) as ws:
+        assert ws.subprotocol == frames
+        codec = codec_for(frames)
         hello = DeviceHello(bridge_version="0.0.1", device_id=device_id, tools=tools)
-        await ws.send_message(encode_frame(hello))
+        (message,) = codec.encode([hello])
+        await ws.send_message(message)
         with trio.fail_after(DEADLINE_S):
-            assert isinstance(
-                decode_frame(await ws.get_message(), max_bytes=MAX_BYTES), DeviceHelloAck
-            )
+            (ack,) = codec.decode(await ws.get_message(), max_bytes=MAX_BYTES)
+            assert isinstance(ack, DeviceHelloAck)
         peer = Device(ws)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(peer.answer_pings)
@@ -189,10 +205,13 @@ class TestRefused:
             assert await catalog_names(link, "good") == set()
             assert not good.closed.is_set()
 
-    async def test_malformed_frame_after_hello(self, env: Env, relay: ShardSection) -> None:
+    @FRAMES
+    async def test_malformed_frame_after_hello(
+        self, env: Env, relay: ShardSection, frames: str
+    ) -> None:
         async with device(env, "good") as good, open_link(env.link_settings(TENANT)) as link:
-            async with device(env, "bad") as bad:
-                await bad.ws.send_message("[1, 2, 3]")
+            async with device(env, "bad", frames=frames) as bad:
+                await bad.ws.send_message(MALFORMED[frames])
                 with trio.fail_after(DEADLINE_S):
                     await bad.closed.wait()
                 assert bad.code == CLOSE_BAD_FRAME
@@ -201,10 +220,14 @@ class TestRefused:
                 await link.catalog(tenant=TENANT, device_id="bad")
             assert not good.closed.is_set()
 
-    async def test_oversized_frame(self, env: Env, relay: ShardSection) -> None:
+    @FRAMES
+    async def test_oversized_frame(self, env: Env, relay: ShardSection, frames: str) -> None:
         async with device(env, "good") as good, open_link(env.link_settings(TENANT)) as link:
-            async with device(env, "big") as big:
-                await big.ws.send_message("x" * (SMALL_FRAME_BYTES * 2))
+            async with device(env, "big", frames=frames) as big:
+                oversized = "x" * (SMALL_FRAME_BYTES * 2)
+                await big.ws.send_message(
+                    oversized.encode() if frames == BINARY_SUBPROTOCOL else oversized
+                )
                 with trio.fail_after(DEADLINE_S):
                     await big.closed.wait()
                 assert big.code == CLOSE_TOO_BIG
@@ -270,3 +293,44 @@ class TestMutualTls:
         ):
             with trio.fail_after(DEADLINE_S):
                 assert await catalog_names(link, "laptop") == {"fs.read"}
+
+
+class TestHandshakeLoss:
+    """A peer that leaves during the opening handshake ends only its own connection."""
+
+    @pytest.mark.parametrize("offered", [["zl.relay.v1+proto"], ["chat"]], ids=["accept", "reject"])
+    async def test_a_peer_gone_before_the_answer_is_not_an_error(
+        self, env: Env, offered: list[str]
+    ) -> None:
+        from trio_websocket import CloseReason
+
+        from supervisors.relay._gate import HandshakeGate, Ticket
+        from supervisors.relay._relay import _Relay
+
+        class GoneRequest:
+            """Shaped like ``WebSocketRequest``: the peer closed before it was answered."""
+
+            path = "/v1/device"
+            proposed_subprotocols = offered
+
+            async def accept(self, **_: object) -> None:
+                raise ConnectionClosed(CloseReason(1006, None))
+
+            async def reject(self, *_: object, **__: object) -> None:
+                raise ConnectionClosed(CloseReason(1006, None))
+
+        gate = HandshakeGate(max_pending=4, max_per_source=4, name="device")
+        relay = _Relay(
+            config=env.config("relay-1"),
+            keys=[],
+            router=None,  # type: ignore[arg-type]  # not reached
+            devices=None,  # type: ignore[arg-type]
+            hosts=None,  # type: ignore[arg-type]
+            device_gate=gate,
+            host_gate=gate,
+            telemetry=None,  # type: ignore[arg-type]
+            stats=None,  # type: ignore[arg-type]
+        )
+        ticket = Ticket(source="127.0.0.1")
+        assert await relay._accept(GoneRequest(), "/v1/device", ticket) is None  # type: ignore[arg-type]
+        assert ticket.ws is None

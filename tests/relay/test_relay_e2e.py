@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -9,13 +10,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import trio
 
 from actors.errors import ToolError
 from actors.relay import Shard, shard_for
 from actors.tools import ToolInvocation
-from actors.tools._relay_link import RelayToolLink
+from actors.tools._relay_link import RelayLinkSettings, RelayToolLink
 from tests._policy import permissive_bundle
 
 from ._support import DEADLINE_S, HEARTBEAT_S, LEGACY_SERVER, Bridge, Env, open_link, start_relay
@@ -68,16 +70,46 @@ async def wait_for_log(path: Path, needle: str) -> None:
             await trio.sleep(0.05)
 
 
+#: The bridge's and the host link's frames: binary (the default of both) or JSON.
+FRAMES = pytest.mark.parametrize("binary", [True, False], ids=["binary-frames", "json-frames"])
+
+
+def framed(env: Env, binary: bool, *tenants: str) -> RelayLinkSettings:
+    """The host link's settings, speaking binary frames or JSON only."""
+    return attrs.evolve(env.link_settings(*tenants), binary_frames=binary)
+
+
+def json_flag(binary: bool) -> tuple[str, ...]:
+    """The bridge's flag for JSON frames only."""
+    return () if binary else ("--json-frames",)
+
+
 class TestEndToEnd:
     """fs.read goes through three-shard relays and a bridge; redirects are followed."""
 
+    @FRAMES
     async def test_fs_read_through_relay_and_bridge(
-        self, env: Env, relays: object, bridges: list[Bridge], root: Path
+        self,
+        env: Env,
+        relays: object,
+        bridges: list[Bridge],
+        root: Path,
+        caplog: pytest.LogCaptureFixture,
+        binary: bool,
     ) -> None:
+        caplog.set_level(logging.INFO, logger="zl.tools.relay")
         # The bridge dials a shard that does not own its tenant: it must follow the redirect.
-        bridges.append(Bridge(env, not_owner(env).url, TENANT, "laptop-1", root=root))
-        async with open_link(env.link_settings(TENANT)) as link:
+        bridge = Bridge(
+            env, not_owner(env).url, TENANT, "laptop-1", root=root, extra=json_flag(binary)
+        )
+        bridges.append(bridge)
+        async with open_link(framed(env, binary, TENANT)) as link:
             await wait_online(link)
+            frames = "binary frames" if binary else "JSON frames"
+            assert any(r.getMessage().endswith(f"connected ({frames})") for r in caplog.records), (
+                "the host link negotiated the other encoding"
+            )
+            await wait_for_log(bridge.log, f"as laptop-1 ({frames})")
             tools = await link.catalog(tenant=TENANT, device_id="laptop-1")
             assert [t.name for t in tools] == ["fs.read"]
             assert tools[0].version == "1.0.0"

@@ -13,18 +13,21 @@ import logging
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 from trio_websocket import ConnectionClosed
 
 from actors.relay import (
+    BINARY_SUBPROTOCOL,
+    SUBPROTOCOL,
     DeviceHello,
     DeviceHelloAck,
     ErrorFrame,
     Ping,
     Pong,
-    decode_frame,
+    codec_for,
     encode_frame,
     mint_device_token,
     mint_host_token,
@@ -45,18 +48,22 @@ def expiring(env: Env, device_id: str) -> str:
     return mint_device_token(env.key, tenant=TENANT, device_id=device_id, ttl=1, now=issued)
 
 
-async def read_until_closed(ws: object) -> tuple[int | None, list[object]]:
+async def read_until_closed(ws: Any) -> tuple[int | None, list[object]]:
+    """Every frame until the relay closes (answering its pings), and the close code."""
+    codec = codec_for(ws.subprotocol)
     frames: list[object] = []
     with trio.fail_after(DEADLINE_S):
         while True:
             try:
-                frame = decode_frame(await ws.get_message(), max_bytes=MAX_BYTES)  # type: ignore[attr-defined]
+                data = await ws.get_message()
             except ConnectionClosed as exc:
                 return (None if exc.reason is None else exc.reason.code), frames
-            frames.append(frame)
-            if isinstance(frame, Ping):
-                pong = Pong(nonce=frame.nonce, sent_at_ms=frame.sent_at_ms)
-                await ws.send_message(encode_frame(pong))  # type: ignore[attr-defined]
+            for frame in codec.decode(data, max_bytes=MAX_BYTES):
+                frames.append(frame)
+                if isinstance(frame, Ping):
+                    pong = Pong(nonce=frame.nonce, sent_at_ms=frame.sent_at_ms)
+                    for message in codec.encode([pong]):
+                        await ws.send_message(message)
 
 
 def refused(frames: list[object]) -> bool:
@@ -78,13 +85,19 @@ def last_line(path: Path) -> str:
 class TestRelayClosesOnExpiry:
     """A connection whose token expires is closed then, not at the next connect."""
 
+    @pytest.mark.parametrize(
+        "subprotocol", [SUBPROTOCOL, BINARY_SUBPROTOCOL], ids=["json", "binary"]
+    )
     async def test_device_connection(
-        self, env: Env, relays: object, caplog: pytest.LogCaptureFixture
+        self, env: Env, relays: object, caplog: pytest.LogCaptureFixture, subprotocol: str
     ) -> None:
         caplog.set_level(logging.INFO, logger="zl.relay.device")
-        async with dial(env, owner(env).url, expiring(env, "laptop-1")) as ws:
+        token = expiring(env, "laptop-1")
+        async with dial(env, owner(env).url, token, subprotocols=(subprotocol,)) as ws:
+            assert ws.subprotocol == subprotocol
             hello = DeviceHello(bridge_version="0.0.1", device_id="laptop-1", tools=())
-            await ws.send_message(encode_frame(hello))
+            (message,) = codec_for(subprotocol).encode([hello])
+            await ws.send_message(message)
             connected_at = trio.current_time()
             code, frames = await read_until_closed(ws)
         assert isinstance(frames[0], DeviceHelloAck)

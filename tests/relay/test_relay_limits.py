@@ -21,7 +21,7 @@ from actors.tools import ToolInvocation, ToolsConfig
 from tests._policy import permissive_bundle
 
 from ._support import Bridge, Env, open_link
-from .test_relay_e2e import TENANT, owner, wait_online
+from .test_relay_e2e import FRAMES, TENANT, framed, json_flag, owner, wait_online
 
 MIB = 1024 * 1024
 
@@ -118,17 +118,20 @@ def read(path: str, encoding: str = "utf-8") -> ToolInvocation:
 
 
 class TestOneMebibyteReadThroughTheRelay:
-    """A 1 MiB read over relay and bridge comes back cut and marked, like stdio's, not failed."""
+    """A 1 MiB read over relay and bridge comes back cut and marked, like stdio's, not failed,
+    in binary frames (the default) and in JSON ones."""
 
+    @FRAMES
     async def test_text_and_binary(
-        self, env: Env, relays: object, bridges: list[Bridge], root: Path
+        self, env: Env, relays: object, bridges: list[Bridge], root: Path, binary: bool
     ) -> None:
         text = ('a "quoted" line\n' * (MIB // 16 + 1))[:MIB]
         (root / "big.txt").write_text(text)
         raw = os.urandom(MIB)
         (root / "big.bin").write_bytes(raw)
-        bridges.append(Bridge(env, owner(env).url, TENANT, "laptop-1", root=root))
-        async with open_link(env.link_settings(TENANT)) as link:
+        bridge = Bridge(env, owner(env).url, TENANT, "laptop-1", root=root, extra=json_flag(binary))
+        bridges.append(bridge)
+        async with open_link(framed(env, binary, TENANT)) as link:
             await wait_online(link)
             with trio.fail_after(60):
                 for name, original, encoding in (

@@ -98,6 +98,8 @@ frames: st.SearchStrategy[Frame] = st.one_of(
         ),
         traceparent=st.none()
         | st.from_regex(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", fullmatch=True),
+        policy=st.none() | st.text(min_size=1, max_size=100),
+        audit_id=st.none() | ids,
     ),
     st.builds(ToolResult, call_id=ids, result=json_objects, device_rtt_ms=st.none() | clocks),
     st.builds(ToolResult, call_id=ids, error=wire_errors, device_rtt_ms=st.none() | clocks),

@@ -92,6 +92,47 @@ class TestNoNeedlessYield:
                 with trio.fail_after(5):
                     assert await yields(stream.receive_some(16))
 
+    async def test_after_a_wait_the_next_receive_waits_first_and_still_reads(self) -> None:
+        with stream_pair() as (stream, peer):
+            async with trio.open_nursery() as nursery:
+
+                async def answer_later() -> None:
+                    await trio.sleep(0.05)
+                    peer.send(b"first")
+
+                nursery.start_soon(answer_later)
+                with trio.fail_after(5):
+                    assert await stream.receive_some(16) == b"first"
+            calls: list[int] = []
+            real = stream.socket
+
+            class CountingSocket:
+                """Counts recv calls on the real socket."""
+
+                def __getattr__(self, name: str) -> object:
+                    return getattr(real, name)
+
+                def fileno(self) -> int:
+                    return real.fileno()
+
+                def recv(self, size: int) -> bytes:
+                    calls.append(size)
+                    return real.recv(size)
+
+            stream.socket = CountingSocket()  # type: ignore[assignment]
+            async with trio.open_nursery() as nursery:
+
+                async def answer_again_later() -> None:
+                    await trio.sleep(0.05)
+                    peer.send(b"second")
+
+                nursery.start_soon(answer_again_later)
+                with trio.fail_after(5):
+                    assert await stream.receive_some(16) == b"second"
+            # Readability first, then one recv that finds the data: no failed recv first.
+            assert calls == [16]
+            stream.socket = real
+
     async def test_send_waits_while_the_buffer_is_full(self) -> None:
         with stream_pair() as (stream, peer):
             fill_send_buffer(stream.socket)

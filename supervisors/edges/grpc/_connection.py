@@ -122,6 +122,14 @@ class Connection:
             self._outbox += data
             self._wake_writer.set()
 
+    def send_frame(self, header: bytes, payload: bytes) -> None:
+        """Queue one frame written outside h2, after whatever h2 has queued (never blocks)."""
+        self.flush()
+        outbox = self._outbox
+        outbox += header
+        outbox += payload
+        self._wake_writer.set()
+
     def outbox_has_room(self) -> bool:
         """No more than ``outbound_buffer_bytes`` are waiting for the socket."""
         return len(self._outbox) + self._in_flight <= self.config.outbound_buffer_bytes
