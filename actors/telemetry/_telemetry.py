@@ -71,7 +71,7 @@ from ._attributes import (
 from ._errors import TelemetryConfigError
 from ._export import DEFAULT_MAX_QUEUE_SPANS, BoundedSpanProcessor, CountingMetricExporter
 from ._metrics import Metrics, Phase
-from ._prometheus import Family, PrometheusReader, render
+from ._prometheus import ExportingPrometheusReader, Family, PrometheusReader, Scrapable, render
 from ._redacting import RedactingSpanExporter
 from ._spans import LeanTracer
 from ._traceparent import context_with_traceparent, traceparent_of
@@ -208,7 +208,7 @@ class Telemetry:
         *,
         recording: bool = True,
         metrics: Metrics | None = None,
-        prometheus: PrometheusReader | None = None,
+        prometheus: Scrapable | None = None,
         resource: dict[str, str] | None = None,
         tracer: trace.Tracer | None = None,
     ) -> None:
@@ -263,9 +263,7 @@ class Telemetry:
         resource = Resource.create(attributes)
         exporting = config.exporter is not Exporter.NONE or span_exporter is not None
         readers = list(metric_readers)
-        prometheus = PrometheusReader() if config.prometheus else None
-        if prometheus is not None:
-            readers.append(prometheus)
+        prometheus: Scrapable | None = None
         # Drops are counted on the metrics made below (the exporters exist before them).
         counted: list[Metrics] = []
 
@@ -290,9 +288,18 @@ class Telemetry:
                 metric_exporter = CountingMetricExporter(
                     metric_exporter, on_drop=lambda count, reason: dropped(count, reason, "metrics")
                 )
-            readers.append(
-                PeriodicExportingMetricReader(metric_exporter, config.metric_interval_s * 1000)
-            )
+            interval_ms = config.metric_interval_s * 1000
+            if config.prometheus and ExportingPrometheusReader.shareable(metric_exporter):
+                # One reader for both: every measurement updates one aggregation, not two.
+                shared = ExportingPrometheusReader(metric_exporter, interval_ms)
+                readers.append(shared)
+                prometheus = shared
+            else:
+                readers.append(PeriodicExportingMetricReader(metric_exporter, interval_ms))
+        if config.prometheus and prometheus is None:
+            pull = PrometheusReader()
+            readers.append(pull)
+            prometheus = pull
         # No exemplars: they would cost every measurement made inside a sampled span.
         meter_provider = MeterProvider(
             resource=resource, metric_readers=readers, exemplar_filter=AlwaysOffExemplarFilter()
