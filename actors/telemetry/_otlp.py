@@ -40,6 +40,9 @@ _KINDS = {
     SpanKind.CONSUMER: 5,
 }
 _STATUS = {StatusCode.UNSET: 0, StatusCode.OK: 1, StatusCode.ERROR: 2}
+# The same, by the members' ids: an enum member's own hash is computed in Python.
+_KIND_BY_ID = {id(kind): value for kind, value in _KINDS.items()}
+_STATUS_BY_ID = {id(code): value for code, value in _STATUS.items()}
 
 
 #: Encoded attributes kept for reuse (most repeat: names, tools, models, tenants); the
@@ -172,7 +175,7 @@ def encode_span(span: ReadableSpan) -> bytes:
         _name(span.name),
         _KIND_AND_TIMES.pack(
             _KIND_TAG,
-            _KINDS.get(span.kind, 1),
+            _KIND_BY_ID.get(id(span.kind), 1),
             _START_TAG,
             span.start_time or 0,
             _END_TAG,
@@ -185,7 +188,7 @@ def encode_span(span: ReadableSpan) -> bytes:
         body = _fixed64(1, event.timestamp) + _text(2, event.name)
         out.append(_bytes(11, body + _attributes(3, event.attributes)))
     status = span.status
-    code = _STATUS.get(status.status_code, 0)
+    code = _STATUS_BY_ID.get(id(status.status_code), 0)
     if code:
         body = (_text(2, status.description) if status.description else b"") + (
             _key(3, 0) + _varint(code)
@@ -198,12 +201,17 @@ def encode_span(span: ReadableSpan) -> bytes:
 def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
     """An ``ExportTraceServiceRequest`` holding ``spans``, grouped by resource and scope."""
     groups: dict[int, tuple[ReadableSpan, dict[tuple[str, str], list[bytes]]]] = {}
+    # Spans of one resource and scope come in runs: the last group is looked at first.
+    last_key: tuple[int, int] | None = None
+    last: list[bytes] = []
     for span in spans:
-        resource_key = id(span.resource)
-        first, scopes = groups.setdefault(resource_key, (span, {}))
         scope = span.instrumentation_scope
-        name = (scope.name, scope.version or "") if scope is not None else ("", "")
-        scopes.setdefault(name, []).append(_bytes(_SPAN_FIELD, encode_span(span)))
+        key = (id(span.resource), id(scope))
+        if key != last_key:
+            _, scopes = groups.setdefault(key[0], (span, {}))
+            name = (scope.name, scope.version or "") if scope is not None else ("", "")
+            last, last_key = scopes.setdefault(name, []), key
+        last.append(_bytes(_SPAN_FIELD, encode_span(span)))
     out = []
     for first, scopes in groups.values():
         resource = _attributes(1, first.resource.attributes)

@@ -74,6 +74,8 @@ def _clean(value: Any) -> Any:
     ``str`` (with the SDK's warning), or None when it has no ``str`` of its own."""
     if value is None or isinstance(value, str | bool | int | float | bytes):
         return value
+    if type(value) is tuple and all(type(item) in _SCALARS for item in value):
+        return value  # (the common case, e.g. finish reasons: skips the ABC checks below)
     if isinstance(value, Sequence):
         return tuple(_clean(item) for item in value)
     if isinstance(value, Mapping):

@@ -379,7 +379,9 @@ class Telemetry:
 
     def phase_span(self, phase: Phase) -> AbstractContextManager[Span]:
         """The span of one phase of the current turn; its length goes to the phase histogram."""
-        return _PhaseSpan(self._start(phase.value, SpanKind.INTERNAL, None), self.metrics, phase)
+        return _PhaseSpan(
+            self._start(_PHASE_NAMES[phase], SpanKind.INTERNAL, None), self.metrics, phase
+        )
 
     def plan_span(self) -> AbstractContextManager[Span]:
         """``phase_span(Phase.PLAN)``."""
@@ -507,6 +509,7 @@ class Telemetry:
 
 
 _T = TypeVar("_T")
+_PHASE_NAMES = {phase: phase.value for phase in Phase}
 
 
 class _CurrentSpan(Generic[_T]):
