@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 ZL = [sys.executable, "-m", "supervisors"]
 BRIDGE = [sys.executable, "-m", "supervisors.bridge"]
 RUN_TIMEOUT_S = 60
+WITHOUT_OTLP = Path(__file__).resolve().parent / "_without_otlp"
 
 
 def run(argv: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -109,7 +110,8 @@ class TestHost:
                 id="missing-audit-folder",
             ),
             pytest.param(
-                {"ZL_TELEMETRY__EXPORTER": "otlp"},
+                # (The package is installed here: the folder hides it from the host.)
+                {"ZL_TELEMETRY__EXPORTER": "otlp", "PYTHONPATH": str(WITHOUT_OTLP)},
                 ("telemetry.exporter", "opentelemetry-exporter-otlp-proto-http"),
                 id="missing-otlp-exporter",
             ),
