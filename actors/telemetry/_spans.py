@@ -121,7 +121,10 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         self._instrumentation_info = None
         self._status = _UNSET
         self._events: list[Event] = []
-        self._links: tuple[Link, ...] = tuple(links[:MAX_LINKS]) if links else ()
+        self._links: tuple[Link, ...] = ()
+        if links:  # (as the SDK: a link needs a valid context or attributes)
+            valid = (k for k in links if k and (k.context.is_valid or k.attributes))
+            self._links = tuple(valid)[:MAX_LINKS]
         self._processor = tracer.processor
         self._record_exception = record_exception
         self._set_status_on_exception = set_status_on_exception

@@ -263,7 +263,8 @@ class Telemetry:
         resource = Resource.create(attributes)
         exporting = config.exporter is not Exporter.NONE or span_exporter is not None
         readers = list(metric_readers)
-        prometheus: Scrapable | None = None
+        prometheus: PrometheusReader | ExportingPrometheusReader | None = None
+        periodic: PeriodicExportingMetricReader | None = None
         # Drops are counted on the metrics made below (the exporters exist before them).
         counted: list[Metrics] = []
 
@@ -291,15 +292,16 @@ class Telemetry:
             interval_ms = config.metric_interval_s * 1000
             if config.prometheus and ExportingPrometheusReader.shareable(metric_exporter):
                 # One reader for both: every measurement updates one aggregation, not two.
-                shared = ExportingPrometheusReader(metric_exporter, interval_ms)
-                readers.append(shared)
-                prometheus = shared
+                prometheus = ExportingPrometheusReader(metric_exporter, interval_ms)
+                readers.append(prometheus)
             else:
-                readers.append(PeriodicExportingMetricReader(metric_exporter, interval_ms))
+                periodic = PeriodicExportingMetricReader(metric_exporter, interval_ms)
         if config.prometheus and prometheus is None:
-            pull = PrometheusReader()
-            readers.append(pull)
-            prometheus = pull
+            prometheus = PrometheusReader()
+            readers.append(prometheus)
+        if periodic is not None:
+            # Last: shut down last, so a slow final export cannot use up the others' time.
+            readers.append(periodic)
         # No exemplars: they would cost every measurement made inside a sampled span.
         meter_provider = MeterProvider(
             resource=resource, metric_readers=readers, exemplar_filter=AlwaysOffExemplarFilter()

@@ -105,7 +105,7 @@ class TestAsTheSdk:
                 "work",
                 kind=SpanKind.CLIENT,
                 attributes={"a": "x", "n": 3, "f": 0.5, "b": True, "list": ["p", "q"]},
-                links=[trace.Link(link, {"why": "retry"})],
+                links=[trace.Link(link, {"why": "retry"}), trace.Link(trace.INVALID_SPAN_CONTEXT)],
             )
             span.set_attribute("later", 7)
             span.set_attributes({"more": "y", "seq": (1, 2)})
