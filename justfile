@@ -65,6 +65,7 @@ bench *args:
     {{python}} -m bench.bff {{args}}
     {{python}} -m bench.policy {{args}}
     {{python}} -m bench.shards {{args}}
+    {{python}} -m bench.telemetry {{args}}
 
 # Time to first token and streaming gaps under 1, 100 and 1000 sessions.
 bench-ttft *args:
@@ -115,6 +116,10 @@ bff *args:
 # Redaction throughput on a 10 MiB mixed corpus, and what it adds to a 1 MiB fs.read result.
 bench-redact *args:
     {{python}} -m bench.redact {{args}}
+
+# What telemetry costs a turn, piece by piece (spans, metrics, redaction, OTLP encoding).
+bench-telemetry *args:
+    {{python}} -m bench.telemetry {{args}}
 
 # Benchmark the actor runtime against bare Trio channels.
 bench-actors *args:

@@ -5,6 +5,19 @@ turns, phases and tool calls, and typed metric methods; ``traceparent`` helpers 
 trace across hops.
 """
 
+from ._attributes import ATTR_AUDIT as ATTR_AUDIT
+from ._attributes import ATTR_CALL as ATTR_CALL
+from ._attributes import ATTR_DEVICE as ATTR_DEVICE
+from ._attributes import ATTR_ERROR_CODE as ATTR_ERROR_CODE
+from ._attributes import ATTR_OUTCOME as ATTR_OUTCOME
+from ._attributes import ATTR_POLICY_DECISION as ATTR_POLICY_DECISION
+from ._attributes import ATTR_POLICY_REVISION as ATTR_POLICY_REVISION
+from ._attributes import ATTR_POLICY_RULE as ATTR_POLICY_RULE
+from ._attributes import ATTR_TENANT as ATTR_TENANT
+from ._attributes import ATTR_TOOL as ATTR_TOOL
+from ._attributes import ATTRIBUTE_KINDS as ATTRIBUTE_KINDS
+from ._attributes import ID_SHAPES as ID_SHAPES
+from ._attributes import AttributeKind as AttributeKind
 from ._errors import TelemetryConfigError as TelemetryConfigError
 from ._errors import TelemetryError as TelemetryError
 from ._export import BoundedSpanProcessor as BoundedSpanProcessor
@@ -20,16 +33,6 @@ from ._redacting import RedactingSpanExporter as RedactingSpanExporter
 from ._sampler import Sample as Sample
 from ._sampler import TelemetrySampler as TelemetrySampler
 from ._sampler import sample_tree as sample_tree
-from ._telemetry import ATTR_AUDIT as ATTR_AUDIT
-from ._telemetry import ATTR_CALL as ATTR_CALL
-from ._telemetry import ATTR_DEVICE as ATTR_DEVICE
-from ._telemetry import ATTR_ERROR_CODE as ATTR_ERROR_CODE
-from ._telemetry import ATTR_OUTCOME as ATTR_OUTCOME
-from ._telemetry import ATTR_POLICY_DECISION as ATTR_POLICY_DECISION
-from ._telemetry import ATTR_POLICY_REVISION as ATTR_POLICY_REVISION
-from ._telemetry import ATTR_POLICY_RULE as ATTR_POLICY_RULE
-from ._telemetry import ATTR_TENANT as ATTR_TENANT
-from ._telemetry import ATTR_TOOL as ATTR_TOOL
 from ._telemetry import Exporter as Exporter
 from ._telemetry import ProviderCallScope as ProviderCallScope
 from ._telemetry import Telemetry as Telemetry
@@ -43,6 +46,7 @@ from ._traceparent import parse_traceparent as parse_traceparent
 from ._traceparent import traceparent_of as traceparent_of
 
 __all__ = [
+    "ATTRIBUTE_KINDS",
     "ATTR_AUDIT",
     "ATTR_CALL",
     "ATTR_DEVICE",
@@ -53,8 +57,10 @@ __all__ = [
     "ATTR_POLICY_RULE",
     "ATTR_TENANT",
     "ATTR_TOOL",
+    "ID_SHAPES",
     "MS_BUCKETS",
     "PROMETHEUS_CONTENT_TYPE",
+    "AttributeKind",
     "BoundedSpanProcessor",
     "Exporter",
     "Family",

@@ -26,7 +26,7 @@ log = logging.getLogger("zl.telemetry")
 #: Spans waiting for export; past it new spans are dropped (and counted).
 DEFAULT_MAX_QUEUE_SPANS = 4096
 #: Spans per export request.
-DEFAULT_MAX_BATCH_SPANS = 512
+DEFAULT_MAX_BATCH_SPANS = 2048
 #: The worker exports at least this often when anything is queued.
 DEFAULT_EXPORT_INTERVAL_S = 1.0
 
@@ -71,6 +71,7 @@ class BoundedSpanProcessor(SpanProcessor):
         self._idle = threading.Event()
         self._idle.set()
         self._stopping = False
+        self._flushing = False
         self._drain_until = float("inf")
         self._failing = False
         self._thread = threading.Thread(target=self._work, name="zl-span-export", daemon=True)
@@ -109,6 +110,10 @@ class BoundedSpanProcessor(SpanProcessor):
                 count = min(self._max_batch, len(self._queue))
                 batch = [self._queue.popleft() for _ in range(count)]
                 self._export(batch)
+                if len(self._queue) < self._max_batch and not (self._stopping or self._flushing):
+                    # What ended during that export waits for the next round (a full
+                    # batch or the interval): one request a round, not a second small one.
+                    return
         finally:
             self._idle.set()
 
@@ -131,12 +136,18 @@ class BoundedSpanProcessor(SpanProcessor):
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Export what is queued now; True when it finished within the timeout."""
         deadline = time.monotonic() + timeout_millis / 1000
-        self._wake.set()
-        while self._queue or not self._idle.is_set():
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(FLUSH_POLL_S)
-        return True
+        self._flushing = True
+        try:
+            self._wake.set()
+            while self._queue or not self._idle.is_set():
+                if time.monotonic() > deadline:
+                    return False
+                if self._queue and self._idle.is_set():
+                    self._wake.set()
+                time.sleep(FLUSH_POLL_S)
+            return True
+        finally:
+            self._flushing = False
 
     def shutdown(self) -> None:
         """Export what is queued for up to ``SHUTDOWN_DRAIN_S`` (plus the export in

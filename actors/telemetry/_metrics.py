@@ -34,6 +34,10 @@ class Phase(enum.StrEnum):
     RESPOND = "respond"  # the model's answer after the tool result
 
 
+# (Made once: the SDK copies what it is given.)
+_PHASE_ATTRIBUTES = {phase: {"phase": phase.value} for phase in Phase}
+
+
 class Metrics:
     """Record the host's figures. Every method is cheap and never raises for export trouble.
 
@@ -169,7 +173,7 @@ class Metrics:
 
     def record_phase(self, phase: Phase, ms: float) -> None:
         """One turn phase took ``ms`` milliseconds."""
-        self._phase_ms.record(ms, {"phase": phase.value})
+        self._phase_ms.record(ms, _PHASE_ATTRIBUTES[phase])
 
     def record_plan_ms(self, ms: float) -> None:
         self.record_phase(Phase.PLAN, ms)

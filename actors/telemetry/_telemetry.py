@@ -16,6 +16,8 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from types import TracebackType
+from typing import Generic, TypeVar
 
 import attrs
 import trio
@@ -30,7 +32,7 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -38,16 +40,40 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from actors.redaction import Redactor
 
+from ._attributes import (
+    ATTR_AUDIT,
+    ATTR_CALL,
+    ATTR_CANCELLED,
+    ATTR_DEVICE,
+    ATTR_ERROR_CODE,
+    ATTR_OUTCOME,
+    ATTR_SESSION,
+    ATTR_TENANT,
+    ATTR_TIME_TO_FIRST_CHUNK,
+    ATTR_TOOL,
+    ATTR_TOOL_VERSION,
+    ATTR_TURN,
+    GEN_AI_FINISH_REASONS,
+    GEN_AI_INPUT_TOKENS,
+    GEN_AI_MAX_TOKENS,
+    GEN_AI_OPERATION,
+    GEN_AI_OUTPUT_TOKENS,
+    GEN_AI_PROVIDER,
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_RESPONSE_MODEL,
+)
 from ._errors import TelemetryConfigError
 from ._export import DEFAULT_MAX_QUEUE_SPANS, BoundedSpanProcessor, CountingMetricExporter
 from ._metrics import Metrics, Phase
-from ._prometheus import Family, PrometheusReader, render
+from ._prometheus import ExportingPrometheusReader, Family, PrometheusReader, Scrapable, render
 from ._redacting import RedactingSpanExporter
+from ._spans import LeanTracer
 from ._traceparent import context_with_traceparent, traceparent_of
 
 INSTRUMENTATION_NAME = "zero_latency"
@@ -63,32 +89,6 @@ SHUTDOWN_TIMEOUT_S = 5.0
 DEFAULT_OTLP_URL = "http://localhost:4318"
 _OTLP_METRIC = ("opentelemetry.exporter.otlp.proto.http.metric_exporter", "OTLPMetricExporter")
 _OTLP_PACKAGE = "opentelemetry-exporter-otlp-proto-http"
-
-# Span attribute names.
-ATTR_SESSION = "zl.session.id"
-ATTR_TURN = "zl.turn.id"
-ATTR_TENANT = "zl.tenant"
-ATTR_TOOL = "zl.tool.name"
-ATTR_TOOL_VERSION = "zl.tool.version"
-ATTR_CALL = "zl.tool.call_id"
-ATTR_DEVICE = "zl.device.id"
-ATTR_OUTCOME = "zl.tool.outcome"
-ATTR_ERROR_CODE = "zl.error.code"
-ATTR_AUDIT = "zl.audit.id"
-ATTR_POLICY_DECISION = "zl.policy.decision"
-ATTR_POLICY_REVISION = "zl.policy.revision"
-ATTR_POLICY_RULE = "zl.policy.rule_id"
-# OpenTelemetry GenAI semantic conventions (the provider request's span).
-GEN_AI_OPERATION = "gen_ai.operation.name"
-GEN_AI_PROVIDER = "gen_ai.provider.name"
-GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
-GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
-GEN_AI_INPUT_TOKENS = "gen_ai.usage.input_tokens"
-GEN_AI_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
-GEN_AI_FINISH_REASONS = "gen_ai.response.finish_reasons"
-GEN_AI_MAX_TOKENS = "gen_ai.request.max_tokens"
-# Not (yet) a span attribute of the conventions, which define it as a metric only.
-ATTR_TIME_TO_FIRST_CHUNK = "zl.gen_ai.time_to_first_chunk_ms"
 
 
 class Exporter(enum.StrEnum):
@@ -208,8 +208,9 @@ class Telemetry:
         *,
         recording: bool = True,
         metrics: Metrics | None = None,
-        prometheus: PrometheusReader | None = None,
+        prometheus: Scrapable | None = None,
         resource: dict[str, str] | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         #: Whether spans are recorded and exported (False: only trace context propagates).
         self.recording = recording
@@ -217,7 +218,7 @@ class Telemetry:
         self._meter_provider = meter_provider
         self._prometheus = prometheus
         self._resource = dict(resource or {})
-        self.tracer = tracer_provider.get_tracer(INSTRUMENTATION_NAME)
+        self.tracer = tracer or tracer_provider.get_tracer(INSTRUMENTATION_NAME)
         self.metrics = metrics or Metrics(meter_provider.get_meter(INSTRUMENTATION_NAME))
 
     @property
@@ -262,9 +263,8 @@ class Telemetry:
         resource = Resource.create(attributes)
         exporting = config.exporter is not Exporter.NONE or span_exporter is not None
         readers = list(metric_readers)
-        prometheus = PrometheusReader() if config.prometheus else None
-        if prometheus is not None:
-            readers.append(prometheus)
+        prometheus: PrometheusReader | ExportingPrometheusReader | None = None
+        periodic: PeriodicExportingMetricReader | None = None
         # Drops are counted on the metrics made below (the exporters exist before them).
         counted: list[Metrics] = []
 
@@ -289,9 +289,19 @@ class Telemetry:
                 metric_exporter = CountingMetricExporter(
                     metric_exporter, on_drop=lambda count, reason: dropped(count, reason, "metrics")
                 )
-            readers.append(
-                PeriodicExportingMetricReader(metric_exporter, config.metric_interval_s * 1000)
-            )
+            interval_ms = config.metric_interval_s * 1000
+            if config.prometheus and ExportingPrometheusReader.shareable(metric_exporter):
+                # One reader for both: every measurement updates one aggregation, not two.
+                prometheus = ExportingPrometheusReader(metric_exporter, interval_ms)
+                readers.append(prometheus)
+            else:
+                periodic = PeriodicExportingMetricReader(metric_exporter, interval_ms)
+        if config.prometheus and prometheus is None:
+            prometheus = PrometheusReader()
+            readers.append(prometheus)
+        if periodic is not None:
+            # Last: shut down last, so a slow final export cannot use up the others' time.
+            readers.append(periodic)
         # No exemplars: they would cost every measurement made inside a sampled span.
         meter_provider = MeterProvider(
             resource=resource, metric_readers=readers, exemplar_filter=AlwaysOffExemplarFilter()
@@ -304,14 +314,25 @@ class Telemetry:
                 metrics.add_dropped(0, signal=signal, reason=reason)
         # Exporting nowhere, spans are not recorded (ALWAYS_OFF): they still carry a trace
         # context for ``traceparent``, at a fraction of the cost of a recording span.
+        # (Without a sampler, the SDK's default or OTEL_TRACES_SAMPLER's.)
+        processors = SynchronousMultiSpanProcessor()  # type: ignore[no-untyped-call]
         tracer_provider = TracerProvider(
-            resource=resource, sampler=None if exporting else ALWAYS_OFF
+            resource=resource,
+            sampler=None if exporting else ALWAYS_OFF,
+            active_span_processor=processors,
         )
         if processor is not None:
-            tracer_provider.add_span_processor(processor)
+            processors.add_span_processor(processor)
         if span_exporter is not None:
             redacting.append(RedactingSpanExporter(span_exporter, redactor))
-            tracer_provider.add_span_processor(SimpleSpanProcessor(redacting[-1]))
+            processors.add_span_processor(SimpleSpanProcessor(redacting[-1]))
+        # The provider owns the processors (and shuts them down); spans are made leaner.
+        tracer = LeanTracer(
+            processors,
+            resource=resource,
+            scope=InstrumentationScope(INSTRUMENTATION_NAME),
+            sampler=tracer_provider.sampler,
+        )
         for exporter in redacting:
             exporter.on_redacted = lambda counts: metrics.add_redactions(counts, site="span")
         return cls(
@@ -321,6 +342,7 @@ class Telemetry:
             metrics=metrics,
             prometheus=prometheus,
             resource=attributes,
+            tracer=tracer,
         )
 
     def shutdown(self, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> None:
@@ -334,7 +356,6 @@ class Telemetry:
         self.metrics.flush()  # here, in the thread that tallies
         await trio.to_thread.run_sync(self.shutdown)
 
-    @contextmanager
     def turn_span(
         self,
         *,
@@ -344,7 +365,7 @@ class Telemetry:
         traceparent: str | None = None,
         audit_id: str | None = None,
         device_id: str | None = None,
-    ) -> Iterator[Span]:
+    ) -> AbstractContextManager[Span]:
         """The span of one turn; a child of the caller's span when ``traceparent`` is given.
 
         Tenant and audit id are span attributes (never metric attributes: they are unbounded).
@@ -352,21 +373,17 @@ class Telemetry:
         context = context_with_traceparent(traceparent) if traceparent else None
         attributes = {ATTR_SESSION: session_id, ATTR_TURN: turn_id, ATTR_TENANT: tenant}
         # (The model is on the model request's span: gen_ai.request.model.)
-        for key, value in ((ATTR_AUDIT, audit_id), (ATTR_DEVICE, device_id)):
-            if value:
-                attributes[key] = value
-        with self._span("turn", SpanKind.SERVER, attributes, context) as span:
-            yield span
+        if audit_id:
+            attributes[ATTR_AUDIT] = audit_id
+        if device_id:
+            attributes[ATTR_DEVICE] = device_id
+        return self._span("turn", SpanKind.SERVER, attributes, context)
 
-    @contextmanager
-    def phase_span(self, phase: Phase) -> Iterator[Span]:
+    def phase_span(self, phase: Phase) -> AbstractContextManager[Span]:
         """The span of one phase of the current turn; its length goes to the phase histogram."""
-        started = time.monotonic()
-        try:
-            with self._span(phase.value, SpanKind.INTERNAL, {}) as span:
-                yield span
-        finally:
-            self.metrics.record_phase(phase, (time.monotonic() - started) * 1000)
+        return _PhaseSpan(
+            self._start(_PHASE_NAMES[phase], SpanKind.INTERNAL, None), self.metrics, phase
+        )
 
     def plan_span(self) -> AbstractContextManager[Span]:
         """``phase_span(Phase.PLAN)``."""
@@ -421,10 +438,9 @@ class Telemetry:
                 elapsed_ms = (time.monotonic() - started) * 1000
                 self.metrics.record_tool_call(elapsed_ms, tool=tool, outcome=outcome)
 
-    @contextmanager
     def provider_span(
         self, *, provider: str, model: str, max_tokens: int | None = None
-    ) -> Iterator[ProviderCallScope]:
+    ) -> AbstractContextManager[ProviderCallScope]:
         """The span of one model request, named and tagged by the GenAI conventions
         (``chat {model}``, CLIENT); ``scope.first_chunk()`` also feeds the TTFC histogram."""
         attributes: dict[str, AttributeValue] = {
@@ -434,8 +450,9 @@ class Telemetry:
         }
         if max_tokens is not None:
             attributes[GEN_AI_MAX_TOKENS] = max_tokens
-        with self._span(f"chat {model}", SpanKind.CLIENT, attributes) as span:
-            yield ProviderCallScope(span, self.metrics, provider=provider, model=model)
+        span = self._start(f"chat {model}", SpanKind.CLIENT, attributes)
+        scope = ProviderCallScope(span, self.metrics, provider=provider, model=model)
+        return _CurrentSpan(span, scope)
 
     @contextmanager
     def policy_span(self, *, tool: str, tenant: str) -> Iterator[Span]:
@@ -445,7 +462,6 @@ class Telemetry:
         ) as span:
             yield span
 
-    @contextmanager
     def hop_span(
         self,
         name: str,
@@ -453,12 +469,11 @@ class Telemetry:
         traceparent: str | None,
         kind: SpanKind = SpanKind.SERVER,
         attributes: Mapping[str, AttributeValue] | None = None,
-    ) -> Iterator[Span]:
+    ) -> AbstractContextManager[Span]:
         """A span of work that came from another process, a child of ``traceparent``
         (relay, bridge and MCP server: each adds its own span to the caller's trace)."""
         context = context_with_traceparent(traceparent) if traceparent else Context()
-        with self._span(name, kind, dict(attributes or {}), context) as span:
-            yield span
+        return self._span(name, kind, attributes, context)
 
     def start_hop_span(
         self,
@@ -475,30 +490,84 @@ class Telemetry:
             name, context=context, kind=kind, attributes=dict(attributes or {})
         )
 
-    @contextmanager
+    def _start(
+        self,
+        name: str,
+        kind: SpanKind,
+        attributes: Mapping[str, AttributeValue] | None,
+        context: Context | None = None,
+    ) -> Span:
+        return self.tracer.start_span(name, context=context, kind=kind, attributes=attributes)
+
     def _span(
         self,
         name: str,
         kind: SpanKind,
-        attributes: dict[str, str] | dict[str, AttributeValue],
+        attributes: Mapping[str, AttributeValue] | None,
         context: Context | None = None,
-    ) -> Iterator[Span]:
-        # start_span and attach by hand: the SDK's start_as_current_span adds two more
-        # generator context managers per span, on the hot path of every turn.
-        span = self.tracer.start_span(name, context=context, kind=kind, attributes=attributes)
-        token = otel_context.attach(trace.set_span_in_context(span))
+    ) -> _CurrentSpan[Span]:
+        span = self._start(name, kind, attributes, context)
+        return _CurrentSpan(span, span)
+
+
+_T = TypeVar("_T")
+_PHASE_NAMES = {phase: phase.value for phase in Phase}
+
+
+class _CurrentSpan(Generic[_T]):
+    """``with``: ``span`` is the current span inside, and ends on the way out (a
+    cancellation marked, an exception recorded as the span's error); gives ``result``.
+
+    A class rather than a generator: the SDK's ``start_as_current_span`` costs two more
+    generator context managers per span, on the hot path of every turn.
+    """
+
+    __slots__ = ("_token", "result", "span")
+
+    def __init__(self, span: Span, result: _T) -> None:
+        self.span = span
+        self.result = result
+        self._token: object = None
+
+    def __enter__(self) -> _T:
+        self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        return self.result
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        span = self.span
         try:
-            yield span
-        except trio.Cancelled:
-            span.set_attribute("zl.cancelled", True)
-            raise
-        except Exception as exc:
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-            raise
+            if isinstance(exc, trio.Cancelled):
+                span.set_attribute(ATTR_CANCELLED, True)
+            elif isinstance(exc, Exception):
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            self.exiting()
         finally:
-            otel_context.detach(token)
+            otel_context.detach(self._token)  # type: ignore[arg-type]
             span.end()
+
+    def exiting(self) -> None:
+        """Called on the way out, before the span ends."""
+
+
+class _PhaseSpan(_CurrentSpan[Span]):
+    """A phase's span; its length also goes to the phase histogram."""
+
+    __slots__ = ("_metrics", "_phase", "_started")
+
+    def __init__(self, span: Span, metrics: Metrics, phase: Phase) -> None:
+        super().__init__(span, span)
+        self._metrics = metrics
+        self._phase = phase
+        self._started = time.monotonic()
+
+    def exiting(self) -> None:
+        self._metrics.record_phase(self._phase, (time.monotonic() - self._started) * 1000)
 
 
 def _exporters(config: TelemetryConfig) -> tuple[SpanExporter, MetricExporter]:

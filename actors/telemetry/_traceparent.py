@@ -118,10 +118,8 @@ def traceparent_of(span: trace.Span | None = None) -> str | None:
     span_context = (span if span is not None else trace.get_current_span()).get_span_context()
     if not span_context.is_valid:
         return None
-    return format_traceparent(
-        TraceParent(
-            trace_id=f"{span_context.trace_id:032x}",
-            span_id=f"{span_context.span_id:016x}",
-            flags=int(span_context.trace_flags),
-        )
+    # What format_traceparent writes, without the checks: a valid context's ids are in range.
+    return (
+        f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}"
+        f"-{int(span_context.trace_flags) & 0xFF:02x}"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from actors.telemetry import ATTRIBUTE_KINDS, ID_SHAPES
 from tests.host.conftest import kind
 
 from ._support import DEVICE, TENANT, OtlpReceiver, ReceivedSpan, Stack
@@ -101,6 +102,12 @@ class TestOneTrace:
         assert record["receipt_ids"] == [receipt["receipt_id"]]
         assert record["traceparent"].split("-")[1:3] == [chat.trace_id, tool_turn.span_id]
         assert tool_turn.attributes["zl.tenant"] == TENANT
+        # Every attribute any process exported is classified (what the exporter redacts).
+        keys = {key for span in spans for key in span.attributes}
+        assert keys <= set(ATTRIBUTE_KINDS), keys - set(ATTRIBUTE_KINDS)
+        # The host's own ids went out as the host made them, in their shapes.
+        for key in ("zl.turn.id", "zl.audit.id"):
+            assert ID_SHAPES[key].fullmatch(tool_turn.attributes[key]), key
 
     def test_the_chat_used_the_tool(self, chat: Chat) -> None:
         delta = next(e.tool_call_delta for e in chat.events if kind(e) == "tool_call_delta")

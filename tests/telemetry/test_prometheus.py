@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 
-from actors.telemetry import Telemetry, TelemetryConfig, prometheus_name
+from actors.telemetry import Exporter, Metrics, Telemetry, TelemetryConfig, prometheus_name
+from actors.telemetry._prometheus import ExportingPrometheusReader, PrometheusReader
 from supervisors.edges.debug_http._app import answer
 from supervisors.edges.debug_http._dashboard import render_dashboard
 from zl_actors import ActorSnapshot, MailboxInfo
@@ -199,3 +202,91 @@ class TestBoundedExport:
         processor.force_flush(10_000)
         assert drops.get("export_failed", 0) >= 10
         provider.shutdown()
+
+
+class _Collected(MetricExporter):
+    """Keeps every export (cumulative, default aggregation, as the OTLP exporter's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exports: list[MetricsData] = []
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: object
+    ) -> MetricExportResult:
+        self.exports.append(metrics_data)
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: object) -> None:
+        pass
+
+
+def _counts(data: MetricsData, name: str) -> list[int]:
+    return [
+        point.count
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == name
+        for point in metric.data.data_points
+    ]
+
+
+class TestOneReaderForScrapeAndExport:
+    """With /metrics and OTLP both on, one aggregation serves both."""
+
+    def test_scrapes_do_not_export_nor_take_from_exports(self) -> None:
+        exporter = _Collected()
+        reader = ExportingPrometheusReader(exporter, export_interval_millis=3_600_000)
+        provider = MeterProvider(metric_readers=[reader])
+        try:
+            metrics = Metrics(provider.get_meter("t"))
+            metrics.record_ttft(10)
+            (family,) = [
+                f for f in reader.collect_families() if f.name == "zl.turn.time_to_first_token"
+            ]
+            assert family.histograms[0].count == 1
+            metrics.record_ttft(20)
+            assert exporter.exports == []  # a scrape is not an export
+            provider.force_flush()
+            (exported,) = exporter.exports
+            assert _counts(exported, "zl.turn.time_to_first_token") == [2]  # cumulative
+            (family,) = [
+                f for f in reader.collect_families() if f.name == "zl.turn.time_to_first_token"
+            ]
+            assert family.histograms[0].count == 2
+        finally:
+            provider.shutdown()
+        # The final collection at shutdown is exported, as by the SDK's periodic reader.
+        assert len(exporter.exports) == 2
+
+    def test_the_host_shares_one_reader_when_the_exporter_reads_cumulative(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        config = TelemetryConfig(
+            exporter=Exporter.OTLP,
+            otlp_endpoint="http://127.0.0.1:9",  # nothing listens: exports fail at once
+            otlp_timeout_s=0.2,
+            prometheus=True,
+        )
+        shared = Telemetry.from_config(config)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")
+        separate = Telemetry.from_config(config)
+        try:
+            assert isinstance(shared._prometheus, ExportingPrometheusReader)
+            assert isinstance(separate._prometheus, PrometheusReader)
+            shared.metrics.record_ttft(5)
+            separate.metrics.record_ttft(5)
+            for telemetry in (shared, separate):
+                (family,) = [
+                    f
+                    for f in telemetry.metric_families()
+                    if f.name == "zl.turn.time_to_first_token"
+                ]
+                assert family.histograms[0].count == 1
+        finally:
+            shared.shutdown()
+            separate.shutdown()
