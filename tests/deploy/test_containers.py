@@ -413,8 +413,6 @@ class TestBffImage:
     """The BFF's image builds from the same pattern and its process starts in it."""
 
     def test_bff_image_builds_and_runs(self, images: Images) -> None:
-        if not (REPO / "supervisors" / "bff").is_dir():
-            pytest.skip("the BFF process (supervisors/bff, `zl bff`) is not in this tree yet")
         subprocess.run(
             [str(BUILD_SCRIPT), "bff"],
             env=dict(podman_env(), ZL_IMAGE_TAG=TAG, ZL_PYTHON=str(BIN / "python")),
